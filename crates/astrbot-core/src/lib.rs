@@ -1,0 +1,15 @@
+//! Domain types shared by every astrbot-rs crate: the unified message origin,
+//! the storage trait and its records, the chat-provider trait and its
+//! OpenAI-shaped messages, and AstrBot's timestamp format.
+
+pub mod provider;
+pub mod store;
+pub mod time;
+pub mod umo;
+
+pub use provider::{
+    ChatMessage, ChatProvider, ChatRequest, ChatResponse, ChatStream, ContentPart, MessageContent,
+    ProviderError, StreamChunk, TokenUsage,
+};
+pub use store::{Store, StoreError, StoreResult};
+pub use umo::{MessageType, Umo, UmoError};

@@ -1,0 +1,164 @@
+//! The chat-provider abstraction: OpenAI-shaped messages in, text, reasoning
+//! and token usage out, either whole or as a stream of chunks.
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+/// One message of an LLM conversation, in the OpenAI chat-completions shape
+/// that AstrBot also stores in its `conversations` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user`, `assistant` or `tool`.
+    pub role: String,
+    pub content: MessageContent,
+}
+
+impl ChatMessage {
+    pub fn text(role: &str, text: impl Into<String>) -> Self {
+        ChatMessage {
+            role: role.to_owned(),
+            content: MessageContent::Text(text.into()),
+        }
+    }
+
+    /// The message's text parts joined together, images left out.
+    pub fn plain_text(&self) -> String {
+        match &self.content {
+            MessageContent::Text(text) => text.clone(),
+            MessageContent::Parts(parts) => parts
+                .iter()
+                .filter_map(|part| match part {
+                    ContentPart::Text { text } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+}
+
+/// A message's content: plain text, or a list of typed parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MessageContent {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+/// One typed part of a message's content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentPart {
+    Text {
+        text: String,
+    },
+    ImageUrl {
+        image_url: ImageUrl,
+    },
+    /// Any part type we do not use (`think`, `audio_url` …); kept so that a
+    /// stored conversation still loads.
+    #[serde(other)]
+    Unsupported,
+}
+
+/// The `image_url` object of an image part: an `https:` or `data:` URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageUrl {
+    pub url: String,
+}
+
+/// What the agent asks a provider for.
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequest {
+    /// The whole context: system prompt first, then history, then the new
+    /// user turn.
+    pub messages: Vec<ChatMessage>,
+    /// Overrides the provider's configured model name (`selected_model`).
+    pub model: Option<String>,
+    /// Upper bound on generated tokens, where the caller needs one (titles).
+    pub max_tokens: Option<u32>,
+}
+
+/// Token counts in AstrBot's `agent_stats.token_usage` shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input_other: u64,
+    pub input_cached: u64,
+    pub output: u64,
+}
+
+impl TokenUsage {
+    pub fn total(&self) -> u64 {
+        self.input_other + self.input_cached + self.output
+    }
+}
+
+/// A whole (non-streamed) answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatResponse {
+    pub text: String,
+    pub reasoning: String,
+    pub usage: TokenUsage,
+}
+
+/// One piece of a streamed answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamChunk {
+    Text(String),
+    Reasoning(String),
+    /// Usage as reported by the provider, normally once near the end.
+    Usage(TokenUsage),
+}
+
+/// A streamed answer; it ends when the provider has finished.
+pub type ChatStream = Pin<Box<dyn Stream<Item = Result<StreamChunk, ProviderError>> + Send>>;
+
+/// Why a provider call failed. The `Display` text is what the user sees at
+/// the end of the stream, so it must never contain an API key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("HTTP {status} from the provider: {body}")]
+    Status { status: u16, body: String },
+    #[error("the provider did not answer within {seconds} s")]
+    Timeout { seconds: u64 },
+    #[error("could not reach the provider: {0}")]
+    Transport(String),
+    #[error("unreadable answer from the provider: {0}")]
+    Decode(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A chat model the agent can call.
+#[async_trait]
+pub trait ChatProvider: Send + Sync {
+    /// The provider id from the config (what `selected_provider` names).
+    fn id(&self) -> &str;
+
+    /// The model name sent when the request does not override it.
+    fn model(&self) -> &str;
+
+    /// Asks for a whole answer.
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, ProviderError>;
+
+    /// Asks for an answer streamed chunk by chunk.
+    async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, ProviderError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_in_openai_shape() {
+        let stored = r#"[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:x"}},{"type":"think","think":"..."}]},{"role":"assistant","content":"hello"}]"#;
+        let messages: Vec<ChatMessage> = serde_json::from_str(stored).unwrap();
+        assert_eq!(messages[0].plain_text(), "hi");
+        assert_eq!(messages[1].content, MessageContent::Text("hello".into()));
+        let again = serde_json::to_string(&messages[1]).unwrap();
+        assert_eq!(again, r#"{"role":"assistant","content":"hello"}"#);
+    }
+}
