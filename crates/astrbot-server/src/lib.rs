@@ -1,1 +1,15 @@
-//! placeholder
+//! The astrbot-rs server: AstrBot's developer HTTP API (`/api/v1/*`), the
+//! admin endpoints it needs (login, API keys, config files) and the chat
+//! pipeline behind them, on one axum router.
+
+pub mod auth;
+pub mod chat;
+pub mod config;
+pub mod json;
+pub mod paths;
+pub mod routes;
+pub mod server;
+pub mod state;
+
+pub use paths::DataRoot;
+pub use server::{Server, ServerOptions};

@@ -1,1 +1,236 @@
-//! placeholder
+//! The SQLite implementation of `astrbot_core::Store`.
+//!
+//! One file per table family; each holds free functions over the pool, and
+//! the `Store` impl below only forwards to them. Queries avoid SQLite-only
+//! functions and compare timestamps against values bound from Rust, so the
+//! same SQL can later serve PostgreSQL.
+
+mod api_keys;
+mod attachments;
+mod codec;
+mod conversations;
+mod history;
+mod preferences;
+mod sessions;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::time::Duration;
+
+use astrbot_core::store::{
+    ApiKeyRecord, AttachmentRecord, ConversationRecord, HistoryRecord, NewApiKey, NewHistory,
+    SessionPage, SessionRecord,
+};
+use astrbot_core::{Store, StoreError, StoreResult};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+/// Connections in the pool: WAL lets readers run beside the one writer,
+/// and more than a few only adds lock contention on a single file.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// How long a statement waits for another connection's write lock before
+/// failing with "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The migrations in `migrations/`, compiled into the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A `Store` backed by one SQLite file. Cheap to clone: clones share the pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file at `path` and brings
+    /// its schema up to date. Safe to call on a file opened before.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable across application crashes in WAL mode and
+            // only risks the last commits on power loss; FULL costs an fsync
+            // per commit.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", path.display())))?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Closes every pooled connection, checkpointing the WAL. Optional: the
+    /// pool also closes when the last clone is dropped.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKeyRecord> {
+        api_keys::create(&self.pool, key).await
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        api_keys::list(&self.pool).await
+    }
+
+    async fn get_api_key(&self, key_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        api_keys::get(&self.pool, key_id).await
+    }
+
+    async fn find_active_api_key_by_lookup(
+        &self,
+        lookup_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ApiKeyRecord>> {
+        api_keys::find_active(&self.pool, api_keys::By::Lookup, lookup_hash, now).await
+    }
+
+    async fn find_active_api_key_by_hash(
+        &self,
+        key_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<ApiKeyRecord>> {
+        api_keys::find_active(&self.pool, api_keys::By::Hash, key_hash, now).await
+    }
+
+    async fn count_api_keys_without_lookup(&self) -> StoreResult<u64> {
+        api_keys::count_without_lookup(&self.pool).await
+    }
+
+    async fn set_api_key_lookup(&self, key_id: &str, lookup_hash: &str) -> StoreResult<()> {
+        api_keys::set_lookup(&self.pool, key_id, lookup_hash).await
+    }
+
+    async fn touch_api_key(&self, key_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        api_keys::touch(&self.pool, key_id, now).await
+    }
+
+    async fn revoke_api_key(&self, key_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        api_keys::revoke(&self.pool, key_id, now).await
+    }
+
+    async fn delete_api_key(&self, key_id: &str) -> StoreResult<bool> {
+        api_keys::delete(&self.pool, key_id).await
+    }
+
+    async fn get_session(&self, session_id: &str) -> StoreResult<Option<SessionRecord>> {
+        sessions::get(&self.pool, session_id).await
+    }
+
+    async fn create_session(
+        &self,
+        session_id: &str,
+        platform_id: &str,
+        creator: &str,
+        is_group: bool,
+    ) -> StoreResult<SessionRecord> {
+        sessions::create(&self.pool, session_id, platform_id, creator, is_group).await
+    }
+
+    async fn list_sessions(
+        &self,
+        creator: &str,
+        platform_id: Option<&str>,
+        page: u32,
+        page_size: u32,
+    ) -> StoreResult<SessionPage> {
+        sessions::list(&self.pool, creator, platform_id, page, page_size).await
+    }
+
+    async fn set_session_display_name(&self, session_id: &str, name: &str) -> StoreResult<()> {
+        sessions::set_display_name(&self.pool, session_id, name).await
+    }
+
+    async fn create_attachment(
+        &self,
+        attachment_id: &str,
+        path: &str,
+        kind: &str,
+        mime_type: &str,
+    ) -> StoreResult<AttachmentRecord> {
+        attachments::create(&self.pool, attachment_id, path, kind, mime_type).await
+    }
+
+    async fn get_attachment(&self, attachment_id: &str) -> StoreResult<Option<AttachmentRecord>> {
+        attachments::get(&self.pool, attachment_id).await
+    }
+
+    async fn insert_history(&self, turn: NewHistory) -> StoreResult<HistoryRecord> {
+        history::insert(&self.pool, turn).await
+    }
+
+    async fn get_history(&self, id: i64) -> StoreResult<Option<HistoryRecord>> {
+        history::get(&self.pool, id).await
+    }
+
+    async fn list_history(
+        &self,
+        platform_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Vec<HistoryRecord>> {
+        history::list(&self.pool, platform_id, user_id).await
+    }
+
+    async fn create_conversation(
+        &self,
+        platform_id: &str,
+        umo: &str,
+    ) -> StoreResult<ConversationRecord> {
+        conversations::create(&self.pool, platform_id, umo).await
+    }
+
+    async fn get_conversation(
+        &self,
+        conversation_id: &str,
+    ) -> StoreResult<Option<ConversationRecord>> {
+        conversations::get(&self.pool, conversation_id).await
+    }
+
+    async fn update_conversation(
+        &self,
+        conversation_id: &str,
+        content: &Value,
+        token_usage: i64,
+    ) -> StoreResult<()> {
+        conversations::update(&self.pool, conversation_id, content, token_usage).await
+    }
+
+    async fn get_preference(
+        &self,
+        scope: &str,
+        scope_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<Value>> {
+        preferences::get(&self.pool, scope, scope_id, key).await
+    }
+
+    async fn put_preference(
+        &self,
+        scope: &str,
+        scope_id: &str,
+        key: &str,
+        value: &Value,
+    ) -> StoreResult<()> {
+        preferences::put(&self.pool, scope, scope_id, key, value).await
+    }
+
+    async fn delete_preference(&self, scope: &str, scope_id: &str, key: &str) -> StoreResult<()> {
+        preferences::delete(&self.pool, scope, scope_id, key).await
+    }
+}

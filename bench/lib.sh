@@ -1,0 +1,76 @@
+# bench/lib.sh: shell helpers shared by bench/run.sh and bench/smoke.sh.
+# Expects BIN (the folder holding astrbot-rs, fake-openai and loadgen).
+# Everything started here listens on 127.0.0.1 and is killed on exit.
+
+log() { echo "== $*" >&2; }
+
+# setup_work: a temp folder WORK and an exit trap that kills every process
+# recorded in PIDS and removes WORK.
+setup_work() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/astrbot-bench.XXXXXX")
+    PIDS=()
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+
+# start_fake NAME ARGS...: starts a fake provider on a free port; sets
+# FAKE_URL (its /v1 base) and FAKE_PID.
+start_fake() {
+    local name=$1
+    shift
+    "$BIN/fake-openai" --port 0 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    FAKE_PID=$!
+    PIDS+=("$FAKE_PID")
+    for _ in $(seq 1 1000); do
+        FAKE_URL=$(grep -m1 '^http://' "$WORK/$name.out" 2>/dev/null || true)
+        [ -n "$FAKE_URL" ] && return 0
+        sleep 0.01
+    done
+    echo "fake provider $name did not start" >&2
+    cat "$WORK/$name.err" >&2
+    exit 1
+}
+
+# make_root DIR FAKE_URL: a data root whose default provider is that fake
+# (no models/ folder, so the local demo model is never loaded); prints a
+# new API key with every scope.
+make_root() {
+    local root=$1 url=$2
+    mkdir -p "$root/data"
+    cat >"$root/data/cmd_config.json" <<JSON
+{
+  "provider_sources": [{
+    "id": "fake-source", "provider": "openai", "type": "openai_chat_completion",
+    "provider_type": "chat_completion", "enable": true, "key": ["sk-bench"],
+    "api_base": "$url", "timeout": 120, "custom_headers": {}
+  }],
+  "provider": [{
+    "id": "fake", "provider_source_id": "fake-source", "model": "fake-model", "enable": true
+  }],
+  "provider_settings": {"default_provider_id": "fake", "streaming_response": false},
+  "platform": []
+}
+JSON
+    "$BIN/astrbot-rs" --root "$root" apikey create --name bench --scopes chat,config,file,im \
+        2>"$root/apikey.err" | grep -m1 '^abk_'
+}
+
+# start_server ROOT PORT NAME: starts astrbot-rs; sets SERVER_PID.
+start_server() {
+    env -u ASTRBOT_LOCAL_MODEL "$BIN/astrbot-rs" --root "$1" serve --host 127.0.0.1 --port "$2" \
+        >"$WORK/$3.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }

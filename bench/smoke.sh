@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# bench/smoke.sh [--release]: a few-second check that the benchmark tooling
+# works: every loadgen mode runs with tiny numbers against a debug (default)
+# or release build, and the script fails if any mode reports an error.
+# Everything runs on 127.0.0.1 and is killed on exit.
+set -euo pipefail
+export LC_ALL=C
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PROFILE=debug
+CARGO_PROFILE=()
+case "${1:-}" in
+    --release) PROFILE=release; CARGO_PROFILE=(--release) ;;
+    "") ;;
+    *) echo "usage: bench/smoke.sh [--release]" >&2; exit 2 ;;
+esac
+
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+
+log "building ($PROFILE)"
+cargo build "${CARGO_PROFILE[@]}" -p astrbot-rs -p fake-openai -p astrbot-loadgen >&2
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
+BIN="$TARGET_DIR/$PROFILE"
+LOADGEN="$BIN/loadgen"
+setup_work
+
+start_fake fast --tokens 10
+FAST_URL=$FAKE_URL
+start_fake slow --first-token-ms 300 --token-ms 20 --tokens 5
+SLOW_URL=$FAKE_URL
+
+ROOT_A="$WORK/root-a"
+KEY_A=$(make_root "$ROOT_A" "$FAST_URL")
+PORT_A=$("$LOADGEN" free-port)
+start_server "$ROOT_A" "$PORT_A" server-a
+BASE_A="http://127.0.0.1:$PORT_A"
+
+ROOT_B="$WORK/root-b"
+KEY_B=$(make_root "$ROOT_B" "$SLOW_URL")
+PORT_B=$("$LOADGEN" free-port)
+T0=$EPOCHREALTIME
+start_server "$ROOT_B" "$PORT_B" server-b
+PID_B=$SERVER_PID
+BASE_B="http://127.0.0.1:$PORT_B"
+
+failed=0
+run() {
+    log "loadgen $*"
+    if ! "$LOADGEN" "$@"; then
+        echo "FAILED: loadgen $1" >&2
+        failed=1
+    fi
+}
+
+run wait --url "$BASE_A/api/v1/im/bots" --key "$KEY_A" --timeout-secs 30
+run wait --url "$BASE_B/api/v1/im/bots" --key "$KEY_B" --since-epoch "$T0" --timeout-secs 30
+run json --url "$BASE_A/api/v1/im/bots" --key "$KEY_A" --concurrency 2 --duration-secs 1 --timeout-secs 10
+run upstream --url "$FAST_URL" --concurrency 2 --messages 3 --timeout-secs 10
+run chat --url "$BASE_A" --key "$KEY_A" --concurrency 2 --messages 3 --timeout-secs 10
+run hold --url "$BASE_B" --key "$KEY_B" --streams 5 --rss-pid "$PID_B" --timeout-secs 10
+
+if [ "$failed" != 0 ]; then
+    echo "bench smoke: FAILED" >&2
+    for log_file in "$WORK"/server-*.log; do
+        echo "--- $log_file (last 20 lines)" >&2
+        tail -n 20 "$log_file" >&2
+    done
+    exit 1
+fi
+echo "bench smoke: ok" >&2

@@ -1,0 +1,275 @@
+//! An OpenAI-compatible chat-completions provider: OpenAI itself and the
+//! many servers that copy its API (DeepSeek, Ollama, vLLM, OpenRouter …).
+//!
+//! - `wire`: request body and lenient answer types;
+//! - `sse`: the event-stream parser;
+//! - `stream`: streamed answers as a `ChatStream`;
+//! - `keys`: key resolution, rotation and scrubbing.
+
+mod keys;
+mod sse;
+mod stream;
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use astrbot_core::{ChatProvider, ChatRequest, ChatResponse, ChatStream, ProviderError};
+use async_trait::async_trait;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use reqwest::StatusCode;
+use serde_json::{Map, Value};
+
+use keys::{truncate, KeyRing};
+use wire::Completion;
+
+/// How many characters of an upstream error body reach the user.
+const ERROR_BODY_CHARS: usize = 500;
+
+/// Settings of one OpenAI-compatible provider (AstrBot's provider source
+/// merged with its model entry).
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    /// The provider id (what `selected_provider` names).
+    pub id: String,
+    /// Base URL up to and including the version, e.g.
+    /// `https://api.openai.com/v1` or `http://127.0.0.1:9000/v1`.
+    pub api_base: String,
+    /// API keys; `$ENV` / `${ENV}` entries are read from the environment.
+    /// Empty (or only empty strings): no `Authorization` header.
+    pub keys: Vec<String>,
+    /// Model name sent when a request does not override it.
+    pub model: String,
+    /// Connect timeout; whole-request timeout when not streaming; time to
+    /// the response headers and longest silence between chunks when
+    /// streaming.
+    pub timeout: Duration,
+    /// Extra HTTP headers sent with every request.
+    pub custom_headers: Vec<(String, String)>,
+    /// Extra top-level body fields (`custom_extra_body`: temperature …).
+    pub extra_body: Map<String, Value>,
+}
+
+impl Default for OpenAiConfig {
+    fn default() -> Self {
+        OpenAiConfig {
+            id: String::new(),
+            api_base: "https://api.openai.com/v1".to_owned(),
+            keys: Vec::new(),
+            model: String::new(),
+            // AstrBot's default provider timeout.
+            timeout: Duration::from_secs(120),
+            custom_headers: Vec::new(),
+            extra_body: Map::new(),
+        }
+    }
+}
+
+/// A `ChatProvider` speaking the OpenAI chat-completions API.
+#[derive(Debug)]
+pub struct OpenAiCompatible {
+    id: String,
+    model: String,
+    url: String,
+    timeout: Duration,
+    extra_body: Map<String, Value>,
+    keys: Arc<KeyRing>,
+    client: reqwest::Client,
+}
+
+impl OpenAiCompatible {
+    /// Checks the config, resolves the keys and builds the HTTP client.
+    pub fn new(config: OpenAiConfig) -> Result<Self, ProviderError> {
+        let api_base = config.api_base.trim().trim_end_matches('/');
+        let base = reqwest::Url::parse(api_base)
+            .map_err(|error| ProviderError::Other(format!("invalid api_base: {error}")))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(ProviderError::Other(
+                "invalid api_base: the scheme must be http or https".to_owned(),
+            ));
+        }
+        let keys = Arc::new(KeyRing::new(&config.keys)?);
+        let mut headers = HeaderMap::new();
+        for (name, value) in &config.custom_headers {
+            let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                ProviderError::Other(format!("invalid custom header name {name:?}"))
+            })?;
+            // The value may be a secret, so it is not quoted in the error.
+            let value = HeaderValue::from_str(value.trim()).map_err(|_| {
+                ProviderError::Other(format!("invalid value of custom header {name}"))
+            })?;
+            headers.insert(name, value);
+        }
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(config.timeout)
+            .default_headers(headers);
+        if base.host_str().is_some_and(|host| {
+            host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }) {
+            // A proxy from the environment can never reach our loopback.
+            builder = builder.no_proxy();
+        }
+        let client = builder.build().map_err(transport_error)?;
+        Ok(OpenAiCompatible {
+            id: config.id,
+            model: config.model,
+            url: format!("{api_base}/chat/completions"),
+            timeout: config.timeout,
+            extra_body: config.extra_body,
+            keys,
+            client,
+        })
+    }
+
+    fn body(&self, request: &ChatRequest, stream: bool) -> Value {
+        let model = request.model.as_deref().unwrap_or(&self.model);
+        wire::request_body(
+            model,
+            &request.messages,
+            stream,
+            request.max_tokens,
+            &self.extra_body,
+        )
+    }
+
+    fn timeout_error(&self) -> ProviderError {
+        ProviderError::Timeout {
+            seconds: whole_seconds(self.timeout),
+        }
+    }
+
+    /// Sends `body`, trying each key once while the answer is 401 or 429;
+    /// returns the first 2xx response (its body unread).
+    async fn send(&self, body: &Value) -> Result<reqwest::Response, ProviderError> {
+        let attempts = self.keys.attempt_order();
+        let last = attempts.len() - 1;
+        for (attempt, key) in attempts.into_iter().enumerate() {
+            let mut request = self.client.post(&self.url).json(body);
+            if let Some(key) = key {
+                request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|error| self.request_error(error))?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(response);
+            }
+            let rotatable =
+                status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS;
+            if rotatable && attempt < last {
+                tracing::warn!(
+                    provider = %self.id,
+                    status = status.as_u16(),
+                    "the provider refused a key; trying the next one"
+                );
+                continue;
+            }
+            let text = response.text().await.unwrap_or_default();
+            return Err(ProviderError::Status {
+                status: status.as_u16(),
+                body: truncate(self.keys.scrub(&text).trim(), ERROR_BODY_CHARS),
+            });
+        }
+        unreachable!("attempt_order always yields at least one attempt")
+    }
+
+    fn request_error(&self, error: reqwest::Error) -> ProviderError {
+        if error.is_timeout() {
+            self.timeout_error()
+        } else {
+            transport_error(error)
+        }
+    }
+}
+
+#[async_trait]
+impl ChatProvider for OpenAiCompatible {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let body = self.body(&request, false);
+        let answer = async {
+            let response = self.send(&body).await?;
+            response
+                .bytes()
+                .await
+                .map_err(|error| self.request_error(error))
+        };
+        // One deadline for everything: key retries and reading the body.
+        let bytes = tokio::time::timeout(self.timeout, answer)
+            .await
+            .map_err(|_| self.timeout_error())??;
+        let completion: Completion = serde_json::from_slice(&bytes).map_err(|error| {
+            ProviderError::Decode(format!("the answer is not valid JSON: {error}"))
+        })?;
+        if let Some(message) = completion.error_message() {
+            let message = truncate(&self.keys.scrub(&message), ERROR_BODY_CHARS);
+            return Err(ProviderError::Other(format!(
+                "the provider reported an error: {message}"
+            )));
+        }
+        let message = completion.first();
+        Ok(ChatResponse {
+            text: message.map(wire::Message::text).unwrap_or_default(),
+            reasoning: message
+                .map(wire::Message::reasoning_text)
+                .unwrap_or_default(),
+            usage: completion
+                .usage
+                .map(|usage| usage.to_token_usage())
+                .unwrap_or_default(),
+        })
+    }
+
+    async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, ProviderError> {
+        let body = self.body(&request, true);
+        // The timeout covers the wait for the response headers here; the
+        // stream itself applies it to every wait for the next chunk.
+        let response = tokio::time::timeout(self.timeout, self.send(&body))
+            .await
+            .map_err(|_| self.timeout_error())??;
+        Ok(stream::chat_stream(
+            response,
+            self.timeout,
+            Arc::clone(&self.keys),
+        ))
+    }
+}
+
+/// A timeout in whole seconds for the error text, rounded up so that a
+/// sub-second timeout does not read "0 s".
+fn whole_seconds(timeout: Duration) -> u64 {
+    timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0)
+}
+
+/// A transport error without the URL (which may carry credentials in its
+/// user-info or query) but with the underlying causes, e.g. "connection
+/// refused", which never include the URL or headers.
+fn transport_error(error: reqwest::Error) -> ProviderError {
+    let error = error.without_url();
+    let mut message = String::new();
+    let mut source: Option<&dyn std::error::Error> = Some(&error);
+    while let Some(current) = source {
+        let text = current.to_string();
+        // hyper and reqwest repeat their cause's text in their own.
+        if !text.is_empty() && !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        source = current.source();
+    }
+    ProviderError::Transport(message)
+}

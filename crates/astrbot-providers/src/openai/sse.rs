@@ -1,0 +1,173 @@
+//! An incremental parser for `text/event-stream` bodies: bytes in, the
+//! `data` payloads of complete events out.
+//!
+//! Network chunks split lines anywhere (even inside a UTF-8 character), so
+//! bytes are buffered until a full line is available. Lines end in LF or
+//! CRLF; a lone CR is not treated as a line end, since no chat API sends it.
+
+/// Collects lines into events and hands out each event's data.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    /// Bytes after the last complete line.
+    partial: Vec<u8>,
+    /// `data` lines of the event being read, joined by `\n` as the SSE spec
+    /// says.
+    data: String,
+    has_data: bool,
+}
+
+impl SseParser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds bytes and returns the data of every event they completed.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        let mut events = Vec::new();
+        let mut rest = bytes;
+        while let Some(end) = rest.iter().position(|&byte| byte == b'\n') {
+            let (line, after) = rest.split_at(end);
+            rest = &after[1..];
+            if self.partial.is_empty() {
+                self.line(line, &mut events);
+            } else {
+                let mut whole = std::mem::take(&mut self.partial);
+                whole.extend_from_slice(line);
+                self.line(&whole, &mut events);
+            }
+        }
+        self.partial.extend_from_slice(rest);
+        events
+    }
+
+    /// Ends the body: an unterminated last line and an event without its
+    /// closing blank line still count, to be lenient with servers that
+    /// close the connection right after the last `data:` line.
+    pub fn finish(&mut self) -> Option<String> {
+        let mut events = Vec::new();
+        if !self.partial.is_empty() {
+            let last = std::mem::take(&mut self.partial);
+            self.line(&last, &mut events);
+        }
+        self.dispatch(&mut events);
+        events.pop()
+    }
+
+    fn line(&mut self, line: &[u8], events: &mut Vec<String>) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            self.dispatch(events);
+            return;
+        }
+        if line[0] == b':' {
+            // A comment, e.g. OpenRouter's `: OPENROUTER PROCESSING` keep-alive.
+            return;
+        }
+        let line = String::from_utf8_lossy(line);
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line.as_ref(), ""),
+        };
+        // `event`, `id` and `retry` carry nothing a chat completion needs.
+        if field == "data" {
+            if self.has_data {
+                self.data.push('\n');
+            }
+            self.data.push_str(value);
+            self.has_data = true;
+        }
+    }
+
+    fn dispatch(&mut self, events: &mut Vec<String>) {
+        if self.has_data {
+            events.push(std::mem::take(&mut self.data));
+            self.has_data = false;
+        }
+    }
+}
+
+/// Whether an event's data is OpenAI's end-of-stream marker.
+pub fn is_done(data: &str) -> bool {
+    data.trim() == "[DONE]"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_events_in_one_chunk() {
+        let mut parser = SseParser::new();
+        let events = parser.push(b"data: {\"a\":1}\n\ndata: [DONE]\n\n");
+        assert_eq!(events, vec!["{\"a\":1}", "[DONE]"]);
+        assert!(is_done(&events[1]));
+        assert_eq!(parser.finish(), None);
+    }
+
+    #[test]
+    fn lines_split_across_chunks() {
+        let body = "data: {\"content\":\"héllo\"}\n\ndata: {\"b\":2}\n\n";
+        // Every split point, including inside the two-byte `é`.
+        for split in 0..body.len() {
+            let mut parser = SseParser::new();
+            let mut events = parser.push(&body.as_bytes()[..split]);
+            events.extend(parser.push(&body.as_bytes()[split..]));
+            assert_eq!(
+                events,
+                vec!["{\"content\":\"héllo\"}", "{\"b\":2}"],
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn byte_by_byte() {
+        let mut parser = SseParser::new();
+        let mut events = Vec::new();
+        for byte in b"data: x\r\n\r\ndata: y\n\n" {
+            events.extend(parser.push(&[*byte]));
+        }
+        assert_eq!(events, vec!["x", "y"]);
+    }
+
+    #[test]
+    fn crlf_line_ends() {
+        let mut parser = SseParser::new();
+        let events = parser.push(b"data: one\r\n\r\ndata: [DONE]\r\n\r\n");
+        assert_eq!(events, vec!["one", "[DONE]"]);
+    }
+
+    #[test]
+    fn comments_and_other_fields_are_ignored() {
+        let mut parser = SseParser::new();
+        let events =
+            parser.push(b": keep-alive\n\nevent: message\nid: 7\nretry: 10\ndata: z\n\n:\n\n");
+        assert_eq!(events, vec!["z"]);
+    }
+
+    #[test]
+    fn multi_line_data_is_joined() {
+        let mut parser = SseParser::new();
+        let events = parser.push(b"data: a\ndata:b\n\n");
+        assert_eq!(events, vec!["a\nb"]);
+    }
+
+    #[test]
+    fn blank_lines_without_data_dispatch_nothing() {
+        let mut parser = SseParser::new();
+        assert!(parser.push(b"\n\n\r\n").is_empty());
+    }
+
+    #[test]
+    fn unterminated_last_event_is_kept_at_finish() {
+        let mut parser = SseParser::new();
+        assert!(parser.push(b"data: [DONE]").is_empty());
+        assert_eq!(parser.finish().as_deref(), Some("[DONE]"));
+    }
+
+    #[test]
+    fn done_marker_tolerates_whitespace() {
+        assert!(is_done(" [DONE] "));
+        assert!(!is_done("{\"done\":true}"));
+    }
+}

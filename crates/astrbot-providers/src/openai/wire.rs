@@ -1,0 +1,302 @@
+//! The chat-completions wire format: the request body we send and lenient
+//! views of the answers (whole and streamed) we read.
+//!
+//! "Lenient" because OpenAI-compatible servers differ: every field is
+//! optional, `null` is as good as absent, and unknown fields are ignored.
+
+use astrbot_core::{ChatMessage, ContentPart, MessageContent, TokenUsage};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// Builds the JSON body of `POST /chat/completions`.
+///
+/// `extra_body` (the provider's `custom_extra_body`: temperature, top_p …)
+/// only fills in fields the request does not set itself, and never the
+/// streaming switches: the parser that reads the answer depends on them.
+pub fn request_body(
+    model: &str,
+    messages: &[ChatMessage],
+    stream: bool,
+    max_tokens: Option<u32>,
+    extra_body: &Map<String, Value>,
+) -> Value {
+    let mut body = Map::new();
+    body.insert("model".into(), Value::String(model.to_owned()));
+    let messages: Vec<Value> = messages.iter().map(wire_message).collect();
+    body.insert("messages".into(), Value::Array(messages));
+    if stream {
+        body.insert("stream".into(), Value::Bool(true));
+        // Without this OpenAI sends no usage at all in a stream.
+        body.insert(
+            "stream_options".into(),
+            serde_json::json!({"include_usage": true}),
+        );
+    }
+    if let Some(max_tokens) = max_tokens {
+        body.insert("max_tokens".into(), Value::from(max_tokens));
+    }
+    for (key, value) in extra_body {
+        let reserved = key == "stream" || key == "stream_options";
+        if !reserved && !body.contains_key(key) {
+            body.insert(key.clone(), value.clone());
+        }
+    }
+    Value::Object(body)
+}
+
+/// One message in OpenAI shape, minus the content parts we only keep so
+/// that stored conversations load (`think`, `audio_url` …): no API accepts
+/// them back in that form.
+fn wire_message(message: &ChatMessage) -> Value {
+    let message = match &message.content {
+        MessageContent::Parts(parts) if parts.iter().any(is_unsupported) => ChatMessage {
+            role: message.role.clone(),
+            content: MessageContent::Parts(
+                parts
+                    .iter()
+                    .filter(|part| !is_unsupported(part))
+                    .cloned()
+                    .collect(),
+            ),
+        },
+        _ => message.clone(),
+    };
+    serde_json::to_value(&message).unwrap_or(Value::Null)
+}
+
+fn is_unsupported(part: &ContentPart) -> bool {
+    matches!(part, ContentPart::Unsupported)
+}
+
+/// A `chat.completion` or `chat.completion.chunk` object; both have the
+/// same outline, with `message` in one and `delta` in the other.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Completion {
+    pub choices: Option<Vec<Choice>>,
+    pub usage: Option<Usage>,
+    /// Some servers report failures in a 200 body or mid-stream.
+    pub error: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Choice {
+    pub message: Option<Message>,
+    pub delta: Option<Message>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Message {
+    /// A string, `null`, or (rarely) a list of typed parts.
+    pub content: Option<Value>,
+    /// DeepSeek, vLLM, SiliconFlow …
+    pub reasoning_content: Option<Value>,
+    /// OpenRouter, Ollama's OpenAI endpoint.
+    pub reasoning: Option<Value>,
+}
+
+impl Completion {
+    /// The first choice's message (whole answers) or delta (chunks).
+    pub fn first(&self) -> Option<&Message> {
+        let choice = self.choices.as_ref()?.first()?;
+        choice.message.as_ref().or(choice.delta.as_ref())
+    }
+
+    /// A readable message for an `error` object, if there is one.
+    pub fn error_message(&self) -> Option<String> {
+        let error = self.error.as_ref().filter(|error| !error.is_null())?;
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| error.to_string());
+        Some(message)
+    }
+}
+
+impl Message {
+    /// The answer text; `null` or missing is empty.
+    pub fn text(&self) -> String {
+        match &self.content {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter_map(|part| part.get("text").and_then(Value::as_str))
+                .collect(),
+            _ => String::new(),
+        }
+    }
+
+    /// The reasoning text, from whichever field the server uses.
+    pub fn reasoning_text(&self) -> String {
+        [&self.reasoning_content, &self.reasoning]
+            .into_iter()
+            .find_map(|field| field.as_ref().and_then(Value::as_str))
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// The `usage` object.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct Usage {
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+    /// DeepSeek reports its cache hits here instead.
+    pub prompt_cache_hit_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct PromptTokensDetails {
+    pub cached_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// AstrBot's split: the cached part of the prompt is counted apart from
+    /// the rest (`prompt_tokens` includes it).
+    pub fn to_token_usage(&self) -> TokenUsage {
+        let prompt = self.prompt_tokens.unwrap_or(0);
+        let cached = self
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|details| details.cached_tokens)
+            .or(self.prompt_cache_hit_tokens)
+            .unwrap_or(0)
+            .min(prompt);
+        TokenUsage {
+            input_other: prompt - cached,
+            input_cached: cached,
+            output: self.completion_tokens.unwrap_or(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn usage(value: Value) -> TokenUsage {
+        serde_json::from_value::<Usage>(value)
+            .unwrap()
+            .to_token_usage()
+    }
+
+    #[test]
+    fn usage_splits_cached_prompt_tokens() {
+        let got = usage(json!({
+            "prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
+            "prompt_tokens_details": {"cached_tokens": 30, "audio_tokens": 0}
+        }));
+        assert_eq!(
+            got,
+            TokenUsage {
+                input_other: 70,
+                input_cached: 30,
+                output: 20
+            }
+        );
+    }
+
+    #[test]
+    fn usage_without_details_or_with_nulls() {
+        let plain = TokenUsage {
+            input_other: 5,
+            input_cached: 0,
+            output: 7,
+        };
+        assert_eq!(
+            usage(json!({"prompt_tokens": 5, "completion_tokens": 7})),
+            plain
+        );
+        let with_nulls =
+            json!({"prompt_tokens": 5, "completion_tokens": 7, "prompt_tokens_details": null});
+        assert_eq!(usage(with_nulls), plain);
+        assert_eq!(usage(json!({})), TokenUsage::default());
+    }
+
+    #[test]
+    fn usage_reads_deepseek_cache_hits_and_clamps() {
+        let got = usage(
+            json!({"prompt_tokens": 10, "completion_tokens": 1, "prompt_cache_hit_tokens": 4}),
+        );
+        assert_eq!(
+            got,
+            TokenUsage {
+                input_other: 6,
+                input_cached: 4,
+                output: 1
+            }
+        );
+        let got = usage(json!({"prompt_tokens": 3, "prompt_tokens_details": {"cached_tokens": 9}}));
+        assert_eq!(
+            got,
+            TokenUsage {
+                input_other: 0,
+                input_cached: 3,
+                output: 0
+            }
+        );
+    }
+
+    #[test]
+    fn whole_answer_with_null_content_and_reasoning() {
+        let completion: Completion = serde_json::from_value(json!({
+            "id": "x", "object": "chat.completion", "unknown": [1, 2],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "reasoning_content": "hmm"}}]
+        }))
+        .unwrap();
+        let message = completion.first().unwrap();
+        assert_eq!(message.text(), "");
+        assert_eq!(message.reasoning_text(), "hmm");
+        assert!(completion.usage.is_none());
+    }
+
+    #[test]
+    fn chunk_with_reasoning_field_and_empty_choices() {
+        let chunk: Completion = serde_json::from_value(
+            json!({"choices": [{"delta": {"reasoning": "r"}}], "usage": null}),
+        )
+        .unwrap();
+        assert_eq!(chunk.first().unwrap().reasoning_text(), "r");
+        let last: Completion =
+            serde_json::from_value(json!({"choices": [], "usage": {"prompt_tokens": 1}})).unwrap();
+        assert!(last.first().is_none());
+        assert!(last.usage.is_some());
+    }
+
+    #[test]
+    fn body_has_stream_options_and_extra_body_does_not_override() {
+        let mut extra = Map::new();
+        extra.insert("temperature".into(), json!(0.2));
+        extra.insert("stream".into(), json!(false));
+        extra.insert("max_tokens".into(), json!(99));
+        let messages = [ChatMessage::text("user", "hi")];
+        let body = request_body("m", &messages, true, Some(5), &extra);
+        assert_eq!(
+            body,
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true,
+                   "stream_options": {"include_usage": true}, "max_tokens": 5, "temperature": 0.2})
+        );
+        let body = request_body("m", &messages, false, None, &extra);
+        assert_eq!(body["max_tokens"], json!(99));
+        assert!(body.get("stream").is_none());
+    }
+
+    #[test]
+    fn unsupported_parts_are_not_sent() {
+        let message: ChatMessage = serde_json::from_value(json!({"role": "assistant", "content": [
+            {"type": "think", "think": "..."}, {"type": "text", "text": "hi"}]}))
+        .unwrap();
+        let body = request_body("m", &[message], false, None, &Map::new());
+        assert_eq!(
+            body["messages"][0]["content"],
+            json!([{"type": "text", "text": "hi"}])
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! `astrbot-rs apikey …`: key management straight on the data root's
+//! database, for admins at a shell. A running server sees the changes on
+//! its next request, because it checks the database on every request.
+
+use anyhow::{bail, Context};
+use astrbot_core::store::ApiKeyRecord;
+use astrbot_core::Store;
+use astrbot_server::auth::api_key::{self, ALL_SCOPES};
+use astrbot_server::DataRoot;
+use astrbot_store::SqliteStore;
+use chrono::Utc;
+
+use crate::cli::ApikeyCommand;
+
+pub async fn run(root: DataRoot, command: ApikeyCommand) -> anyhow::Result<()> {
+    root.create_dirs().with_context(|| {
+        format!(
+            "cannot create the data folders in {}",
+            root.root().display()
+        )
+    })?;
+    let store = SqliteStore::open(&root.database())
+        .await
+        .with_context(|| format!("cannot open the database {}", root.database().display()))?;
+
+    match command {
+        ApikeyCommand::Create {
+            name,
+            scopes,
+            expires_in_days,
+        } => create(&store, name, scopes, expires_in_days).await,
+        ApikeyCommand::List => list(&store).await,
+        ApikeyCommand::Revoke { key_id } => {
+            if !store
+                .revoke_api_key(&key_id, astrbot_core::time::now())
+                .await?
+            {
+                bail!("API key not found: {key_id}");
+            }
+            println!("revoked {key_id}");
+            Ok(())
+        }
+        ApikeyCommand::Delete { key_id } => {
+            if !store.delete_api_key(&key_id).await? {
+                bail!("API key not found: {key_id}");
+            }
+            println!("deleted {key_id}");
+            Ok(())
+        }
+    }
+}
+
+async fn create(
+    store: &SqliteStore,
+    name: String,
+    scopes: Vec<String>,
+    expires_in_days: Option<u32>,
+) -> anyhow::Result<()> {
+    let mut chosen: Vec<String> = Vec::new();
+    for scope in scopes.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        if !ALL_SCOPES.contains(&scope) {
+            bail!(
+                "unknown scope {scope:?}; valid scopes are {}",
+                ALL_SCOPES.join(", ")
+            );
+        }
+        if !chosen.iter().any(|s| s == scope) {
+            chosen.push(scope.to_owned());
+        }
+    }
+    if chosen.is_empty() {
+        bail!("At least one valid scope is required");
+    }
+    let expires_at = match expires_in_days {
+        Some(0) => bail!("expires_in_days must be greater than 0"),
+        Some(days) => Some(astrbot_core::time::now() + chrono::Duration::days(i64::from(days))),
+        None => None,
+    };
+    let name = match name.trim() {
+        "" => "Untitled API Key".to_owned(),
+        trimmed => trimmed.to_owned(),
+    };
+
+    let (record, plaintext) =
+        api_key::issue(store, name, chosen, expires_at, "cli".to_owned()).await?;
+    println!("{plaintext}");
+    eprintln!(
+        "Created key {} ({}) with scopes {}, {}. This is the only time the key is shown.",
+        record.key_id,
+        record.name,
+        record.scopes.clone().unwrap_or_default().join(","),
+        match record.expires_at {
+            Some(at) => format!("expiring {}", astrbot_core::time::iso(at)),
+            None => "never expiring".to_owned(),
+        }
+    );
+    Ok(())
+}
+
+async fn list(store: &SqliteStore) -> anyhow::Result<()> {
+    let keys = store.list_api_keys().await?;
+    println!(
+        "{:<36}  {:<12}  {:<8}  {:<20}  {:<19}  {:<19}  NAME",
+        "KEY_ID", "PREFIX", "STATUS", "SCOPES", "EXPIRES", "LAST_USED"
+    );
+    for key in &keys {
+        println!(
+            "{:<36}  {:<12}  {:<8}  {:<20}  {:<19}  {:<19}  {}",
+            key.key_id,
+            key.key_prefix,
+            status(key),
+            key.scopes.clone().map_or("*".to_owned(), |s| s.join(",")),
+            short_time(key.expires_at, "never"),
+            short_time(key.last_used_at, "-"),
+            key.name
+        );
+    }
+    if keys.is_empty() {
+        eprintln!("no API keys yet: create one with `astrbot-rs apikey create --name NAME`");
+    }
+    Ok(())
+}
+
+fn status(key: &ApiKeyRecord) -> &'static str {
+    if key.revoked_at.is_some() {
+        "revoked"
+    } else if key.expires_at.is_some_and(|at| at < Utc::now()) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+fn short_time(instant: Option<chrono::DateTime<Utc>>, none: &str) -> String {
+    instant.map_or(none.to_owned(), |at| {
+        at.format("%Y-%m-%d %H:%M:%S").to_string()
+    })
+}

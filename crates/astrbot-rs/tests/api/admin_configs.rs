@@ -1,0 +1,577 @@
+//! §5.6 and §5.3.2 step 4–6: the admin config-file endpoints
+//! (`/api/config/*`), `GET /api/v1/configs`, and chat config routing with
+//! `config_id` / `config_name`, which takes effect at once (no restart).
+
+use astrbot_core::Store;
+use astrbot_store::SqliteStore;
+use fake_openai::{Behaviour, FakeOpenAi};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+fn error(message: &str) -> Value {
+    json!({"status": "error", "message": message, "data": null})
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates a config through `abconf/new` and returns its id.
+async fn new_config(app: &TestApp, token: &str, name: &str, config: Value) -> String {
+    let (status, body) = app
+        .admin_post(
+            token,
+            "/api/config/abconf/new",
+            json!({"name": name, "config": config}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok", "{body}");
+    body["data"]["conf_id"].as_str().unwrap().to_owned()
+}
+
+async fn info_list(app: &TestApp, token: &str) -> Vec<Value> {
+    let (status, body) = app.admin_get(token, "/api/config/abconfs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok", "{body}");
+    body["data"]["info_list"].as_array().unwrap().clone()
+}
+
+async fn open_configs(app: &TestApp, key: &str) -> Vec<Value> {
+    let (status, body) = app.get("/api/v1/configs", Some(key)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok", "{body}");
+    body["data"]["configs"].as_array().unwrap().clone()
+}
+
+/// A non-streaming chat; returns the whole stream.
+async fn say(
+    app: &TestApp,
+    key: &str,
+    username: &str,
+    session_id: &str,
+    extra: Value,
+) -> SseStream {
+    let mut body = json!({
+        "message": "hi", "username": username, "session_id": session_id, "enable_streaming": false,
+    });
+    for (name, value) in extra.as_object().unwrap() {
+        body[name] = value.clone();
+    }
+    app.chat(key, body).await
+}
+
+fn answered_requests(fake: &FakeOpenAi) -> usize {
+    fake.requests()
+        .into_iter()
+        .filter(|request| !is_title_request(&request.body))
+        .count()
+}
+
+async fn routes(app: &TestApp) -> Value {
+    let store = SqliteStore::open(&app.data_dir().join("astrbot-rs.db"))
+        .await
+        .unwrap();
+    store
+        .get_preference("global", "global", "umop_config_routing")
+        .await
+        .unwrap()
+        .unwrap_or_else(|| json!({}))
+}
+
+#[tokio::test]
+async fn a_fresh_root_lists_only_the_default_config_with_its_absolute_path() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+
+    let list = info_list(&app, &token).await;
+
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["id"], "default");
+    assert_eq!(list[0]["name"], "default");
+    let path = std::path::PathBuf::from(list[0]["path"].as_str().unwrap());
+    assert!(path.is_absolute(), "{}", path.display());
+    assert_eq!(path, app.data_dir().join("cmd_config.json"));
+}
+
+#[tokio::test]
+async fn a_created_config_is_listed_before_the_default() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+
+    let (status, created) = app
+        .admin_post(
+            &token,
+            "/api/config/abconf/new",
+            json!({"name": "Alpha", "config": config_for(&app.fake)}),
+        )
+        .await;
+    let second = new_config(&app, &token, "Beta", config_for(&app.fake)).await;
+    let list = info_list(&app, &token).await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(created["status"], "ok");
+    assert_eq!(created["message"], "创建成功");
+    let first = created["data"]["conf_id"].as_str().unwrap();
+    let ids: Vec<&str> = list
+        .iter()
+        .map(|info| info["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [first, second.as_str(), "default"]);
+    assert_eq!(list[0]["name"], "Alpha");
+    assert_eq!(list[1]["name"], "Beta");
+    assert_eq!(list[0]["path"], format!("abconf_{first}.json"));
+    assert!(app
+        .data_dir()
+        .join("config")
+        .join(format!("abconf_{first}.json"))
+        .is_file());
+}
+
+#[tokio::test]
+async fn creating_a_config_without_data_is_refused() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+
+    let (_, empty) = app
+        .admin_post(&token, "/api/config/abconf/new", json!({}))
+        .await;
+    let not_json = into_json(
+        app.client
+            .post(app.url("/api/config/abconf/new"))
+            .bearer_auth(&token)
+            .body("not json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .1;
+    let list = info_list(&app, &token).await;
+
+    assert_eq!(empty, error("缺少配置数据"));
+    assert_eq!(not_json, error("缺少配置数据"));
+    assert_eq!(list.len(), 1);
+}
+
+#[tokio::test]
+async fn a_config_document_is_read_back_by_id() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let mut config = config_for(&app.fake);
+    config["provider_settings"]["default_personality"] = json!("marker-persona");
+    let id = new_config(&app, &token, "Readable", config).await;
+
+    let (status, body) = app
+        .admin_get(&token, &format!("/api/config/abconf?id={id}"))
+        .await;
+    let (_, default) = app.admin_get(&token, "/api/config/abconf?id=default").await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok", "{body}");
+    let document = &body["data"]["config"];
+    assert_eq!(
+        document["provider_settings"]["default_personality"],
+        "marker-persona"
+    );
+    assert_eq!(document["provider"][0]["id"], "fake");
+    assert_eq!(default["status"], "ok");
+    assert_eq!(default["data"]["config"]["provider"][0]["id"], "fake");
+}
+
+#[tokio::test]
+async fn reading_a_config_without_an_id_is_refused() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+
+    let (_, missing) = app.admin_get(&token, "/api/config/abconf").await;
+    let (_, empty) = app.admin_get(&token, "/api/config/abconf?id=").await;
+
+    assert_eq!(missing, error("缺少配置文件 ID"));
+    assert_eq!(empty, error("缺少配置文件 ID"));
+}
+
+#[tokio::test]
+async fn a_config_is_renamed_everywhere() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let (key, _) = app.create_key(&["config"]).await;
+    let id = new_config(&app, &token, "Before", config_for(&app.fake)).await;
+
+    let (_, renamed) = app
+        .admin_post(
+            &token,
+            "/api/config/abconf/update",
+            json!({"id": id, "name": "After"}),
+        )
+        .await;
+    let admin_list = info_list(&app, &token).await;
+    let open_list = open_configs(&app, &key).await;
+
+    assert_eq!(renamed["status"], "ok", "{renamed}");
+    assert_eq!(admin_list[0]["name"], "After");
+    assert_eq!(open_list[0]["id"], id.as_str());
+    assert_eq!(open_list[0]["name"], "After");
+}
+
+#[tokio::test]
+async fn a_deleted_config_disappears_with_its_file() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let (key, _) = app.create_key(&["config", "chat"]).await;
+    let id = new_config(&app, &token, "Doomed", config_for(&app.fake)).await;
+    let file = app
+        .data_dir()
+        .join("config")
+        .join(format!("abconf_{id}.json"));
+    let existed = file.is_file();
+
+    let (_, deleted) = app
+        .admin_post(&token, "/api/config/abconf/delete", json!({"id": id}))
+        .await;
+    let admin_list = info_list(&app, &token).await;
+    let open_list = open_configs(&app, &key).await;
+    let chat = say(
+        &app,
+        &key,
+        &unique("u"),
+        &unique("s"),
+        json!({"config_id": id}),
+    )
+    .await;
+
+    assert!(existed);
+    assert_eq!(deleted["status"], "ok", "{deleted}");
+    assert_eq!(admin_list.len(), 1);
+    assert_eq!(open_list.len(), 1);
+    assert!(!file.exists());
+    assert_eq!(chat.events[0], error(&format!("config_id not found: {id}")));
+}
+
+#[tokio::test]
+async fn saving_a_config_is_live() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let id = new_config(&app, &token, "Live", config_for(&app.fake)).await;
+    let mut changed = config_for(&app.fake);
+    changed["provider_settings"]["default_personality"] = json!("changed-persona");
+
+    let (_, saved) = app
+        .admin_post(
+            &token,
+            "/api/config/astrbot/update",
+            json!({"conf_id": id, "config": changed}),
+        )
+        .await;
+    let (_, read) = app
+        .admin_get(&token, &format!("/api/config/abconf?id={id}"))
+        .await;
+    let on_disk: Value = serde_json::from_slice(
+        &std::fs::read(
+            app.data_dir()
+                .join("config")
+                .join(format!("abconf_{id}.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+
+    assert_eq!(saved["status"], "ok", "{saved}");
+    assert_eq!(
+        read["data"]["config"]["provider_settings"]["default_personality"],
+        "changed-persona"
+    );
+    assert_eq!(
+        on_disk["provider_settings"]["default_personality"],
+        "changed-persona"
+    );
+}
+
+#[tokio::test]
+async fn saving_the_default_config_keeps_providers_and_platforms() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let (key, _) = app.create_key(&["chat", "im"]).await;
+    let (_, before) = app.admin_get(&token, "/api/config/abconf?id=default").await;
+    let before = before["data"]["config"].clone();
+    let mut incoming = before.clone();
+    incoming["provider_sources"] = json!([]);
+    incoming["provider"] = json!([]);
+    incoming["platform"] = json!([{"id": "injected", "type": "telegram"}]);
+    incoming["provider_settings"]["default_personality"] = json!("saved-default");
+
+    let (_, saved) = app
+        .admin_post(
+            &token,
+            "/api/config/astrbot/update",
+            json!({"config": incoming}),
+        )
+        .await;
+    let (_, after) = app.admin_get(&token, "/api/config/abconf?id=default").await;
+    let after = after["data"]["config"].clone();
+    let (_, bots) = app.get("/api/v1/im/bots", Some(&key)).await;
+    let chat = say(&app, &key, &unique("u"), &unique("s"), json!({})).await;
+
+    assert_eq!(saved["status"], "ok", "{saved}");
+    assert_eq!(after["provider_sources"], before["provider_sources"]);
+    assert_eq!(after["provider"], before["provider"]);
+    assert_eq!(after["platform"], before["platform"]);
+    assert_eq!(
+        after["provider_settings"]["default_personality"],
+        "saved-default"
+    );
+    assert_eq!(bots["data"]["bot_ids"], json!([]));
+    assert_eq!(chat.text(), "Echo: hi", "{}", chat.raw);
+    let on_disk: Value =
+        serde_json::from_slice(&std::fs::read(app.data_dir().join("cmd_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(on_disk["provider"], before["provider"]);
+    assert_eq!(
+        on_disk["provider_settings"]["default_personality"],
+        "saved-default"
+    );
+}
+
+#[tokio::test]
+async fn the_open_config_list_has_extras_then_the_default() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let (key, _) = app.create_key(&["config"]).await;
+    let alpha = new_config(&app, &token, "  Alpha  ", config_for(&app.fake)).await;
+    let beta = new_config(&app, &token, "Beta", config_for(&app.fake)).await;
+
+    let configs = open_configs(&app, &key).await;
+
+    let ids: Vec<&str> = configs.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [alpha.as_str(), beta.as_str(), "default"]);
+    for config in &configs {
+        let keys: Vec<&String> = config.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["id", "name", "path", "is_default"]);
+        assert!(config["id"].is_string());
+        assert!(config["name"].is_string());
+        assert!(config["path"].is_string());
+        assert!(config["is_default"].is_boolean());
+    }
+    assert_eq!(configs[0]["name"], "Alpha");
+    assert_eq!(configs[0]["is_default"], false);
+    assert_eq!(configs[0]["path"], format!("abconf_{alpha}.json"));
+    assert_eq!(configs[2]["name"], "default");
+    assert_eq!(configs[2]["is_default"], true);
+    assert!(std::path::Path::new(configs[2]["path"].as_str().unwrap()).is_absolute());
+}
+
+#[tokio::test]
+async fn chat_config_errors_name_the_missing_or_ambiguous_config() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    new_config(&app, &token, "Duplicated", config_for(&app.fake)).await;
+    new_config(&app, &token, "Duplicated", config_for(&app.fake)).await;
+    let user = unique("alice");
+
+    let missing_id = say(
+        &app,
+        &key,
+        &user,
+        &unique("s"),
+        json!({"config_id": "missing"}),
+    )
+    .await;
+    let missing_name = say(
+        &app,
+        &key,
+        &user,
+        &unique("s"),
+        json!({"config_name": "NotExists"}),
+    )
+    .await;
+    let ambiguous = say(
+        &app,
+        &key,
+        &user,
+        &unique("s"),
+        json!({"config_name": "Duplicated"}),
+    )
+    .await;
+
+    assert_eq!(missing_id.events, [error("config_id not found: missing")]);
+    assert_eq!(
+        missing_name.events,
+        [error("config_name not found: NotExists")]
+    );
+    assert_eq!(
+        ambiguous.events,
+        [error(
+            "config_name is ambiguous, please use config_id: Duplicated"
+        )]
+    );
+    assert_eq!(answered_requests(&app.fake), 0);
+}
+
+#[tokio::test]
+async fn config_id_wins_over_config_name() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    new_config(&app, &token, "Duplicated", config_for(&app.fake)).await;
+    new_config(&app, &token, "Duplicated", config_for(&app.fake)).await;
+
+    let stream = say(
+        &app,
+        &key,
+        &unique("u"),
+        &unique("s"),
+        json!({"config_id": "default", "config_name": "Duplicated"}),
+    )
+    .await;
+
+    assert_eq!(
+        stream.types().first().map(String::as_str),
+        Some("session_id"),
+        "{}",
+        stream.raw
+    );
+}
+
+#[tokio::test]
+async fn config_name_of_an_existing_config_binds_the_session() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let alpha = new_config(&app, &token, "Alpha", config_for(&app.fake)).await;
+    let user = unique("alice");
+    let session = unique("s");
+    let umo = format!("webchat:FriendMessage:webchat!{user}!{session}");
+
+    let bound = say(&app, &key, &user, &session, json!({"config_name": "Alpha"})).await;
+    let routes_bound = routes(&app).await;
+    let unbound = say(
+        &app,
+        &key,
+        &user,
+        &session,
+        json!({"config_name": "default"}),
+    )
+    .await;
+    let routes_unbound = routes(&app).await;
+
+    assert_eq!(bound.status, StatusCode::OK);
+    assert_eq!(
+        bound.types().first().map(String::as_str),
+        Some("session_id"),
+        "{}",
+        bound.raw
+    );
+    assert_eq!(bound.text(), "Echo: hi");
+    assert_eq!(routes_bound[&umo], alpha.as_str(), "{routes_bound}");
+    assert_eq!(
+        unbound.types().first().map(String::as_str),
+        Some("session_id"),
+        "{}",
+        unbound.raw
+    );
+    assert!(routes_unbound.get(&umo).is_none(), "{routes_unbound}");
+}
+
+#[tokio::test]
+async fn a_new_config_answers_at_once_and_a_saved_change_applies_to_the_next_chat() {
+    let app = spawn_app_with(
+        Behaviour {
+            text: Some("from-first".into()),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    let second = FakeOpenAi::start(Behaviour {
+        text: Some("from-second".into()),
+        ..Default::default()
+    })
+    .await;
+    let token = app.admin_token().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let id = new_config(&app, &token, "Second", config_for(&second)).await;
+    let user = unique("user");
+    let session = unique("s");
+
+    let bound = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        say(&app, &key, &user, &session, json!({"config_id": id})),
+    )
+    .await
+    .expect("a chat bound to a new config does not hang");
+    let second_after_bound = answered_requests(&second);
+    let first_after_bound = answered_requests(&app.fake);
+    let (_, saved) = app
+        .admin_post(
+            &token,
+            "/api/config/astrbot/update",
+            json!({"conf_id": id, "config": config_for(&app.fake)}),
+        )
+        .await;
+    let after_save = say(&app, &key, &user, &session, json!({})).await;
+
+    assert_eq!(bound.status, StatusCode::OK);
+    assert_eq!(bound.text(), "from-second", "{}", bound.raw);
+    assert_eq!(second_after_bound, 1);
+    assert_eq!(first_after_bound, 0);
+    assert_eq!(saved["status"], "ok", "{saved}");
+    assert_eq!(after_save.text(), "from-first", "{}", after_save.raw);
+    assert_eq!(answered_requests(&second), 1);
+    assert_eq!(answered_requests(&app.fake), 1);
+}
+
+#[tokio::test]
+async fn a_binding_persists_until_config_id_default_removes_it() {
+    let app = spawn_app_with(
+        Behaviour {
+            text: Some("from-first".into()),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    let second = FakeOpenAi::start(Behaviour {
+        text: Some("from-second".into()),
+        ..Default::default()
+    })
+    .await;
+    let token = app.admin_token().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let id = new_config(&app, &token, "Second", config_for(&second)).await;
+    let user = unique("user");
+    let session = unique("s");
+
+    let bound = say(&app, &key, &user, &session, json!({"config_id": id})).await;
+    let still_bound = say(&app, &key, &user, &session, json!({})).await;
+    let other_session = say(&app, &key, &user, &unique("other"), json!({})).await;
+    let unbound = say(&app, &key, &user, &session, json!({"config_id": "default"})).await;
+    let stays_unbound = say(&app, &key, &user, &session, json!({})).await;
+
+    assert_eq!(bound.text(), "from-second", "{}", bound.raw);
+    assert_eq!(still_bound.text(), "from-second", "{}", still_bound.raw);
+    assert_eq!(other_session.text(), "from-first", "{}", other_session.raw);
+    assert_eq!(unbound.text(), "from-first", "{}", unbound.raw);
+    assert_eq!(stays_unbound.text(), "from-first", "{}", stays_unbound.raw);
+    assert_eq!(answered_requests(&second), 2);
+}
+
+#[tokio::test]
+async fn the_config_admin_endpoints_need_the_dashboard_token() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat", "config", "file", "im"]).await;
+
+    let (list_status, _) = app.get("/api/config/abconfs", Some(&key)).await;
+    let (new_status, _) = app
+        .post_json("/api/config/abconf/new", Some(&key), json!({"name": "x"}))
+        .await;
+    let (save_status, _) = app
+        .post_json("/api/config/astrbot/update", None, json!({"config": {}}))
+        .await;
+
+    for status in [list_status, new_status, save_status] {
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}

@@ -1,0 +1,633 @@
+//! `POST /api/v1/chat`: the SSE catalogue and order, session handling,
+//! provider selection, history, attachments, failures and disconnects.
+
+use std::time::{Duration, Instant};
+
+use astrbot_core::Store;
+use astrbot_store::SqliteStore;
+use fake_openai::Behaviour;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn store_of(app: &TestApp) -> SqliteStore {
+    SqliteStore::open(&app.data_dir().join("astrbot-rs.db"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn streaming_chat_emits_astrbot_events_in_order() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    let stream = app
+        .chat(
+            &key,
+            json!({"message": "hello there", "username": "alice", "session_id": "s-stream"}),
+        )
+        .await;
+
+    assert_eq!(stream.status, 200);
+    assert!(stream.content_type.starts_with("text/event-stream"));
+    assert_eq!(
+        stream.events[0],
+        json!({"type": "session_id", "data": null, "session_id": "s-stream"})
+    );
+    let types = stream.types();
+    let deltas = types.iter().filter(|t| *t == "plain").count();
+    assert!(deltas >= 2, "expected several deltas, got {types:?}");
+    assert_eq!(
+        &types[1 + deltas..],
+        ["agent_stats", "complete", "message_saved", "end"]
+    );
+    for delta in &stream.events[1..=deltas] {
+        assert_eq!(delta["streaming"], true);
+        assert!(delta["chain_type"].is_null());
+        assert!(delta["message_id"].is_string());
+    }
+    assert_eq!(stream.text(), "Echo: hello there");
+    let complete = stream.first_of("complete").unwrap();
+    assert_eq!(complete["data"], "Echo: hello there");
+    assert_eq!(complete["reasoning"], "");
+    let stats = &stream.first_of("agent_stats").unwrap()["data"];
+    assert!(stats["token_usage"]["output"].as_u64().unwrap() > 0);
+    assert!(stats["token_usage"]["input_other"].as_u64().unwrap() > 0);
+    assert!(stats["end_time"].as_f64().unwrap() >= stats["start_time"].as_f64().unwrap());
+    let saved = &stream.first_of("message_saved").unwrap()["data"];
+    assert!(saved["id"].is_i64());
+    assert!(saved["created_at"].as_str().unwrap().ends_with("+00:00"));
+    let end = stream.events.last().unwrap();
+    assert_eq!(end["data"], "");
+    assert_eq!(end["streaming"], false);
+    assert_eq!(end["message_id"], complete["message_id"]);
+}
+
+#[tokio::test]
+async fn sse_payloads_use_python_json_separators() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    let stream = app
+        .chat(
+            &key,
+            json!({"message": "你好", "username": "alice", "session_id": "s-fmt"}),
+        )
+        .await;
+
+    assert!(
+        stream.raw.starts_with(
+            "data: {\"type\": \"session_id\", \"data\": null, \"session_id\": \"s-fmt\"}\n\n"
+        ),
+        "{}",
+        stream.raw
+    );
+    assert!(stream.raw.contains("Echo: 你好"), "raw UTF-8 in SSE");
+}
+
+#[tokio::test]
+async fn non_streaming_chat_saves_before_stats() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    let stream = app
+        .chat(
+            &key,
+            json!({"message": "one shot", "username": "alice", "enable_streaming": false}),
+        )
+        .await;
+
+    assert_eq!(
+        stream.types(),
+        ["session_id", "plain", "message_saved", "agent_stats", "end"]
+    );
+    let plain = &stream.events[1];
+    assert_eq!(plain["data"], "Echo: one shot");
+    assert_eq!(plain["streaming"], false);
+    let request = &app.chat_requests()[0];
+    assert!(request["stream"].as_bool() != Some(true), "{request}");
+}
+
+#[tokio::test]
+async fn null_streaming_flag_follows_the_config() {
+    let app = spawn_app_with(Behaviour::default(), |config| {
+        config["provider_settings"]["streaming_response"] = json!(true);
+    })
+    .await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    let stream = app
+        .chat(
+            &key,
+            json!({"message": "x", "username": "u", "enable_streaming": null}),
+        )
+        .await;
+
+    assert!(
+        stream.types().contains(&"complete".to_owned()),
+        "{:?}",
+        stream.types()
+    );
+}
+
+#[tokio::test]
+async fn a_session_is_created_for_the_user_when_none_is_given() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    let stream = app
+        .chat(
+            &key,
+            json!({"message": "hi", "username": "carol", "enable_streaming": false}),
+        )
+        .await;
+
+    let session_id = stream.events[0]["session_id"].as_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&session_id).is_ok());
+    let (_, listed) = app
+        .get("/api/v1/chat/sessions?username=carol", Some(&key))
+        .await;
+    assert_eq!(listed["data"]["total"], 1);
+    assert_eq!(
+        listed["data"]["sessions"][0]["session_id"],
+        session_id.as_str()
+    );
+    assert_eq!(listed["data"]["sessions"][0]["platform_id"], "webchat");
+}
+
+#[tokio::test]
+async fn session_ids_are_trimmed_everywhere() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    let stream = app
+        .chat(
+            &key,
+            json!({"message": "hi", "username": "dave", "session_id": "  padded  "}),
+        )
+        .await;
+
+    assert_eq!(stream.events[0]["session_id"], "padded");
+    let store = store_of(&app).await;
+    assert_eq!(
+        store.list_history("webchat", "padded").await.unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn another_users_session_is_refused() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    app.chat(
+        &key,
+        json!({"message": "mine", "username": "bob", "session_id": "bobs"}),
+    )
+    .await;
+
+    let stream = app
+        .chat(
+            &key,
+            json!({"message": "hijack", "username": "alice", "session_id": "bobs"}),
+        )
+        .await;
+
+    assert!(stream.content_type.starts_with("application/json"));
+    assert_eq!(
+        stream.events[0],
+        json!({"status": "error", "message": "session_id belongs to another username", "data": null})
+    );
+}
+
+#[tokio::test]
+async fn message_validation_answers_astrbot_errors() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let cases = [
+        (json!({"username": "u"}), "Missing key: message or files"),
+        (
+            json!({"username": "u", "message": ""}),
+            "Message are both empty",
+        ),
+        (
+            json!({"username": "u", "message": null}),
+            "Message are both empty",
+        ),
+        (
+            json!({"username": "u", "message": [{"type": "reply", "message_id": 1}]}),
+            "Message content is empty (reply only is not allowed)",
+        ),
+        (json!({"message": "x"}), "Missing key: username"),
+        (
+            json!({"message": "x", "username": "  "}),
+            "username is empty",
+        ),
+    ];
+
+    for (body, expected) in cases {
+        let answer = app.chat(&key, body.clone()).await;
+        assert_eq!(answer.events[0]["status"], "error", "{body}");
+        assert_eq!(answer.events[0]["message"], expected, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_provider_the_stream_is_session_id_then_end() {
+    let app = spawn_app_with(Behaviour::default(), |config| {
+        config["provider"] = json!([]);
+        config["provider_sources"] = json!([]);
+        config["provider_settings"]["default_provider_id"] = json!("");
+    })
+    .await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    let stream = app
+        .chat(&key, json!({"message": "anyone?", "username": "u"}))
+        .await;
+
+    assert_eq!(stream.types(), ["session_id", "end"]);
+    assert!(app.fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_selected_provider_gets_no_answer() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    let stream = app
+        .chat(
+            &key,
+            json!({"message": "x", "username": "u", "selected_provider": "openai_chat_completion"}),
+        )
+        .await;
+
+    assert_eq!(stream.types(), ["session_id", "end"]);
+    assert!(app.fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn selected_provider_and_model_are_used() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    let stream = app
+        .chat(
+            &key,
+            json!({"message": "x", "username": "u", "selected_provider": "fake",
+                   "selected_model": "gpt-4.1-mini", "enable_streaming": false}),
+        )
+        .await;
+
+    assert_eq!(stream.text(), "Echo: x");
+    assert_eq!(app.chat_requests()[0]["model"], "gpt-4.1-mini");
+}
+
+#[tokio::test]
+async fn the_second_turn_sends_the_first_as_history() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let body = |text: &str| json!({"message": text, "username": "u", "session_id": "hist"});
+
+    app.chat(&key, body("first question")).await;
+    app.chat(&key, body("second question")).await;
+
+    let requests = app.chat_requests();
+    assert_eq!(requests.len(), 2);
+    let messages = requests[1]["messages"].as_array().unwrap();
+    let texts: Vec<(&str, &str)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap(),
+                m["content"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(texts[0].0, "system");
+    assert_eq!(
+        &texts[1..],
+        [
+            ("user", "first question"),
+            ("assistant", "Echo: first question"),
+            ("user", "second question")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn persona_prefix_and_context_length_shape_the_prompt() {
+    let app = spawn_app_with(Behaviour::default(), |config| {
+        config["persona"] =
+            json!([{"name": "pirate", "prompt": "Talk like a pirate.", "begin_dialogs": []}]);
+        config["provider_settings"]["default_personality"] = json!("pirate");
+        config["provider_settings"]["prompt_prefix"] = json!("Q: {{prompt}}");
+        config["provider_settings"]["max_context_length"] = json!(1);
+    })
+    .await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    for text in ["one", "two", "three"] {
+        app.chat(
+            &key,
+            json!({"message": text, "username": "u", "session_id": "p"}),
+        )
+        .await;
+    }
+
+    let last = app.chat_requests().pop().unwrap();
+    let messages = last["messages"].as_array().unwrap();
+
+    assert_eq!(
+        messages[0],
+        json!({"role": "system", "content": "Talk like a pirate."})
+    );
+    assert_eq!(
+        messages.len(),
+        4,
+        "system + one kept turn + new turn: {last}"
+    );
+    assert_eq!(messages[1]["content"], "Q: two");
+    assert_eq!(messages[3]["content"], "Q: three");
+}
+
+#[tokio::test]
+async fn concurrent_sessions_never_cross_talk() {
+    let app = spawn_app_with(
+        Behaviour {
+            token_delay: Duration::from_millis(5),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    let chats = (0..8).map(|i| {
+        let app = &app;
+        let key = key.clone();
+        async move {
+            let text = format!("message number {i} from session {i}");
+            let body = json!({"message": text, "username": format!("user{i}"), "session_id": format!("par-{i}")});
+            (text, app.chat(&key, body).await)
+        }
+    });
+    let results = futures::future::join_all(chats).await;
+
+    for (text, stream) in results {
+        assert_eq!(stream.text(), format!("Echo: {text}"));
+        assert_eq!(stream.types().last().unwrap(), "end");
+    }
+}
+
+#[tokio::test]
+async fn messages_to_one_session_take_turns() {
+    let app = spawn_app_with(
+        Behaviour {
+            token_delay: Duration::from_millis(30),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let body = |text: &str| json!({"message": text, "username": "u", "session_id": "busy"});
+
+    let (first, second) = tokio::join!(app.chat(&key, body("alpha beta gamma")), async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        app.chat(&key, body("delta")).await
+    });
+
+    assert_eq!(first.text(), "Echo: alpha beta gamma");
+    assert_eq!(second.text(), "Echo: delta");
+    let requests = app.chat_requests();
+    let later = requests
+        .iter()
+        .find(|r| r.to_string().contains("\"delta\""))
+        .unwrap();
+    assert!(
+        later.to_string().contains("Echo: alpha beta gamma"),
+        "the second turn saw the first one's answer: {later}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_still_gets_its_turn_saved() {
+    let app = spawn_app_with(
+        Behaviour {
+            text: Some("one two three four five six seven eight".into()),
+            token_delay: Duration::from_millis(60),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    let response = app
+        .client
+        .post(app.url("/api/v1/chat"))
+        .header("X-API-Key", &key)
+        .json(&json!({"message": "go", "username": "u", "session_id": "gone"}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\"plain\"") {
+        seen.push_str(&String::from_utf8_lossy(
+            &body.next().await.unwrap().unwrap(),
+        ));
+    }
+    drop(body);
+
+    let store = store_of(&app).await;
+    app.eventually("the bot turn is saved", || async {
+        let turns = store.list_history("webchat", "gone").await.unwrap();
+        turns.len() == 2
+            && turns[1].content["message"][0]["text"] == "one two three four five six seven eight"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn provider_errors_end_the_stream_with_their_text() {
+    let app = spawn_app_with(
+        Behaviour {
+            fail_status: Some(500),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    for streaming in [true, false] {
+        let stream = app
+            .chat(
+                &key,
+                json!({"message": "x", "username": "u", "enable_streaming": streaming}),
+            )
+            .await;
+
+        assert_eq!(stream.types().last().unwrap(), "end");
+        let text = stream.text();
+        assert!(text.contains("LLM 响应错误"), "{text}");
+        assert!(text.contains("500"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_provider_times_out_instead_of_hanging_the_stream() {
+    let app = spawn_app_with(
+        Behaviour {
+            hang_before_answer: true,
+            ..Default::default()
+        },
+        |config| config["provider_sources"][0]["timeout"] = json!(1),
+    )
+    .await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let started = Instant::now();
+
+    let stream = app
+        .chat(&key, json!({"message": "x", "username": "u"}))
+        .await;
+
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(stream.types().last().unwrap(), "end");
+    assert!(stream.text().contains("LLM 响应错误"), "{}", stream.text());
+}
+
+#[tokio::test]
+async fn silence_is_filled_with_keep_alive_comments() {
+    let app = spawn_app_with(
+        Behaviour {
+            first_token_delay: Duration::from_secs(16),
+            ..Default::default()
+        },
+        |config| config["provider_sources"][0]["timeout"] = json!(30),
+    )
+    .await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    let stream = app
+        .chat(&key, json!({"message": "slow", "username": "u"}))
+        .await;
+
+    assert!(
+        stream.raw.lines().any(|line| line.starts_with(':')),
+        "no keep-alive comment in {}",
+        stream.raw
+    );
+    assert_eq!(stream.text(), "Echo: slow");
+}
+
+#[tokio::test]
+async fn the_first_turn_gets_a_title_from_the_provider() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    app.chat(
+        &key,
+        json!({"message": "plan a trip", "username": "tina", "session_id": "t1"}),
+    )
+    .await;
+
+    app.eventually("the session has a title", || async {
+        let (_, listed) = app
+            .get("/api/v1/chat/sessions?username=tina", Some(&key))
+            .await;
+        listed["data"]["sessions"][0]["display_name"] == "Echo: plan a trip"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn images_reach_the_model_and_files_become_notes() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat", "file"]).await;
+    let png = vec![0x89, b'P', b'N', b'G', 1, 2, 3];
+    let image = app.upload(&key, "cat.png", "image/png", png).await;
+    let doc = app
+        .upload(&key, "notes.txt", "text/plain", b"hi".to_vec())
+        .await;
+
+    let stream = app
+        .chat(
+            &key,
+            json!({"username": "u", "message": [
+                {"type": "plain", "text": "what is this"},
+                {"type": "image", "attachment_id": image["data"]["attachment_id"]},
+                {"type": "file", "attachment_id": doc["data"]["attachment_id"]},
+                {"type": "file", "attachment_id": "no-such-attachment"}
+            ]}),
+        )
+        .await;
+
+    assert_eq!(stream.types().last().unwrap(), "end");
+    let request = &app.chat_requests()[0];
+    let user = request["messages"].as_array().unwrap().last().unwrap();
+    let parts = user["content"].as_array().expect("multi-part user content");
+    let text = parts[0]["text"].as_str().unwrap();
+    assert!(text.starts_with("what is this"), "{text}");
+    assert!(text.contains("notes.txt"), "{text}");
+    assert_eq!(parts[1]["type"], "image_url");
+    let url = parts[1]["image_url"]["url"].as_str().unwrap();
+    assert!(url.starts_with("data:image/png;base64,"), "{url}");
+}
+
+#[tokio::test]
+async fn replies_quote_the_saved_turn() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let first = app
+        .chat(
+            &key,
+            json!({"message": "remember me", "username": "u", "session_id": "r"}),
+        )
+        .await;
+    let saved_id = first.first_of("message_saved").unwrap()["data"]["id"].clone();
+
+    app.chat(
+        &key,
+        json!({"username": "u", "session_id": "r", "message": [
+            {"type": "reply", "message_id": saved_id},
+            {"type": "plain", "text": "what did you say?"}
+        ]}),
+    )
+    .await;
+
+    let last = app.chat_requests().pop().unwrap();
+    let prompt = last["messages"].as_array().unwrap().last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(prompt.contains("Echo: remember me"), "{prompt}");
+    assert!(prompt.contains("what did you say?"), "{prompt}");
+}
+
+#[tokio::test]
+async fn user_and_bot_turns_are_stored_in_the_ui_history() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    app.chat(
+        &key,
+        json!({"message": "store me", "username": "ed", "session_id": "h"}),
+    )
+    .await;
+
+    let store = store_of(&app).await;
+    let turns = store.list_history("webchat", "h").await.unwrap();
+    assert_eq!(turns.len(), 2);
+    assert_eq!(
+        turns[0].content,
+        json!({"type": "user", "message": [{"type": "plain", "text": "store me"}]})
+    );
+    assert_eq!(turns[0].sender_id.as_deref(), Some("ed"));
+    assert_eq!(turns[1].content["type"], "bot");
+    assert_eq!(turns[1].content["message"][0]["text"], "Echo: store me");
+    assert!(turns[1].content["agent_stats"].is_object());
+    assert_eq!(turns[1].sender_id.as_deref(), Some("bot"));
+    let _: Value = turns[1].content.clone();
+}

@@ -1,0 +1,241 @@
+//! The `astrbot-rs` binary: key management from the shell, `serve` on a
+//! data root, and start-up errors a newcomer can act on.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_astrbot-rs"));
+    command
+        .env_remove("ASTRBOT_ROOT")
+        .env_remove("DASHBOARD_PORT")
+        .env_remove("ASTRBOT_DASHBOARD_PORT")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
+    command
+}
+
+fn run(root: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = binary()
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A running `astrbot-rs serve` child, the URL it printed and its log.
+struct Served {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Served {
+    fn log_contains(&self, text: &str) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains(text))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(root: &Path) -> Served {
+    let mut child = binary()
+        .arg("--root")
+        .arg(root)
+        .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (found, address) = std::sync::mpsc::channel();
+    let lines = log.clone();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(at) = line.find("listening on http://") {
+                let rest = &line[at + "listening on ".len()..];
+                let url = rest.split_whitespace().next().unwrap_or_default();
+                let _ = found.send(url.to_owned());
+            }
+            lines.lock().unwrap().push(line);
+        }
+    });
+    let base = address
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server reports its address");
+    Served { child, base, log }
+}
+
+#[tokio::test]
+async fn keys_made_on_the_command_line_work_until_revoked() {
+    let root = temp_root();
+
+    let (ok, stdout, stderr) = run(
+        &root,
+        &[
+            "apikey",
+            "create",
+            "--name",
+            "demo",
+            "--scopes",
+            "chat,im",
+            "--expires-in-days",
+            "30",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let key = stdout.trim().to_owned();
+    assert!(key.starts_with("abk_") && key.len() == 47, "{stdout}");
+    assert!(stderr.contains("only time"), "{stderr}");
+    let (_, listed, _) = run(&root, &["apikey", "list"]);
+    assert!(
+        listed.contains(&key[..12]) && listed.contains("active"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&key), "the list never shows the key");
+
+    let served = serve(&root);
+    let client = reqwest::Client::new();
+    let bots = |key: String| {
+        let client = client.clone();
+        let url = format!("{}/api/v1/im/bots", served.base);
+        async move {
+            let response = client
+                .get(url)
+                .header("X-API-Key", key)
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        }
+    };
+    assert_eq!(bots(key.clone()).await, 200);
+    let forbidden = client
+        .get(format!("{}/api/v1/configs", served.base))
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+
+    let key_id = listed
+        .lines()
+        .find(|line| line.contains(&key[..12]))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let (ok, _, stderr) = run(&root, &["apikey", "revoke", &key_id]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        bots(key.clone()).await,
+        401,
+        "revocation applies on the next request"
+    );
+
+    let (ok, _, _) = run(&root, &["apikey", "delete", &key_id]);
+    assert!(ok);
+    let (ok, _, stderr) = run(&root, &["apikey", "delete", &key_id]);
+    assert!(!ok && stderr.contains("not found"), "{stderr}");
+    drop(served);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[tokio::test]
+async fn serve_creates_the_data_root_and_warns_about_the_default_password() {
+    let root = temp_root();
+    let served = serve(&root);
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/auth/login", served.base))
+        .json(&json!({"username": "astrbot", "password": "astrbot"}))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["data"]["change_pwd_hint"], true);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("data/cmd_config.json")).unwrap()).unwrap();
+    assert_eq!(
+        config["dashboard"]["jwt_secret"].as_str().unwrap().len(),
+        64
+    );
+    assert!(root.join("data/astrbot-rs.db").is_file());
+
+    assert!(served.log_contains("the admin password is still the default"));
+    assert!(served.log_contains("data root ready"));
+    drop(served);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn a_malformed_config_stops_start_up_naming_file_line_and_column() {
+    let root = temp_root();
+    std::fs::write(
+        root.join("data/cmd_config.json"),
+        "{\n  \"dashboard\": {\n    \"port\": ,\n  }\n}\n",
+    )
+    .unwrap();
+
+    let (ok, stdout, stderr) = run(&root, &["serve", "--port", "0"]);
+
+    assert!(!ok);
+    let output = format!("{stdout}{stderr}");
+    assert!(output.contains("cmd_config.json"), "{output}");
+    assert!(output.contains("line 3, column 13"), "{output}");
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["apikey", "--help"],
+        vec!["apikey", "create", "--help"],
+        vec!["apikey", "list", "--help"],
+        vec!["apikey", "revoke", "--help"],
+        vec!["apikey", "delete", "--help"],
+    ] {
+        let output = binary().args(&args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_scopes_on_the_command_line_are_refused() {
+    let root = temp_root();
+
+    let (ok, _, stderr) = run(&root, &["apikey", "create", "--scopes", "chat,admin"]);
+
+    assert!(!ok);
+    assert!(stderr.contains("unknown scope"), "{stderr}");
+    let _ = std::fs::remove_dir_all(root);
+}

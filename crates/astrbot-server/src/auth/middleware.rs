@@ -1,0 +1,199 @@
+//! The authentication layer, one function in front of every route:
+//! `/api/v1*` (a plain string prefix, as AstrBot checks it) needs an API key
+//! with the path's scope; every other `/api*` path except a few public ones
+//! needs the admin JWT.
+
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::api_key::{self, KeyIdentity};
+use super::jwt::{self, TokenError};
+use crate::json::Envelope;
+use crate::state::AppState;
+
+/// Admin routes AstrBot leaves open (prefix match).
+const PUBLIC_ADMIN_PREFIXES: [&str; 5] = [
+    "/api/auth/login",
+    "/api/file",
+    "/api/platform/webhook",
+    "/api/stat/start-time",
+    "/api/backup/download",
+];
+
+/// `last_used_at` is written at most this often per key, so that a busy
+/// key does not turn every read into a database write.
+const TOUCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The signed-in admin, put in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct AdminIdentity {
+    pub username: String,
+}
+
+/// Applies API-key auth to `/api/v1*` paths and the JWT to other `/api*`
+/// paths.
+pub async fn authenticate(state: State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path.starts_with("/api/v1") {
+        authenticate_key(state, request, next).await
+    } else {
+        require_admin(state, request, next).await
+    }
+}
+
+/// JWT check for the admin API; passes non-`/api` and public paths.
+async fn require_admin(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let protected = path.starts_with("/api")
+        && !PUBLIC_ADMIN_PREFIXES
+            .iter()
+            .any(|prefix| path.starts_with(prefix));
+    if !protected {
+        return next.run(request).await;
+    }
+    let Some(header) = request.headers().get("authorization") else {
+        return Envelope::error_with_status(StatusCode::UNAUTHORIZED, "未授权").into_response();
+    };
+    let token = header.to_str().unwrap_or_default();
+    let token = token.strip_prefix("Bearer ").unwrap_or(token);
+    let secret = state.configs.default_config().dashboard().jwt_secret;
+    match jwt::verify(&secret, token, chrono::Utc::now().timestamp()) {
+        Ok(username) => {
+            request.extensions_mut().insert(AdminIdentity { username });
+            next.run(request).await
+        }
+        Err(TokenError::Expired) => {
+            Envelope::error_with_status(StatusCode::UNAUTHORIZED, "Token 过期").into_response()
+        }
+        Err(TokenError::Invalid) => {
+            Envelope::error_with_status(StatusCode::UNAUTHORIZED, "Token 无效").into_response()
+        }
+    }
+}
+
+async fn authenticate_key(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(key) = key_from_headers(request.headers()) else {
+        return Envelope::error_with_status(StatusCode::UNAUTHORIZED, "Missing API key")
+            .into_response();
+    };
+    let record = match state.find_active_key(&key).await {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            return Envelope::error_with_status(StatusCode::UNAUTHORIZED, "Invalid API key")
+                .into_response()
+        }
+        Err(error) => {
+            tracing::error!(%error, "API key lookup failed");
+            return Envelope::error_with_status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The key store is unavailable, try again",
+            )
+            .into_response();
+        }
+    };
+
+    let path = request.uri().path();
+    let Some(scope) = api_key::required_scope(path) else {
+        return Envelope::error_with_status(StatusCode::NOT_FOUND, format!("Not found: {path}"))
+            .into_response();
+    };
+    if !api_key::grants(record.scopes.as_deref(), scope) {
+        return Envelope::error_with_status(StatusCode::FORBIDDEN, "Insufficient API key scope")
+            .into_response();
+    }
+
+    let now = astrbot_core::time::now();
+    let stale = record.last_used_at.is_none_or(|last| {
+        now - last >= chrono::Duration::from_std(TOUCH_INTERVAL).unwrap_or_default()
+    });
+    if stale {
+        if let Err(error) = state.store.touch_api_key(&record.key_id, now).await {
+            tracing::warn!(api_key.id = %record.key_id, %error, "could not record key use");
+        }
+    }
+
+    request.extensions_mut().insert(KeyIdentity {
+        key_id: record.key_id,
+        scopes: record
+            .scopes
+            .unwrap_or_else(|| api_key::ALL_SCOPES.map(str::to_owned).to_vec()),
+    });
+    next.run(request).await
+}
+
+/// The key from `X-API-Key`, else `Authorization: Bearer …` or
+/// `Authorization: ApiKey …`, trimmed; empty values count as absent.
+fn key_from_headers(headers: &HeaderMap) -> Option<String> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+    };
+    if let Some(key) = header("x-api-key") {
+        return Some(key.to_owned());
+    }
+    let authorization = header("authorization")?;
+    let key = authorization
+        .strip_prefix("Bearer ")
+        .or_else(|| authorization.strip_prefix("ApiKey "))?
+        .trim();
+    (!key.is_empty()).then(|| key.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn key_carriers_in_astrbot_order() {
+        assert_eq!(
+            key_from_headers(&headers(&[("x-api-key", " k ")])),
+            Some("k".into())
+        );
+        assert_eq!(
+            key_from_headers(&headers(&[
+                ("x-api-key", ""),
+                ("authorization", "Bearer b")
+            ])),
+            Some("b".into())
+        );
+        assert_eq!(
+            key_from_headers(&headers(&[("authorization", "ApiKey  a ")])),
+            Some("a".into())
+        );
+        assert_eq!(
+            key_from_headers(&headers(&[("authorization", "bearer b")])),
+            None
+        );
+        assert_eq!(
+            key_from_headers(&headers(&[("authorization", "Basic b")])),
+            None
+        );
+        assert_eq!(
+            key_from_headers(&headers(&[("authorization", "Bearer  ")])),
+            None
+        );
+    }
+}

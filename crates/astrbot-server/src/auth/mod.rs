@@ -1,0 +1,10 @@
+//! Authentication: developer API keys on `/api/v1*`, the admin JWT on the
+//! other `/api*` routes, and the middleware that applies them.
+
+pub mod api_key;
+pub mod jwt;
+pub mod middleware;
+pub mod password;
+
+pub use api_key::{GeneratedKey, KeyIdentity, ALL_SCOPES};
+pub use middleware::{authenticate, AdminIdentity};

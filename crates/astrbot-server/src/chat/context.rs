@@ -1,0 +1,241 @@
+//! Building the request sent to the model: persona prompt, begin dialogs,
+//! the stored conversation cut to `max_context_length` turns, and the new
+//! user turn with quoted replies, images and notes about other files.
+
+use astrbot_core::provider::ImageUrl;
+use astrbot_core::{ChatMessage, ContentPart, MessageContent, Store};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use super::parts::{plain_text, UserPart};
+use crate::config::LoadedConfig;
+
+/// The persona prompt used when a config defines none.
+const DEFAULT_PERSONA_PROMPT: &str = "You are a helpful and friendly assistant.";
+
+/// AstrBot's marker for "no persona".
+const NO_PERSONA: &str = "[%None]";
+
+/// Images larger than this are described instead of inlined.
+const MAX_INLINE_IMAGE_BYTES: u64 = 20 * 1024 * 1024;
+
+/// The system prompt and begin dialogs of the config's default persona.
+pub fn persona_messages(config: &LoadedConfig) -> Vec<ChatMessage> {
+    let name = config.chat.default_personality.as_str();
+    if name == NO_PERSONA {
+        return Vec::new();
+    }
+    let Some(persona) = config.persona(name) else {
+        return vec![ChatMessage::text("system", DEFAULT_PERSONA_PROMPT)];
+    };
+    let mut messages = Vec::new();
+    if !persona.prompt.is_empty() {
+        messages.push(ChatMessage::text("system", persona.prompt.clone()));
+    }
+    for (index, line) in persona.begin_dialogs.iter().enumerate() {
+        let role = if index % 2 == 0 { "user" } else { "assistant" };
+        messages.push(ChatMessage::text(role, line.clone()));
+    }
+    messages
+}
+
+/// The last `max_turns` turns of a stored conversation (all when negative).
+/// A turn starts at a user message, so a cut never splits one.
+pub fn recent_history(history: &[ChatMessage], max_turns: i64) -> &[ChatMessage] {
+    let Ok(max_turns) = usize::try_from(max_turns) else {
+        return history;
+    };
+    let starts: Vec<usize> = history
+        .iter()
+        .enumerate()
+        .filter(|(_, message)| message.role == "user")
+        .map(|(index, _)| index)
+        .collect();
+    if starts.len() <= max_turns {
+        return history;
+    }
+    match max_turns {
+        0 => &[],
+        _ => &history[starts[starts.len() - max_turns]..],
+    }
+}
+
+/// The new user turn twice over: as sent to the model (images inlined as
+/// data URLs) and as kept in the conversation (images as short notes, so
+/// stored conversations stay small).
+pub async fn user_turn(
+    config: &LoadedConfig,
+    parts: &[UserPart],
+    store: &dyn Store,
+) -> (ChatMessage, ChatMessage) {
+    let mut text = String::new();
+    for part in parts {
+        if let UserPart::Reply {
+            message_id,
+            selected_text,
+        } = part
+        {
+            let quoted = quoted_text(message_id, selected_text, store).await;
+            if !quoted.is_empty() {
+                text.push_str(&format!("[Quoted message: {quoted}]\n"));
+            }
+        }
+    }
+    let prompt = plain_text(parts).trim().to_owned();
+    text.push_str(&apply_prefix(&config.chat.prompt_prefix, &prompt));
+
+    let mut images = Vec::new();
+    let mut model_notes = Vec::new();
+    let mut stored_notes = Vec::new();
+    for part in parts {
+        let UserPart::Attachment {
+            kind,
+            filename,
+            path,
+            mime_type,
+            ..
+        } = part
+        else {
+            continue;
+        };
+        if kind == "image" {
+            stored_notes.push(format!("[Image: {filename}]"));
+            match inline_image(path, mime_type).await {
+                Some(url) => images.push(ContentPart::ImageUrl {
+                    image_url: ImageUrl { url },
+                }),
+                None => model_notes.push(format!("[Image: {filename} (could not be read)]")),
+            }
+        } else {
+            let note = format!(
+                "[{} attachment: {filename} ({mime_type})]",
+                title_case(kind)
+            );
+            model_notes.push(note.clone());
+            stored_notes.push(note);
+        }
+    }
+    let model_text = with_notes(&text, &model_notes);
+    let stored_text = with_notes(&text, &stored_notes);
+
+    let for_model = if images.is_empty() {
+        ChatMessage::text("user", model_text.trim().to_owned())
+    } else {
+        let mut content = vec![ContentPart::Text {
+            text: model_text.trim().to_owned(),
+        }];
+        content.extend(images);
+        ChatMessage {
+            role: "user".to_owned(),
+            content: MessageContent::Parts(content),
+        }
+    };
+    (
+        for_model,
+        ChatMessage::text("user", stored_text.trim().to_owned()),
+    )
+}
+
+fn with_notes(text: &str, notes: &[String]) -> String {
+    let mut out = text.to_owned();
+    for note in notes {
+        out.push('\n');
+        out.push_str(note);
+    }
+    out
+}
+
+/// AstrBot's `prompt_prefix`: `{{prompt}}` is replaced by the text, else the
+/// prefix goes in front of it.
+fn apply_prefix(prefix: &str, prompt: &str) -> String {
+    if prefix.contains("{{prompt}}") {
+        prefix.replace("{{prompt}}", prompt)
+    } else {
+        format!("{prefix}{prompt}")
+    }
+}
+
+/// The text a reply part quotes: its `selected_text`, else the plain text
+/// of the referenced UI-history turn.
+async fn quoted_text(message_id: &serde_json::Value, selected: &str, store: &dyn Store) -> String {
+    if !selected.is_empty() {
+        return selected.to_owned();
+    }
+    let id = match message_id {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    let Some(id) = id else {
+        return String::new();
+    };
+    let Ok(Some(turn)) = store.get_history(id).await else {
+        return String::new();
+    };
+    turn.content
+        .get("message")
+        .and_then(|m| m.as_array())
+        .map(|parts| {
+            parts
+                .iter()
+                .filter(|p| p.get("type").and_then(|t| t.as_str()) == Some("plain"))
+                .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
+                .collect::<Vec<_>>()
+                .join("")
+        })
+        .unwrap_or_default()
+}
+
+/// Reads an image into a data URL with its real MIME type (AstrBot labels
+/// every image JPEG).
+async fn inline_image(path: &str, mime_type: &str) -> Option<String> {
+    let size = tokio::fs::metadata(path).await.ok()?.len();
+    if size > MAX_INLINE_IMAGE_BYTES {
+        return None;
+    }
+    let bytes = tokio::fs::read(path).await.ok()?;
+    let mime = if mime_type.starts_with("image/") {
+        mime_type
+    } else {
+        "image/jpeg"
+    };
+    Some(format!("data:{mime};base64,{}", STANDARD.encode(bytes)))
+}
+
+fn title_case(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn(role: &str, text: &str) -> ChatMessage {
+        ChatMessage::text(role, text)
+    }
+
+    #[test]
+    fn history_is_cut_at_turn_boundaries() {
+        let history = vec![
+            turn("user", "1"),
+            turn("assistant", "a"),
+            turn("user", "2"),
+            turn("assistant", "b"),
+        ];
+        assert_eq!(recent_history(&history, -1).len(), 4);
+        assert_eq!(recent_history(&history, 1), &history[2..]);
+        assert_eq!(recent_history(&history, 0).len(), 0);
+        assert_eq!(recent_history(&history, 5).len(), 4);
+    }
+
+    #[test]
+    fn prompt_prefix_wraps_or_prepends() {
+        assert_eq!(apply_prefix("{{prompt}}", "hi"), "hi");
+        assert_eq!(apply_prefix("Q: {{prompt}}!", "hi"), "Q: hi!");
+        assert_eq!(apply_prefix("> ", "hi"), "> hi");
+    }
+}

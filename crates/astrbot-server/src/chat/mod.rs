@@ -1,0 +1,74 @@
+//! The chat pipeline behind `/api/v1/chat`: a turn waits for its session to
+//! be free, is routed to its config, picks a provider, and streams
+//! AstrBot's SSE events back while the run saves the conversation and the
+//! UI history. The run is its own task: a client that goes away loses
+//! nothing, the turn is still answered and saved.
+
+mod context;
+mod events;
+mod locks;
+mod parts;
+mod providers;
+mod run;
+mod title;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use astrbot_core::Store;
+use tokio::sync::mpsc;
+
+pub use events::{AgentStats, ChatEvent};
+pub use parts::UserPart;
+pub use providers::{ProviderRegistry, ProviderSet, DEMO_PROVIDER_ID, LOCAL_PROVIDER_TYPE};
+
+use crate::config::ConfigRegistry;
+use locks::SessionLocks;
+
+/// One user message to answer.
+#[derive(Debug, Clone)]
+pub struct ChatTurn {
+    pub username: String,
+    pub session_id: String,
+    /// `webchat:FriendMessage:webchat!<username>!<session_id>`.
+    pub umo: String,
+    pub parts: Vec<UserPart>,
+    pub selected_provider: Option<String>,
+    pub selected_model: Option<String>,
+    /// `None` follows the config's `streaming_response`.
+    pub streaming: Option<bool>,
+    /// The request id carried by the stream's events.
+    pub message_id: String,
+}
+
+/// Runs chat turns.
+pub struct ChatService {
+    store: Arc<dyn Store>,
+    configs: Arc<ConfigRegistry>,
+    providers: ProviderRegistry,
+    locks: SessionLocks,
+}
+
+impl ChatService {
+    pub fn new(store: Arc<dyn Store>, configs: Arc<ConfigRegistry>, demo_model: PathBuf) -> Self {
+        ChatService {
+            store,
+            configs,
+            providers: ProviderRegistry::new(demo_model),
+            locks: SessionLocks::default(),
+        }
+    }
+
+    pub fn providers(&self) -> &ProviderRegistry {
+        &self.providers
+    }
+
+    /// Starts answering a turn and returns its events, `End` last. The run
+    /// goes on to the end even if the receiver is dropped.
+    pub fn start(self: &Arc<Self>, turn: ChatTurn) -> mpsc::Receiver<ChatEvent> {
+        let (events, receiver) = mpsc::channel(256);
+        let service = self.clone();
+        tokio::spawn(async move { service.run(turn, events).await });
+        receiver
+    }
+}

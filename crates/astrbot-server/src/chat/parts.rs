@@ -1,0 +1,61 @@
+//! A user message as the chat endpoint resolved it: text, replies, and
+//! uploaded attachments looked up in the store.
+
+use serde_json::{json, Value};
+
+/// One part of a user message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserPart {
+    Plain {
+        text: String,
+    },
+    /// A quote of an earlier UI-history turn.
+    Reply {
+        message_id: Value,
+        selected_text: String,
+    },
+    /// An uploaded file; `kind` is the stored type, not the declared one.
+    Attachment {
+        kind: String,
+        attachment_id: String,
+        filename: String,
+        path: String,
+        mime_type: String,
+    },
+}
+
+impl UserPart {
+    /// The part as stored in the UI history: the internal path left out.
+    pub fn to_history_json(&self) -> Value {
+        match self {
+            UserPart::Plain { text } => json!({"type": "plain", "text": text}),
+            UserPart::Reply {
+                message_id,
+                selected_text,
+            } => json!({"type": "reply", "message_id": message_id, "selected_text": selected_text}),
+            UserPart::Attachment {
+                kind,
+                attachment_id,
+                filename,
+                ..
+            } => json!({"type": kind, "attachment_id": attachment_id, "filename": filename}),
+        }
+    }
+
+    /// Whether the part is content the model can answer (a reply alone is
+    /// not).
+    pub fn is_content(&self) -> bool {
+        !matches!(self, UserPart::Reply { .. })
+    }
+}
+
+/// The plain texts of a message, concatenated as AstrBot's `message_str`.
+pub fn plain_text(parts: &[UserPart]) -> String {
+    parts
+        .iter()
+        .filter_map(|part| match part {
+            UserPart::Plain { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,361 @@
+//! One agent run: provider selection, the model call (streamed or whole),
+//! the events of AstrBot's catalogue in AstrBot's order, and the writes to
+//! the conversation and the UI history.
+
+use std::sync::Arc;
+
+use astrbot_core::store::NewHistory;
+use astrbot_core::{
+    ChatMessage, ChatProvider, ChatRequest, ProviderError, StreamChunk, TokenUsage,
+};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::mpsc::Sender;
+
+use super::context::{persona_messages, recent_history, user_turn};
+use super::events::{AgentStats, ChatEvent};
+use super::parts::UserPart;
+use super::{ChatService, ChatTurn};
+use crate::config::LoadedConfig;
+
+/// Preference holding a session's chosen provider, as AstrBot names it.
+const PROVIDER_PREFERENCE: &str = "provider_perf_chat_completion";
+/// Preference holding a session's current conversation id.
+const CONVERSATION_PREFERENCE: &str = "sel_conv_id";
+
+/// What the model answered (or the error text shown instead).
+struct Answer {
+    text: String,
+    reasoning: String,
+    usage: TokenUsage,
+    failed: bool,
+}
+
+impl ChatService {
+    pub(super) async fn run(self: Arc<Self>, turn: ChatTurn, events: Sender<ChatEvent>) {
+        let _session = self.locks.acquire(&turn.umo).await;
+        let config = self.configs.resolve_for_umo(&turn.umo);
+        let has_content = turn.parts.iter().any(UserPart::is_content);
+        if config.chat.enable && has_content {
+            if let Some(provider) = self.pick_provider(&config, &turn).await {
+                self.answer(&config, provider, &turn, &events).await;
+            }
+        }
+        send(
+            &events,
+            ChatEvent::End {
+                message_id: turn.message_id.clone(),
+            },
+        )
+        .await;
+    }
+
+    /// `selected_provider` when given (unknown means no answer, as in
+    /// AstrBot), else the session's preference, the config's default, the
+    /// config's first provider, or the demo model.
+    async fn pick_provider(
+        &self,
+        config: &Arc<LoadedConfig>,
+        turn: &ChatTurn,
+    ) -> Option<Arc<dyn ChatProvider>> {
+        let set = self.providers.for_config(config);
+        if let Some(selected) = turn.selected_provider.as_deref().filter(|s| !s.is_empty()) {
+            let found = set.get(selected);
+            if found.is_none() {
+                tracing::warn!(provider.id = selected, config.id = %config.id, "selected_provider is not a configured chat provider; no answer");
+            }
+            return found;
+        }
+        let preferred = self
+            .store
+            .get_preference("umo", &turn.umo, PROVIDER_PREFERENCE)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .and_then(|id| set.get(&id));
+        let chosen = preferred
+            .or_else(|| set.get(&config.chat.default_provider_id))
+            .or_else(|| set.first());
+        if chosen.is_none() {
+            tracing::warn!(
+                config.id = %config.id,
+                "no chat provider is configured, so chats get no answer: add one to \
+                 `provider_sources` and `provider` in the config (see the README), or fetch \
+                 the demo model with scripts/fetch-model.sh"
+            );
+        }
+        chosen
+    }
+
+    async fn answer(
+        &self,
+        config: &LoadedConfig,
+        provider: Arc<dyn ChatProvider>,
+        turn: &ChatTurn,
+        events: &Sender<ChatEvent>,
+    ) {
+        let conversation = match self.current_conversation(&turn.umo).await {
+            Ok(conversation) => conversation,
+            Err(error) => {
+                tracing::error!(%error, umo = %turn.umo, "could not load the conversation");
+                return;
+            }
+        };
+        let history: Vec<ChatMessage> =
+            serde_json::from_value(conversation.content.clone()).unwrap_or_default();
+        let (for_model, for_storage) = user_turn(config, &turn.parts, &*self.store).await;
+
+        let mut messages = persona_messages(config);
+        messages.extend_from_slice(recent_history(&history, config.chat.max_context_length));
+        messages.push(for_model);
+        let request = ChatRequest {
+            messages,
+            model: turn.selected_model.clone().filter(|m| !m.is_empty()),
+            max_tokens: None,
+        };
+
+        let streaming = turn.streaming.unwrap_or(config.chat.streaming_response);
+        let answer = if streaming {
+            self.stream_answer(config, &*provider, request, turn, events)
+                .await
+        } else {
+            self.whole_answer(&*provider, request, turn, events).await
+        };
+        if answer.failed {
+            return;
+        }
+
+        let mut updated = history;
+        updated.push(for_storage.clone());
+        updated.push(ChatMessage::text("assistant", answer.text.clone()));
+        let content = serde_json::to_value(&updated).unwrap_or_else(|_| json!([]));
+        let tokens = i64::try_from(answer.usage.total()).unwrap_or(i64::MAX);
+        if let Err(error) = self
+            .store
+            .update_conversation(&conversation.conversation_id, &content, tokens)
+            .await
+        {
+            tracing::error!(%error, umo = %turn.umo, "could not save the conversation");
+        }
+        if updated.len() == 2 {
+            self.spawn_title(provider, turn, for_storage.plain_text());
+        }
+    }
+
+    async fn stream_answer(
+        &self,
+        config: &LoadedConfig,
+        provider: &dyn ChatProvider,
+        request: ChatRequest,
+        turn: &ChatTurn,
+        events: &Sender<ChatEvent>,
+    ) -> Answer {
+        let start = epoch_seconds();
+        let mut first_token = None;
+        let mut answer = Answer {
+            text: String::new(),
+            reasoning: String::new(),
+            usage: TokenUsage::default(),
+            failed: false,
+        };
+        let mut failure = None;
+        match provider.chat_stream(request).await {
+            Ok(mut stream) => {
+                while let Some(chunk) = stream.next().await {
+                    match chunk {
+                        Ok(StreamChunk::Text(delta)) if !delta.is_empty() => {
+                            first_token.get_or_insert_with(epoch_seconds);
+                            answer.text.push_str(&delta);
+                            send(events, plain(delta, true, None, turn)).await;
+                        }
+                        Ok(StreamChunk::Reasoning(delta)) if !delta.is_empty() => {
+                            answer.reasoning.push_str(&delta);
+                            if config.chat.display_reasoning_text {
+                                send(events, plain(delta, true, Some("reasoning"), turn)).await;
+                            }
+                        }
+                        Ok(StreamChunk::Usage(usage)) => answer.usage = usage,
+                        Ok(_) => {}
+                        Err(error) => {
+                            failure = Some(error);
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(error) => failure = Some(error),
+        }
+        if let Some(error) = failure {
+            let message = failure_text(provider, &error, turn);
+            let delta = if answer.text.is_empty() {
+                message
+            } else {
+                format!("\n\n{message}")
+            };
+            answer.text.push_str(&delta);
+            answer.failed = true;
+            send(events, plain(delta, true, None, turn)).await;
+        }
+
+        let end = epoch_seconds();
+        let stats = AgentStats {
+            usage: answer.usage,
+            start_time: start,
+            end_time: end,
+            time_to_first_token: first_token.map_or(0.0, |t| t - start),
+        };
+        send(events, ChatEvent::AgentStats(stats)).await;
+        send(
+            events,
+            ChatEvent::Complete {
+                text: answer.text.clone(),
+                reasoning: answer.reasoning.clone(),
+                message_id: turn.message_id.clone(),
+            },
+        )
+        .await;
+        self.save_bot_turn(turn, &answer, Some(&stats), events)
+            .await;
+        answer
+    }
+
+    async fn whole_answer(
+        &self,
+        provider: &dyn ChatProvider,
+        request: ChatRequest,
+        turn: &ChatTurn,
+        events: &Sender<ChatEvent>,
+    ) -> Answer {
+        let start = epoch_seconds();
+        let answer = match provider.chat(request).await {
+            Ok(response) => Answer {
+                text: response.text,
+                reasoning: response.reasoning,
+                usage: response.usage,
+                failed: false,
+            },
+            Err(error) => Answer {
+                text: failure_text(provider, &error, turn),
+                reasoning: String::new(),
+                usage: TokenUsage::default(),
+                failed: true,
+            },
+        };
+        let end = epoch_seconds();
+        send(events, plain(answer.text.clone(), false, None, turn)).await;
+        self.save_bot_turn(turn, &answer, None, events).await;
+        let stats = AgentStats {
+            usage: answer.usage,
+            start_time: start,
+            end_time: end,
+            time_to_first_token: end - start,
+        };
+        send(events, ChatEvent::AgentStats(stats)).await;
+        answer
+    }
+
+    /// Writes the bot turn to the UI history and reports its id.
+    async fn save_bot_turn(
+        &self,
+        turn: &ChatTurn,
+        answer: &Answer,
+        stats: Option<&AgentStats>,
+        events: &Sender<ChatEvent>,
+    ) {
+        let mut message = Vec::new();
+        if !answer.text.is_empty() {
+            message.push(json!({"type": "plain", "text": answer.text}));
+        }
+        let mut content = json!({"type": "bot", "message": message});
+        if !answer.reasoning.is_empty() {
+            content["reasoning"] = Value::String(answer.reasoning.clone());
+        }
+        if let Some(stats) = stats {
+            content["agent_stats"] = stats.to_json();
+        }
+        let saved = self
+            .store
+            .insert_history(NewHistory {
+                platform_id: "webchat".to_owned(),
+                user_id: turn.session_id.clone(),
+                sender_id: Some("bot".to_owned()),
+                sender_name: Some("bot".to_owned()),
+                content,
+            })
+            .await;
+        match saved {
+            Ok(record) => {
+                let event = ChatEvent::MessageSaved {
+                    id: record.id,
+                    created_at: astrbot_core::time::iso(record.created_at),
+                };
+                send(events, event).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, session.id = %turn.session_id, "could not save the bot turn")
+            }
+        }
+    }
+
+    /// The session's current conversation, created on first use.
+    async fn current_conversation(
+        &self,
+        umo: &str,
+    ) -> astrbot_core::StoreResult<astrbot_core::store::ConversationRecord> {
+        let selected = self
+            .store
+            .get_preference("umo", umo, CONVERSATION_PREFERENCE)
+            .await?
+            .and_then(|value| value.as_str().map(str::to_owned));
+        if let Some(id) = selected {
+            if let Some(conversation) = self.store.get_conversation(&id).await? {
+                return Ok(conversation);
+            }
+        }
+        let platform_id = umo.split(':').next().unwrap_or("webchat");
+        let conversation = self.store.create_conversation(platform_id, umo).await?;
+        self.store
+            .put_preference(
+                "umo",
+                umo,
+                CONVERSATION_PREFERENCE,
+                &Value::String(conversation.conversation_id.clone()),
+            )
+            .await?;
+        Ok(conversation)
+    }
+}
+
+fn plain(
+    text: String,
+    streaming: bool,
+    chain_type: Option<&'static str>,
+    turn: &ChatTurn,
+) -> ChatEvent {
+    ChatEvent::Plain {
+        text,
+        streaming,
+        chain_type,
+        message_id: turn.message_id.clone(),
+    }
+}
+
+/// The text a user sees when the model call failed; close to AstrBot's
+/// non-streaming wording. Provider errors never carry keys.
+fn failure_text(provider: &dyn ChatProvider, error: &ProviderError, turn: &ChatTurn) -> String {
+    tracing::warn!(provider.id = provider.id(), session.id = %turn.session_id, %error, "provider call failed");
+    format!("LLM 响应错误: {error}")
+}
+
+/// A dropped receiver means the client left; the run carries on regardless.
+async fn send(events: &Sender<ChatEvent>, event: ChatEvent) {
+    let _ = events.send(event).await;
+}
+
+fn epoch_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}

@@ -1,0 +1,173 @@
+//! JSON on AstrBot's wire: the `{status, message, data}` envelope, written
+//! compact with non-ASCII `\u`-escaped as AstrBot's server does, and the
+//! SSE payload format with Python's `", "` / `": "` separators and raw UTF-8.
+
+use std::io;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::ser::Formatter;
+use serde_json::{json, Value};
+
+/// An envelope response. Business errors are HTTP 200 like AstrBot's; only
+/// authentication (401/403) and transport limits use other codes.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    status: StatusCode,
+    body: Value,
+}
+
+impl Envelope {
+    /// `{"status":"ok","message":null,"data":data}`.
+    pub fn ok(data: Value) -> Self {
+        Envelope::ok_with_message(data, None)
+    }
+
+    /// Success with a message, as AstrBot's config endpoints answer.
+    pub fn ok_with_message(data: Value, message: Option<&str>) -> Self {
+        let data = if data.is_null() { json!({}) } else { data };
+        Envelope {
+            status: StatusCode::OK,
+            body: json!({"status": "ok", "message": message, "data": data}),
+        }
+    }
+
+    /// `{"status":"error","message":message,"data":null}` with HTTP 200.
+    pub fn error(message: impl Into<String>) -> Self {
+        Envelope::error_with_status(StatusCode::OK, message)
+    }
+
+    pub fn error_with_status(status: StatusCode, message: impl Into<String>) -> Self {
+        Envelope {
+            status,
+            body: json!({"status": "error", "message": message.into(), "data": null}),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn body(&self) -> &Value {
+        &self.body
+    }
+}
+
+impl IntoResponse for Envelope {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, to_ascii_json(&self.body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+/// Compact JSON with every non-ASCII character `\u`-escaped (surrogate pairs
+/// for characters outside the BMP), byte for byte what Python's
+/// `json.dumps(ensure_ascii=True, separators=(",", ":"))` prints.
+pub fn to_ascii_json(value: &impl Serialize) -> String {
+    write_with(value, AsciiCompact)
+}
+
+/// JSON as Python's `json.dumps(ensure_ascii=False)` prints it: `", "` and
+/// `": "` separators, raw UTF-8. AstrBot's SSE events look like this.
+pub fn to_python_json(value: &impl Serialize) -> String {
+    write_with(value, PythonSpaced)
+}
+
+fn write_with(value: &impl Serialize, formatter: impl Formatter) -> String {
+    let mut out = Vec::with_capacity(128);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    // Serialising a `Value` or a plain struct into memory cannot fail.
+    if value.serialize(&mut serializer).is_err() {
+        return "null".to_owned();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+struct AsciiCompact;
+
+impl Formatter for AsciiCompact {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        if fragment.is_ascii() {
+            return writer.write_all(fragment.as_bytes());
+        }
+        let mut units = [0u16; 2];
+        for ch in fragment.chars() {
+            if ch.is_ascii() {
+                writer.write_all(&[ch as u8])?;
+            } else {
+                for unit in ch.encode_utf16(&mut units) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct PythonSpaced;
+
+impl Formatter for PythonSpaced {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        writer.write_all(b": ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_keeps_astrbot_key_order_and_escapes_non_ascii() {
+        let body = Envelope::error("用户名或密码错误").body().clone();
+        assert_eq!(
+            to_ascii_json(&body),
+            r#"{"status":"error","message":"\u7528\u6237\u540d\u6216\u5bc6\u7801\u9519\u8bef","data":null}"#
+        );
+        assert_eq!(
+            to_ascii_json(&json!({"e": "😀"})),
+            r#"{"e":"\ud83d\ude00"}"#
+        );
+    }
+
+    #[test]
+    fn sse_payloads_use_python_separators_and_raw_utf8() {
+        let event = json!({"type": "plain", "data": "你好", "list": [1, 2]});
+        assert_eq!(
+            to_python_json(&event),
+            r#"{"type": "plain", "data": "你好", "list": [1, 2]}"#
+        );
+    }
+}

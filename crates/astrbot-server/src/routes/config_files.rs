@@ -1,0 +1,129 @@
+//! `/api/config/*`: the admin endpoints for config files, with AstrBot's
+//! paths, fields and messages. Every change is live at once.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use serde_json::{json, Value};
+
+use super::python::{is_empty_body, object_body, to_str};
+use crate::config::{ConfigInfo, RegistryError, DEFAULT_CONFIG_ID};
+use crate::json::Envelope;
+use crate::state::AppState;
+
+const MISSING_BODY: &str = "缺少配置数据";
+const MISSING_ID: &str = "缺少配置文件 ID";
+
+pub async fn list_configs(State(state): State<AppState>) -> Envelope {
+    let infos: Vec<Value> = state.configs.list().iter().map(info_json).collect();
+    Envelope::ok(json!({"info_list": infos}))
+}
+
+pub async fn get_config(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Envelope {
+    let id = query.get("id").map(String::as_str).unwrap_or_default();
+    let system = query
+        .get("system_config")
+        .is_some_and(|flag| flag.eq_ignore_ascii_case("1"));
+    let id = if system { DEFAULT_CONFIG_ID } else { id };
+    if id.is_empty() {
+        return Envelope::error(MISSING_ID);
+    }
+    match state.configs.get(id) {
+        Some(config) => Envelope::ok(json!({"config": config.document, "metadata": {}})),
+        None => Envelope::error(format!("配置文件 {id} 不存在")),
+    }
+}
+
+pub async fn create_config(State(state): State<AppState>, body: Bytes) -> Envelope {
+    let body = object_body(&body);
+    if is_empty_body(&body) {
+        return Envelope::error(MISSING_BODY);
+    }
+    let name = body.get("name").filter(|name| !name.is_null()).map(to_str);
+    let document = body.get("config").cloned();
+    match state.configs.create(name, document).await {
+        Ok(id) => {
+            tracing::info!(config.id = %id, "config created");
+            Envelope::ok_with_message(json!({"conf_id": id}), Some("创建成功"))
+        }
+        Err(error) => registry_failure(error),
+    }
+}
+
+pub async fn rename_config(State(state): State<AppState>, body: Bytes) -> Envelope {
+    let body = object_body(&body);
+    if is_empty_body(&body) {
+        return Envelope::error(MISSING_BODY);
+    }
+    let Some(id) = config_id(&body, "id") else {
+        return Envelope::error(MISSING_ID);
+    };
+    let name = body.get("name").map(to_str).unwrap_or_default();
+    match state.configs.rename(&id, &name).await {
+        Ok(()) => Envelope::ok_with_message(json!({}), Some("更新成功")),
+        Err(error) => registry_failure(error),
+    }
+}
+
+pub async fn delete_config(State(state): State<AppState>, body: Bytes) -> Envelope {
+    let body = object_body(&body);
+    if is_empty_body(&body) {
+        return Envelope::error(MISSING_BODY);
+    }
+    let Some(id) = config_id(&body, "id") else {
+        return Envelope::error(MISSING_ID);
+    };
+    match state.configs.delete(&id).await {
+        Ok(()) => {
+            tracing::info!(config.id = %id, "config deleted");
+            Envelope::ok_with_message(json!({}), Some("删除成功"))
+        }
+        Err(error) => registry_failure(error),
+    }
+}
+
+/// Saves a whole config (`{conf_id, config}`); a missing `conf_id` means the
+/// default config.
+pub async fn save_config(State(state): State<AppState>, body: Bytes) -> Envelope {
+    let body = object_body(&body);
+    if is_empty_body(&body) {
+        return Envelope::error(MISSING_BODY);
+    }
+    let id = config_id(&body, "conf_id").unwrap_or_else(|| DEFAULT_CONFIG_ID.to_owned());
+    let Some(document) = body.get("config").filter(|c| c.is_object()).cloned() else {
+        return Envelope::error("config must be an object");
+    };
+    match state.configs.save(&id, document).await {
+        Ok(()) => {
+            tracing::info!(config.id = %id, "config saved");
+            Envelope::ok_with_message(json!({}), Some("保存成功~"))
+        }
+        Err(error) => registry_failure(error),
+    }
+}
+
+fn config_id(body: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
+    match body.get(key) {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(to_str(value).trim().to_owned()).filter(|id| !id.is_empty()),
+    }
+}
+
+fn info_json(info: &ConfigInfo) -> Value {
+    json!({"id": info.id, "name": info.name, "path": info.path})
+}
+
+fn registry_failure(error: RegistryError) -> Envelope {
+    match &error {
+        RegistryError::NotFound(id) => Envelope::error(format!("配置文件 {id} 不存在")),
+        RegistryError::Invalid(message) => Envelope::error(message.clone()),
+        RegistryError::File(_) | RegistryError::Store(_) => {
+            tracing::error!(%error, "config change failed");
+            Envelope::error(format!("保存配置失败: {error}"))
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The router: every route in one place, the authentication layer in front
+//! of them, and envelope answers for unknown paths and wrong methods.
+
+mod api_keys;
+mod config_files;
+mod login;
+mod open_api;
+mod python;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri};
+use axum::middleware;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::auth::authenticate;
+use crate::json::Envelope;
+use crate::state::AppState;
+
+/// JSON bodies larger than this are refused (uploads have their own limit).
+const MAX_JSON_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Builds the whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let open_api = Router::new()
+        .route("/api/v1/im/bots", get(open_api::list_bots))
+        .route("/api/v1/im/message", post(open_api::send_message))
+        .route("/api/v1/configs", get(open_api::list_configs))
+        .route("/api/v1/chat", post(open_api::chat))
+        .route("/api/v1/chat/sessions", get(open_api::list_sessions))
+        .route(
+            "/api/v1/file",
+            post(open_api::upload_file).layer(DefaultBodyLimit::disable()),
+        );
+
+    let admin = Router::new()
+        .route("/api/auth/login", post(login::login))
+        .route("/api/apikey/list", get(api_keys::list_keys))
+        .route("/api/apikey/create", post(api_keys::create_key))
+        .route("/api/apikey/revoke", post(api_keys::revoke_key))
+        .route("/api/apikey/delete", post(api_keys::delete_key))
+        .route("/api/config/abconfs", get(config_files::list_configs))
+        .route("/api/config/abconf", get(config_files::get_config))
+        .route("/api/config/abconf/new", post(config_files::create_config))
+        .route(
+            "/api/config/abconf/update",
+            post(config_files::rename_config),
+        )
+        .route(
+            "/api/config/abconf/delete",
+            post(config_files::delete_config),
+        )
+        .route(
+            "/api/config/astrbot/update",
+            post(config_files::save_config),
+        );
+
+    Router::new()
+        .merge(open_api)
+        .merge(admin)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> Envelope {
+    Envelope::error_with_status(StatusCode::NOT_FOUND, format!("Not found: {}", uri.path()))
+}
+
+async fn method_not_allowed() -> Envelope {
+    Envelope::error_with_status(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+}

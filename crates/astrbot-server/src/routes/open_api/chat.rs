@@ -1,0 +1,302 @@
+//! `POST /api/v1/chat`: validates the request in AstrBot's order, makes sure
+//! the session exists and belongs to the caller's user, applies config
+//! routing, stores the user turn and answers with the SSE stream.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{stream, Stream, StreamExt};
+use serde_json::{json, Map, Value};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::chat::{ChatEvent, ChatTurn, UserPart};
+use crate::config::DEFAULT_CONFIG_ID;
+use crate::json::{to_python_json, Envelope};
+use crate::routes::python::{object_body, to_str, truthy};
+use crate::state::AppState;
+use astrbot_core::store::NewHistory;
+use astrbot_core::{StoreError, Umo};
+
+/// A comment line is sent after this much silence so that proxies and
+/// clients do not time the stream out while the model thinks.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Part types that carry content (a reply alone does not).
+const CONTENT_TYPES: [&str; 5] = ["plain", "image", "record", "file", "video"];
+
+pub async fn chat(State(state): State<AppState>, body: Bytes) -> Response {
+    match prepare(&state, object_body(&body)).await {
+        Ok(turn) => stream_response(&state, turn),
+        Err(envelope) => envelope.into_response(),
+    }
+}
+
+async fn prepare(state: &AppState, payload: Map<String, Value>) -> Result<ChatTurn, Envelope> {
+    let username = match payload.get("username") {
+        None | Some(Value::Null) => return Err(Envelope::error("Missing key: username")),
+        Some(value) => to_str(value).trim().to_owned(),
+    };
+    if username.is_empty() {
+        return Err(Envelope::error("username is empty"));
+    }
+
+    // `conversation_id` is an alias used only when `session_id` is absent.
+    let raw_session = match payload.get("session_id") {
+        Some(value) => Some(value),
+        None => payload.get("conversation_id"),
+    };
+    let session_id = match raw_session {
+        None | Some(Value::Null) => String::new(),
+        Some(value) => to_str(value).trim().to_owned(),
+    };
+    let session_id = if session_id.is_empty() {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        session_id
+    };
+
+    ensure_session(state, &session_id, &username).await?;
+    let config_id = resolve_config(state, &payload)?;
+    let umo = Umo::webchat(&username, &session_id).to_string();
+    if let Some(config_id) = config_id {
+        let routed = if config_id == DEFAULT_CONFIG_ID {
+            state.configs.remove_route(&umo).await
+        } else {
+            state.configs.set_route(&umo, &config_id).await
+        };
+        routed.map_err(|error| {
+            Envelope::error(format!("Failed to update chat config route: {error}"))
+        })?;
+    }
+
+    let parts = message_parts(state, &payload).await?;
+    let message_id = uuid::Uuid::new_v4().to_string();
+    let history: Vec<Value> = parts.iter().map(UserPart::to_history_json).collect();
+    state
+        .store
+        .insert_history(NewHistory {
+            platform_id: "webchat".to_owned(),
+            user_id: session_id.clone(),
+            sender_id: Some(username.clone()),
+            sender_name: Some(username.clone()),
+            content: json!({"type": "user", "message": history}),
+        })
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "could not save the user turn");
+            Envelope::error("Failed to save the message")
+        })?;
+
+    Ok(ChatTurn {
+        username,
+        session_id,
+        umo,
+        parts,
+        selected_provider: string_field(&payload, "selected_provider"),
+        selected_model: string_field(&payload, "selected_model"),
+        // Missing means streaming; an explicit null follows the config.
+        streaming: match payload.get("enable_streaming") {
+            None => Some(true),
+            Some(Value::Null) => None,
+            Some(value) => Some(truthy(value)),
+        },
+        message_id,
+    })
+}
+
+/// Creates the session for `username`, or checks that it is theirs.
+async fn ensure_session(
+    state: &AppState,
+    session_id: &str,
+    username: &str,
+) -> Result<(), Envelope> {
+    let owner_check = |creator: &str| {
+        if creator == username {
+            Ok(())
+        } else {
+            Err(Envelope::error("session_id belongs to another username"))
+        }
+    };
+    let store_failed =
+        |error: StoreError| Envelope::error(format!("Failed to create session: {error}"));
+
+    if let Some(session) = state
+        .store
+        .get_session(session_id)
+        .await
+        .map_err(store_failed)?
+    {
+        return owner_check(&session.creator);
+    }
+    match state
+        .store
+        .create_session(session_id, "webchat", username, false)
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Two first messages raced; whoever lost checks the winner's row.
+        Err(StoreError::Conflict(_)) => match state.store.get_session(session_id).await {
+            Ok(Some(session)) => owner_check(&session.creator),
+            Ok(None) => Err(Envelope::error("Failed to create session: conflict")),
+            Err(error) => Err(store_failed(error)),
+        },
+        Err(error) => Err(store_failed(error)),
+    }
+}
+
+/// The config the request binds the session to, if it names one.
+fn resolve_config(
+    state: &AppState,
+    payload: &Map<String, Value>,
+) -> Result<Option<String>, Envelope> {
+    let config_id = string_field(payload, "config_id").unwrap_or_default();
+    let config_name = string_field(payload, "config_name").unwrap_or_default();
+    let configs = state.configs.list();
+    if !config_id.is_empty() {
+        if !configs.iter().any(|info| info.id == config_id) {
+            return Err(Envelope::error(format!("config_id not found: {config_id}")));
+        }
+        return Ok(Some(config_id));
+    }
+    if config_name.is_empty() {
+        return Ok(None);
+    }
+    let matches: Vec<_> = configs
+        .iter()
+        .filter(|info| info.name == config_name)
+        .collect();
+    match matches.as_slice() {
+        [] => Err(Envelope::error(format!(
+            "config_name not found: {config_name}"
+        ))),
+        [only] => Ok(Some(only.id.clone())),
+        _ => Err(Envelope::error(format!(
+            "config_name is ambiguous, please use config_id: {config_name}"
+        ))),
+    }
+}
+
+/// The message as parts, attachments looked up; unknown attachments and
+/// unknown part types are dropped as AstrBot drops them.
+async fn message_parts(
+    state: &AppState,
+    payload: &Map<String, Value>,
+) -> Result<Vec<UserPart>, Envelope> {
+    if !payload.contains_key("message") && !payload.contains_key("files") {
+        return Err(Envelope::error("Missing key: message or files"));
+    }
+    let message = payload.get("message").unwrap_or(&Value::Null);
+    let items = match message {
+        Value::Array(items) => items,
+        Value::String(text) if !text.is_empty() => {
+            return Ok(vec![UserPart::Plain { text: text.clone() }])
+        }
+        Value::Object(_) if truthy(message) => {
+            return Err(Envelope::error("message must be a string or list"))
+        }
+        other if truthy(other) => {
+            return Ok(vec![UserPart::Plain {
+                text: to_str(other),
+            }])
+        }
+        _ => return Err(Envelope::error("Message are both empty")),
+    };
+
+    let mut has_content = false;
+    for item in items {
+        let Some(part) = item.as_object() else {
+            return Err(Envelope::error("message part must be an object"));
+        };
+        let kind = part.get("type").map(to_str).unwrap_or_default();
+        has_content |= CONTENT_TYPES.contains(&kind.trim());
+    }
+    if !has_content {
+        return Err(Envelope::error(
+            "Message content is empty (reply only is not allowed)",
+        ));
+    }
+
+    let mut parts = Vec::new();
+    for part in items.iter().filter_map(Value::as_object) {
+        let kind = part.get("type").map(to_str).unwrap_or_default();
+        match kind.trim() {
+            "plain" => parts.push(UserPart::Plain {
+                text: part.get("text").map(text_of).unwrap_or_default(),
+            }),
+            "reply" => parts.push(UserPart::Reply {
+                message_id: part.get("message_id").cloned().unwrap_or(Value::Null),
+                selected_text: part.get("selected_text").map(text_of).unwrap_or_default(),
+            }),
+            _ => {
+                let Some(attachment_id) = part.get("attachment_id").map(to_str) else {
+                    continue;
+                };
+                match state.store.get_attachment(&attachment_id).await {
+                    Ok(Some(attachment)) => parts.push(UserPart::Attachment {
+                        filename: file_name_of(&attachment.path),
+                        kind: attachment.kind,
+                        attachment_id: attachment.attachment_id,
+                        path: attachment.path,
+                        mime_type: attachment.mime_type,
+                    }),
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::error!(%error, "attachment lookup failed");
+                        return Err(Envelope::error("Failed to read attachments"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(parts)
+}
+
+/// The SSE answer: `session_id` first, then the run's events, `end` last.
+fn stream_response(state: &AppState, turn: ChatTurn) -> Response {
+    let first = ChatEvent::SessionId {
+        session_id: turn.session_id.clone(),
+    };
+    let events = ReceiverStream::new(state.chat.start(turn));
+    let body = stream::once(async move { first }).chain(events).map(to_sse);
+    sse(body)
+}
+
+fn sse(body: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
+    let mut response = Sse::new(body)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    response
+}
+
+fn to_sse(event: ChatEvent) -> Result<Event, Infallible> {
+    Ok(Event::default().data(to_python_json(&event.to_json())))
+}
+
+fn string_field(payload: &Map<String, Value>, key: &str) -> Option<String> {
+    match payload.get(key) {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(to_str(value).trim().to_owned()),
+    }
+}
+
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        other => to_str(other),
+    }
+}
+
+fn file_name_of(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,171 @@
+//! `POST /api/v1/file`: attachment upload. The file is streamed to disk
+//! under `data/attachments/<attachment_id>/<basename>`, so the client's name
+//! is kept, two uploads of one name never collide, and no name can leave
+//! the attachments folder.
+
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::StatusCode;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+use crate::json::Envelope;
+use crate::state::AppState;
+
+/// File names are cut to this many bytes (file systems allow 255).
+const MAX_NAME_BYTES: usize = 200;
+
+pub async fn upload_file(State(state): State<AppState>, request: Request) -> Envelope {
+    let Ok(mut multipart) = Multipart::from_request(request, &()).await else {
+        return Envelope::error("Missing key: file");
+    };
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) if field.name() == Some("file") => {
+                return store_upload(&state, field).await;
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => return Envelope::error("Missing key: file"),
+            Err(error) => return Envelope::error(format!("Invalid multipart body: {error}")),
+        }
+    }
+}
+
+async fn store_upload(
+    state: &AppState,
+    mut field: axum::extract::multipart::Field<'_>,
+) -> Envelope {
+    let limit = state.configs.default_config().max_upload_bytes;
+    let filename = safe_file_name(field.file_name());
+    let mime_type = field
+        .content_type()
+        .filter(|mime| !mime.is_empty())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let kind = kind_of(&mime_type);
+
+    let attachment_id = uuid::Uuid::new_v4().to_string();
+    let folder = state.root.attachments_dir().join(&attachment_id);
+    let path = folder.join(&filename);
+    let written = write_field(&mut field, &folder, &path, limit).await;
+    if let Err(failure) = written {
+        let _ = tokio::fs::remove_dir_all(&folder).await;
+        return failure;
+    }
+
+    let path_text = path.display().to_string();
+    match state
+        .store
+        .create_attachment(&attachment_id, &path_text, kind, &mime_type)
+        .await
+    {
+        Ok(_) => Envelope::ok(json!({
+            "attachment_id": attachment_id,
+            "filename": filename,
+            "type": kind,
+        })),
+        Err(error) => {
+            tracing::error!(%error, "could not record the attachment");
+            let _ = tokio::fs::remove_dir_all(&folder).await;
+            Envelope::error("Failed to create attachment")
+        }
+    }
+}
+
+async fn write_field(
+    field: &mut axum::extract::multipart::Field<'_>,
+    folder: &std::path::Path,
+    path: &std::path::Path,
+    limit: u64,
+) -> Result<(), Envelope> {
+    let io_failed = |error: std::io::Error| {
+        tracing::error!(%error, "could not store an upload");
+        Envelope::error("Failed to store the file")
+    };
+    tokio::fs::create_dir_all(folder).await.map_err(io_failed)?;
+    let mut file = tokio::fs::File::create(path).await.map_err(io_failed)?;
+    let mut size: u64 = 0;
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                size += chunk.len() as u64;
+                if size > limit {
+                    return Err(Envelope::error_with_status(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("File too large: the limit is {} MiB", limit / (1024 * 1024)),
+                    ));
+                }
+                file.write_all(&chunk).await.map_err(io_failed)?;
+            }
+            Ok(None) => break,
+            Err(error) => return Err(Envelope::error(format!("Upload interrupted: {error}"))),
+        }
+    }
+    file.flush().await.map_err(io_failed)
+}
+
+/// The last component of the client's name (both `/` and `\` separate,
+/// since Windows clients send full paths), without control characters;
+/// a fresh UUID when nothing usable is left.
+pub fn safe_file_name(name: Option<&str>) -> String {
+    let base = name
+        .unwrap_or_default()
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default();
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
+        return uuid::Uuid::new_v4().to_string();
+    }
+    let mut end = cleaned.len().min(MAX_NAME_BYTES);
+    while !cleaned.is_char_boundary(end) {
+        end -= 1;
+    }
+    cleaned[..end].to_owned()
+}
+
+/// AstrBot's type mapping, by MIME prefix only.
+fn kind_of(mime_type: &str) -> &'static str {
+    if mime_type.starts_with("image") {
+        "image"
+    } else if mime_type.starts_with("audio") {
+        "record"
+    } else if mime_type.starts_with("video") {
+        "video"
+    } else {
+        "file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_escape_or_vanish() {
+        assert_eq!(safe_file_name(Some("../../x")), "x");
+        assert_eq!(safe_file_name(Some("..\\..\\x")), "x");
+        assert_eq!(safe_file_name(Some("a/b/report.pdf")), "report.pdf");
+        assert_eq!(safe_file_name(Some("bad\0name.txt")), "badname.txt");
+        for hostile in [
+            None,
+            Some(""),
+            Some(".."),
+            Some("../"),
+            Some("\0"),
+            Some(" "),
+        ] {
+            let name = safe_file_name(hostile);
+            assert_eq!(name.len(), 36, "{hostile:?} gave {name}");
+        }
+        assert!(safe_file_name(Some(&"é".repeat(300))).len() <= MAX_NAME_BYTES);
+    }
+
+    #[test]
+    fn type_follows_mime_prefix() {
+        assert_eq!(kind_of("image/png"), "image");
+        assert_eq!(kind_of("audio/wav"), "record");
+        assert_eq!(kind_of("video/mp4"), "video");
+        assert_eq!(kind_of("text/plain"), "file");
+    }
+}

@@ -1,0 +1,76 @@
+//! `GET /api/v1/chat/sessions`: one user's chat sessions, paginated.
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use serde_json::{json, Value};
+
+use crate::json::Envelope;
+use crate::routes::python::parse_int;
+use crate::state::AppState;
+use astrbot_core::time::iso;
+
+const MAX_PAGE_SIZE: i64 = 100;
+
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Envelope {
+    let Ok(Query(query)) = query else {
+        return Envelope::error("Invalid query string");
+    };
+    let Some(username) = query.get("username") else {
+        return Envelope::error("Missing key: username");
+    };
+    let username = username.trim();
+    if username.is_empty() {
+        return Envelope::error("username is empty");
+    }
+
+    let page = query.get("page").map_or(Some(1), |p| parse_int(p));
+    let page_size = query.get("page_size").map_or(Some(20), |p| parse_int(p));
+    let (Some(page), Some(page_size)) = (page, page_size) else {
+        return Envelope::error("page and page_size must be integers");
+    };
+    let page = page.clamp(1, i64::from(u32::MAX)) as u32;
+    let page_size = page_size.clamp(1, MAX_PAGE_SIZE) as u32;
+    let platform_id = query
+        .get("platform_id")
+        .map(String::as_str)
+        .filter(|p| !p.is_empty());
+
+    let listed = state
+        .store
+        .list_sessions(username, platform_id, page, page_size)
+        .await;
+    match listed {
+        Ok(listed) => {
+            let sessions: Vec<Value> = listed
+                .sessions
+                .iter()
+                .map(|session| {
+                    json!({
+                        "session_id": session.session_id,
+                        "platform_id": session.platform_id,
+                        "creator": session.creator,
+                        "display_name": session.display_name,
+                        "is_group": i32::from(session.is_group),
+                        "created_at": iso(session.created_at),
+                        "updated_at": iso(session.updated_at),
+                    })
+                })
+                .collect();
+            Envelope::ok(json!({
+                "sessions": sessions,
+                "page": page,
+                "page_size": page_size,
+                "total": listed.total,
+            }))
+        }
+        Err(error) => {
+            tracing::error!(%error, "listing sessions failed");
+            Envelope::error("Failed to list sessions")
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Start-up: open the store, load the configs, bind the listener, log what a
+//! newcomer needs to know, and serve until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use astrbot_core::Store;
+use astrbot_store::SqliteStore;
+use tokio::net::TcpListener;
+
+use crate::chat::ChatService;
+use crate::config::{ConfigRegistry, DEFAULT_PASSWORD_MD5};
+use crate::paths::DataRoot;
+use crate::routes::router;
+use crate::state::{App, AppState};
+
+/// How to start a server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub root: DataRoot,
+    /// Overrides `dashboard.host` (the CLI resolves the environment).
+    pub host: Option<String>,
+    /// Overrides `dashboard.port`; 0 picks a free port.
+    pub port: Option<u16>,
+}
+
+/// A bound, ready-to-serve server.
+pub struct Server {
+    state: AppState,
+    listener: TcpListener,
+}
+
+impl Server {
+    /// Prepares everything and binds the listener; requests are accepted
+    /// once `run` is called (the kernel queues them meanwhile).
+    pub async fn bind(options: ServerOptions) -> anyhow::Result<Server> {
+        let started_at = Instant::now();
+        let root = options.root;
+        root.create_dirs().with_context(|| {
+            format!(
+                "cannot create the data folders in {}",
+                root.root().display()
+            )
+        })?;
+
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&root.database()).await.with_context(|| {
+                format!("cannot open the database {}", root.database().display())
+            })?);
+        let configs = Arc::new(ConfigRegistry::load(root.clone(), store.clone()).await?);
+        let chat = Arc::new(ChatService::new(
+            store.clone(),
+            configs.clone(),
+            root.demo_model(),
+        ));
+        chat.providers().preload_demo();
+
+        let dashboard = configs.default_config().dashboard();
+        let host = options.host.unwrap_or(dashboard.host);
+        let port = options.port.unwrap_or(dashboard.port);
+        let listener = TcpListener::bind((host.as_str(), port))
+            .await
+            .with_context(|| format!("cannot listen on {host}:{port}"))?;
+
+        let state = AppState::new(App {
+            root,
+            store,
+            configs,
+            chat,
+            started_at,
+        });
+        Ok(Server { state, listener })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets open requests finish.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        self.log_banner();
+        let app = router(self.state.clone());
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the HTTP server failed")
+    }
+
+    fn log_banner(&self) {
+        let state = &self.state;
+        let address = self
+            .listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let config = state.configs.default_config();
+        let dashboard = config.dashboard();
+        tracing::info!(
+            root = %state.root.root().display(),
+            config = %state.root.default_config().display(),
+            "data root ready"
+        );
+        tracing::info!(
+            "admin login: POST http://{address}/api/auth/login with username {:?}",
+            dashboard.username
+        );
+        if dashboard.password_md5 == DEFAULT_PASSWORD_MD5 {
+            tracing::warn!(
+                "the admin password is still the default (\"astrbot\"): change dashboard.password \
+                 (the MD5 hex of the new password) in {} before exposing this server",
+                state.root.default_config().display()
+            );
+        }
+        let providers = state.chat.providers().for_config(&config).ids();
+        if providers.is_empty() {
+            tracing::warn!(
+                "no chat provider is configured and the demo model is not present: chats get no \
+                 answer until you add a provider to {} or run scripts/fetch-model.sh",
+                state.root.default_config().display()
+            );
+        } else {
+            tracing::info!(providers = ?providers, "chat providers of the default config");
+        }
+        tracing::info!(
+            startup_ms = state.started_at.elapsed().as_millis() as u64,
+            "astrbot-rs listening on http://{address}"
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! The shared application state every handler receives.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use astrbot_core::store::ApiKeyRecord;
+use astrbot_core::{Store, StoreResult};
+
+use crate::auth::api_key;
+use crate::chat::ChatService;
+use crate::config::ConfigRegistry;
+use crate::paths::DataRoot;
+
+/// Cheap to clone: one `Arc` around everything.
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+/// What the handlers share.
+pub struct App {
+    pub root: DataRoot,
+    pub store: Arc<dyn Store>,
+    pub configs: Arc<ConfigRegistry>,
+    pub chat: Arc<ChatService>,
+    pub started_at: Instant,
+}
+
+impl AppState {
+    pub fn new(app: App) -> Self {
+        AppState(Arc::new(app))
+    }
+}
+
+impl Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl App {
+    /// The active (not revoked, not expired) key a plaintext belongs to.
+    ///
+    /// Keys we issued are found by their SHA-256. Keys imported from an
+    /// AstrBot database only have the PBKDF2 hash; while any such key
+    /// exists, a miss falls back to PBKDF2 once and records the SHA-256 so
+    /// that later requests take the fast path.
+    pub async fn find_active_key(&self, key: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        if !api_key::is_well_formed(key) {
+            return Ok(None);
+        }
+        let now = astrbot_core::time::now();
+        let lookup = api_key::lookup_hash(key);
+        if let Some(record) = self
+            .store
+            .find_active_api_key_by_lookup(&lookup, now)
+            .await?
+        {
+            return Ok(Some(record));
+        }
+        if self.store.count_api_keys_without_lookup().await? == 0 {
+            return Ok(None);
+        }
+
+        let owned = key.to_owned();
+        let key_hash = tokio::task::spawn_blocking(move || api_key::pbkdf2_hash(&owned))
+            .await
+            .unwrap_or_default();
+        let found = self
+            .store
+            .find_active_api_key_by_hash(&key_hash, now)
+            .await?;
+        if let Some(record) = &found {
+            if record.lookup_hash.is_none() {
+                self.store
+                    .set_api_key_lookup(&record.key_id, &lookup)
+                    .await?;
+            }
+        }
+        Ok(found)
+    }
+}

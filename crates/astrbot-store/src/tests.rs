@@ -1,0 +1,914 @@
+//! Tests of every `Store` method against a real SQLite file in a fresh temp
+//! directory, plus the timestamp codec and reopening an existing file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use astrbot_core::store::{NewApiKey, NewHistory};
+use astrbot_core::{Store, StoreError};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::json;
+
+use crate::codec::{decode_ts, encode_ts};
+use crate::SqliteStore;
+
+/// A temp directory removed on drop, holding one database file.
+struct TempDb {
+    dir: PathBuf,
+}
+
+impl TempDb {
+    fn new() -> TempDb {
+        let dir = std::env::temp_dir().join(format!("astrbot-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDb { dir }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join("data_v4.db")
+    }
+
+    async fn open(&self) -> SqliteStore {
+        SqliteStore::open(&self.path()).await.expect("open store")
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn new_key(id: &str, expires_at: Option<DateTime<Utc>>) -> NewApiKey {
+    NewApiKey {
+        key_id: id.to_owned(),
+        name: format!("key {id}"),
+        key_hash: format!("pbkdf2-{id}"),
+        lookup_hash: format!("sha-{id}"),
+        key_prefix: "abk_1234".to_owned(),
+        scopes: vec!["chat".to_owned(), "im".to_owned()],
+        created_by: "astrbot".to_owned(),
+        expires_at,
+    }
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    decode_ts(text).expect("test timestamp")
+}
+
+/// Makes sure the next `time::now()` differs from the last one.
+async fn tick() {
+    tokio::time::sleep(Duration::from_millis(3)).await;
+}
+
+// ---- timestamps -----------------------------------------------------------
+
+#[test]
+fn timestamp_format_is_fixed_width_and_round_trips_microseconds() {
+    let instant = Utc.with_ymd_and_hms(2026, 2, 21, 9, 20, 26).unwrap();
+    assert_eq!(encode_ts(instant), "2026-02-21 09:20:26.000000");
+    let fine = instant + chrono::Duration::microseconds(123_456);
+    assert_eq!(encode_ts(fine), "2026-02-21 09:20:26.123456");
+    assert_eq!(decode_ts(&encode_ts(fine)).unwrap(), fine);
+    let one = instant + chrono::Duration::microseconds(1);
+    assert_eq!(decode_ts(&encode_ts(one)).unwrap(), one);
+    // Nanoseconds are dropped, never rounded up.
+    let nanos = instant + chrono::Duration::nanoseconds(999_999_999);
+    assert_eq!(encode_ts(nanos), "2026-02-21 09:20:26.999999");
+}
+
+#[test]
+fn timestamp_decoder_accepts_other_writers_and_rejects_garbage() {
+    let expected = Utc.with_ymd_and_hms(2026, 2, 21, 9, 20, 26).unwrap();
+    assert_eq!(decode_ts("2026-02-21 09:20:26").unwrap(), expected);
+    assert_eq!(decode_ts("2026-02-21T09:20:26").unwrap(), expected);
+    assert_eq!(decode_ts("2026-02-21T17:20:26+08:00").unwrap(), expected);
+    assert!(matches!(
+        decode_ts("yesterday"),
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+#[tokio::test]
+async fn timestamps_round_trip_through_the_database() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let expires = Utc.with_ymd_and_hms(2031, 1, 2, 3, 4, 5).unwrap()
+        + chrono::Duration::microseconds(654_321);
+    let created = store
+        .create_api_key(new_key("k1", Some(expires)))
+        .await
+        .unwrap();
+    let read = store.get_api_key("k1").await.unwrap().unwrap();
+    assert_eq!(read.expires_at, Some(expires));
+    assert_eq!(read, created);
+
+    // Sub-microsecond input is stored truncated, and the returned record
+    // already says so.
+    let with_nanos = expires + chrono::Duration::nanoseconds(789);
+    let created = store
+        .create_api_key(new_key("k2", Some(with_nanos)))
+        .await
+        .unwrap();
+    assert_eq!(created.expires_at, Some(expires));
+    assert_eq!(store.get_api_key("k2").await.unwrap().unwrap(), created);
+
+    let raw: String = sqlx::query_scalar("SELECT expires_at FROM api_keys WHERE key_id = 'k1'")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(raw, "2031-01-02 03:04:05.654321");
+}
+
+#[tokio::test]
+async fn unreadable_stored_data_is_corrupt_not_a_panic() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    store
+        .create_session("s1", "webchat", "alice", false)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE platform_sessions SET created_at = 'not a time'")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_session("s1").await,
+        Err(StoreError::Corrupt(_))
+    ));
+
+    let turn = store
+        .insert_history(history("webchat", "s1", json!({"type": "user"})))
+        .await;
+    let id = turn.unwrap().id;
+    sqlx::query("UPDATE platform_message_history SET content = '{broken'")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get_history(id).await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+// ---- API keys -------------------------------------------------------------
+
+#[tokio::test]
+async fn api_key_create_get_and_list_newest_first() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    assert!(store.list_api_keys().await.unwrap().is_empty());
+    assert_eq!(store.get_api_key("nope").await.unwrap(), None);
+
+    let first = store.create_api_key(new_key("a", None)).await.unwrap();
+    assert_eq!(first.lookup_hash.as_deref(), Some("sha-a"));
+    assert_eq!(first.scopes, Some(vec!["chat".to_owned(), "im".to_owned()]));
+    assert_eq!(first.created_at, first.updated_at);
+    assert_eq!(
+        (first.last_used_at, first.revoked_at, first.expires_at),
+        (None, None, None)
+    );
+    assert_eq!(store.get_api_key("a").await.unwrap(), Some(first));
+    tick().await;
+    store.create_api_key(new_key("b", None)).await.unwrap();
+    tick().await;
+    store.create_api_key(new_key("c", None)).await.unwrap();
+    let ids: Vec<String> = store
+        .list_api_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.key_id)
+        .collect();
+    assert_eq!(ids, ["c", "b", "a"]);
+
+    // Equal created_at: the later insert still comes first.
+    sqlx::query("UPDATE api_keys SET created_at = '2026-01-01 00:00:00.000000'")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let ids: Vec<String> = store
+        .list_api_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.key_id)
+        .collect();
+    assert_eq!(ids, ["c", "b", "a"]);
+}
+
+#[tokio::test]
+async fn api_key_duplicates_conflict() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    store.create_api_key(new_key("a", None)).await.unwrap();
+    let same_id = store.create_api_key(new_key("a", None)).await;
+    assert!(
+        matches!(same_id, Err(StoreError::Conflict(_))),
+        "{same_id:?}"
+    );
+    let mut same_hash = new_key("b", None);
+    same_hash.key_hash = "pbkdf2-a".to_owned();
+    assert!(matches!(
+        store.create_api_key(same_hash).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut same_lookup = new_key("c", None);
+    same_lookup.lookup_hash = "sha-a".to_owned();
+    assert!(matches!(
+        store.create_api_key(same_lookup).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.create_api_key(new_key("d", None)).await.unwrap();
+    let clash = store.set_api_key_lookup("d", "sha-a").await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))));
+}
+
+#[tokio::test]
+async fn scopes_decode_to_none_unless_a_list() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    store.create_api_key(new_key("a", None)).await.unwrap();
+    let cases = [
+        (None, None),
+        (Some("not json"), None),
+        (Some(r#"{"chat": true}"#), None),
+        (Some(r#""chat""#), None),
+        (Some(r#"["chat", "*"]"#), Some(vec!["chat", "*"])),
+        (Some("[]"), Some(vec![])),
+        // AstrBot's json.dumps spacing, and a non-string that grants nothing.
+        (Some(r#"["file", 1, null]"#), Some(vec!["file"])),
+    ];
+    for (stored, expected) in cases {
+        sqlx::query("UPDATE api_keys SET scopes = ? WHERE key_id = 'a'")
+            .bind(stored)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let scopes = store.get_api_key("a").await.unwrap().unwrap().scopes;
+        let expected = expected.map(|v| v.into_iter().map(str::to_owned).collect::<Vec<_>>());
+        assert_eq!(scopes, expected, "stored {stored:?}");
+    }
+}
+
+#[tokio::test]
+async fn active_lookup_filters_revoked_and_expired() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let now = at("2026-03-01 12:00:00.000000");
+    store
+        .create_api_key(new_key("permanent", None))
+        .await
+        .unwrap();
+    store
+        .create_api_key(new_key("future", Some(at("2026-03-01 12:00:00.000001"))))
+        .await
+        .unwrap();
+    store
+        .create_api_key(new_key("exact", Some(now)))
+        .await
+        .unwrap();
+    store
+        .create_api_key(new_key("past", Some(at("2026-02-01 00:00:00.000000"))))
+        .await
+        .unwrap();
+    store
+        .create_api_key(new_key("revoked", None))
+        .await
+        .unwrap();
+    assert!(store.revoke_api_key("revoked", now).await.unwrap());
+
+    for (id, active) in [
+        ("permanent", true),
+        ("future", true),
+        ("exact", false),
+        ("past", false),
+        ("revoked", false),
+    ] {
+        let by_lookup = store
+            .find_active_api_key_by_lookup(&format!("sha-{id}"), now)
+            .await
+            .unwrap();
+        let by_hash = store
+            .find_active_api_key_by_hash(&format!("pbkdf2-{id}"), now)
+            .await
+            .unwrap();
+        assert_eq!(by_lookup.is_some(), active, "{id} by lookup");
+        assert_eq!(by_hash.is_some(), active, "{id} by hash");
+        if let Some(key) = by_lookup {
+            assert_eq!(key.key_id, id);
+        }
+    }
+    // The same key, checked before it expired.
+    let earlier = at("2026-01-01 00:00:00.000000");
+    assert!(store
+        .find_active_api_key_by_lookup("sha-past", earlier)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .find_active_api_key_by_lookup("sha-unknown", now)
+        .await
+        .unwrap()
+        .is_none());
+    // Expired and revoked keys are still listed.
+    assert_eq!(store.list_api_keys().await.unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn keys_without_lookup_hash_can_be_backfilled() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    store.create_api_key(new_key("new", None)).await.unwrap();
+    assert_eq!(store.count_api_keys_without_lookup().await.unwrap(), 0);
+    // As AstrBot would have written it: no lookup_hash, json.dumps scopes.
+    sqlx::query(
+        "INSERT INTO api_keys (key_id, name, key_hash, key_prefix, scopes, created_by, \
+         created_at, updated_at) VALUES ('old', 'old', 'pbkdf2-old', 'abk_', '[\"chat\", \"im\"]', \
+         'astrbot', '2025-12-01 08:00:00.123456', '2025-12-01 08:00:00.123456')",
+    )
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!(store.count_api_keys_without_lookup().await.unwrap(), 1);
+    let now = astrbot_core::time::now();
+    let old = store
+        .find_active_api_key_by_hash("pbkdf2-old", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.lookup_hash, None);
+    assert_eq!(old.scopes, Some(vec!["chat".to_owned(), "im".to_owned()]));
+    assert_eq!(old.created_at, at("2025-12-01 08:00:00.123456"));
+
+    store.set_api_key_lookup("old", "sha-old").await.unwrap();
+    assert_eq!(store.count_api_keys_without_lookup().await.unwrap(), 0);
+    let found = store
+        .find_active_api_key_by_lookup("sha-old", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.key_id, "old");
+    // Unknown ids are a no-op, not an error.
+    store.set_api_key_lookup("missing", "sha-x").await.unwrap();
+}
+
+#[tokio::test]
+async fn touch_sets_last_used_and_updated() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let created = store.create_api_key(new_key("a", None)).await.unwrap();
+    let used = at("2030-05-06 07:08:09.101112");
+    store.touch_api_key("a", used).await.unwrap();
+    let key = store.get_api_key("a").await.unwrap().unwrap();
+    assert_eq!(key.last_used_at, Some(used));
+    assert_eq!(key.updated_at, used);
+    assert_eq!(key.created_at, created.created_at);
+    store.touch_api_key("missing", used).await.unwrap();
+}
+
+#[tokio::test]
+async fn revoke_and_delete_report_whether_a_row_matched() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    store.create_api_key(new_key("a", None)).await.unwrap();
+    let first = at("2026-03-01 00:00:00.000001");
+    let second = at("2026-03-02 00:00:00.000002");
+    assert!(store.revoke_api_key("a", first).await.unwrap());
+    assert!(
+        store.revoke_api_key("a", second).await.unwrap(),
+        "revoking twice succeeds"
+    );
+    let key = store.get_api_key("a").await.unwrap().unwrap();
+    assert_eq!(key.revoked_at, Some(second));
+    assert_eq!(key.updated_at, second);
+    assert!(!store.revoke_api_key("missing", first).await.unwrap());
+
+    assert!(store.delete_api_key("a").await.unwrap());
+    assert!(!store.delete_api_key("a").await.unwrap());
+    assert_eq!(store.get_api_key("a").await.unwrap(), None);
+}
+
+// ---- sessions -------------------------------------------------------------
+
+#[tokio::test]
+async fn session_create_get_and_duplicate_conflict() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    assert_eq!(store.get_session("s1").await.unwrap(), None);
+    let created = store
+        .create_session("s1", "webchat", "alice", true)
+        .await
+        .unwrap();
+    assert_eq!(created.display_name, None);
+    assert!(created.is_group);
+    assert_eq!(created.created_at, created.updated_at);
+    assert_eq!(store.get_session("s1").await.unwrap(), Some(created));
+    let again = store.create_session("s1", "other", "bob", false).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+}
+
+#[tokio::test]
+async fn display_name_bumps_updated_at() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let created = store
+        .create_session("s1", "webchat", "alice", false)
+        .await
+        .unwrap();
+    tick().await;
+    store
+        .set_session_display_name("s1", "Trip plans")
+        .await
+        .unwrap();
+    let named = store.get_session("s1").await.unwrap().unwrap();
+    assert_eq!(named.display_name.as_deref(), Some("Trip plans"));
+    assert_eq!(named.created_at, created.created_at);
+    assert!(named.updated_at > created.updated_at);
+    store
+        .set_session_display_name("missing", "x")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn session_listing_pages_filters_and_counts() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    // alice: s0..s4 on webchat, t0..t1 on telegram; bob: one session.
+    for i in 0..5 {
+        store
+            .create_session(&format!("s{i}"), "webchat", "alice", false)
+            .await
+            .unwrap();
+        tick().await;
+    }
+    for i in 0..2 {
+        store
+            .create_session(&format!("t{i}"), "telegram", "alice", true)
+            .await
+            .unwrap();
+        tick().await;
+    }
+    store
+        .create_session("b0", "webchat", "bob", false)
+        .await
+        .unwrap();
+
+    let ids = |page: &astrbot_core::store::SessionPage| -> Vec<String> {
+        page.sessions.iter().map(|s| s.session_id.clone()).collect()
+    };
+    let all = store.list_sessions("alice", None, 1, 20).await.unwrap();
+    assert_eq!(all.total, 7);
+    assert_eq!(ids(&all), ["t1", "t0", "s4", "s3", "s2", "s1", "s0"]);
+
+    let p1 = store
+        .list_sessions("alice", Some("webchat"), 1, 2)
+        .await
+        .unwrap();
+    let p2 = store
+        .list_sessions("alice", Some("webchat"), 2, 2)
+        .await
+        .unwrap();
+    let p3 = store
+        .list_sessions("alice", Some("webchat"), 3, 2)
+        .await
+        .unwrap();
+    let p4 = store
+        .list_sessions("alice", Some("webchat"), 4, 2)
+        .await
+        .unwrap();
+    assert_eq!((p1.total, p2.total, p3.total, p4.total), (5, 5, 5, 5));
+    assert_eq!(ids(&p1), ["s4", "s3"]);
+    assert_eq!(ids(&p2), ["s2", "s1"]);
+    assert_eq!(ids(&p3), ["s0"]);
+    assert!(p4.sessions.is_empty());
+
+    // Page 0 reads as page 1; an empty platform filter is no filter.
+    assert_eq!(
+        ids(&store
+            .list_sessions("alice", Some("webchat"), 0, 2)
+            .await
+            .unwrap()),
+        ["s4", "s3"]
+    );
+    assert_eq!(
+        store
+            .list_sessions("alice", Some(""), 1, 1)
+            .await
+            .unwrap()
+            .total,
+        7
+    );
+    let telegram = store
+        .list_sessions("alice", Some("telegram"), 1, 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        (telegram.total, ids(&telegram)),
+        (2, vec!["t1".to_owned(), "t0".to_owned()])
+    );
+    assert_eq!(
+        store
+            .list_sessions("carol", None, 1, 20)
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+
+    // Renaming bumps a session to the top.
+    store
+        .set_session_display_name("s0", "renamed")
+        .await
+        .unwrap();
+    let top = store.list_sessions("alice", None, 1, 1).await.unwrap();
+    assert_eq!(ids(&top), ["s0"]);
+
+    // Equal updated_at: the later-created session comes first, stably.
+    sqlx::query("UPDATE platform_sessions SET updated_at = '2026-01-01 00:00:00.000000'")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let p1 = store
+        .list_sessions("alice", Some("webchat"), 1, 3)
+        .await
+        .unwrap();
+    let p2 = store
+        .list_sessions("alice", Some("webchat"), 2, 3)
+        .await
+        .unwrap();
+    assert_eq!(ids(&p1), ["s4", "s3", "s2"]);
+    assert_eq!(ids(&p2), ["s1", "s0"]);
+}
+
+#[tokio::test]
+async fn project_sessions_are_excluded_from_listing() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    for id in ["free", "in-project", "orphaned"] {
+        store
+            .create_session(id, "webchat", "alice", false)
+            .await
+            .unwrap();
+    }
+    let ts = "'2026-01-01 00:00:00.000000'";
+    sqlx::query(&format!(
+        "INSERT INTO chatui_projects (project_id, creator, title, created_at, updated_at) \
+         VALUES ('p1', 'alice', 'Project', {ts}, {ts})"
+    ))
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    // "orphaned" points at a project that no longer exists: AstrBot's LEFT
+    // JOIN keeps it visible.
+    sqlx::query(&format!(
+        "INSERT INTO session_project_relations (session_id, project_id, created_at, updated_at) \
+         VALUES ('in-project', 'p1', {ts}, {ts}), ('orphaned', 'gone', {ts}, {ts})"
+    ))
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    let page = store
+        .list_sessions("alice", Some("webchat"), 1, 20)
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = page.sessions.into_iter().map(|s| s.session_id).collect();
+    ids.sort();
+    assert_eq!(ids, ["free", "orphaned"]);
+    assert_eq!(page.total, 2);
+    // Still reachable directly.
+    assert!(store.get_session("in-project").await.unwrap().is_some());
+}
+
+// ---- attachments ----------------------------------------------------------
+
+#[tokio::test]
+async fn attachments_round_trip() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    assert_eq!(store.get_attachment("a1").await.unwrap(), None);
+    let created = store
+        .create_attachment("a1", "/data/attachments/cat.png", "image", "image/png")
+        .await
+        .unwrap();
+    assert_eq!(created.kind, "image");
+    assert_eq!(store.get_attachment("a1").await.unwrap(), Some(created));
+    let again = store
+        .create_attachment("a1", "/x", "file", "text/plain")
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))));
+}
+
+// ---- history --------------------------------------------------------------
+
+fn history(platform_id: &str, user_id: &str, content: serde_json::Value) -> NewHistory {
+    NewHistory {
+        platform_id: platform_id.to_owned(),
+        user_id: user_id.to_owned(),
+        sender_id: Some("alice".to_owned()),
+        sender_name: None,
+        content,
+    }
+}
+
+#[tokio::test]
+async fn history_ids_increment_and_list_is_oldest_first() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let user = json!({"type": "user", "message": [{"type": "plain", "text": "hi 你好"}]});
+    let bot =
+        json!({"type": "bot", "message": [{"type": "plain", "text": "hello"}], "reasoning": ""});
+    let first = store
+        .insert_history(history("webchat", "s1", user.clone()))
+        .await
+        .unwrap();
+    let other = store
+        .insert_history(history("webchat", "s2", user.clone()))
+        .await
+        .unwrap();
+    let second = store
+        .insert_history(history("webchat", "s1", bot.clone()))
+        .await
+        .unwrap();
+    assert_eq!(other.id, first.id + 1);
+    assert_eq!(second.id, first.id + 2);
+    assert_eq!(first.content, user);
+    assert_eq!(first.sender_id.as_deref(), Some("alice"));
+
+    assert_eq!(
+        store.get_history(second.id).await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(store.get_history(9_999).await.unwrap(), None);
+    let listed = store.list_history("webchat", "s1").await.unwrap();
+    assert_eq!(listed, vec![first, second]);
+    assert!(store
+        .list_history("telegram", "s1")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+// ---- conversations --------------------------------------------------------
+
+#[tokio::test]
+async fn conversations_create_get_update() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let umo = "webchat:FriendMessage:webchat!alice!s1";
+    let created = store.create_conversation("webchat", umo).await.unwrap();
+    let parsed = uuid::Uuid::parse_str(&created.conversation_id).unwrap();
+    assert_eq!(parsed.get_version_num(), 4);
+    assert_eq!(created.content, json!([]));
+    assert_eq!(
+        (
+            created.token_usage,
+            created.title.clone(),
+            created.persona_id.clone()
+        ),
+        (0, None, None)
+    );
+    assert_eq!(created.user_id, umo);
+    assert_eq!(
+        store
+            .get_conversation(&created.conversation_id)
+            .await
+            .unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(store.get_conversation("missing").await.unwrap(), None);
+
+    let other = store.create_conversation("webchat", umo).await.unwrap();
+    assert_ne!(other.conversation_id, created.conversation_id);
+
+    tick().await;
+    let messages = json!([
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "text", "text": "hello"}]}
+    ]);
+    store
+        .update_conversation(&created.conversation_id, &messages, 42)
+        .await
+        .unwrap();
+    let updated = store
+        .get_conversation(&created.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.content, messages);
+    assert_eq!(updated.token_usage, 42);
+    assert_eq!(updated.created_at, created.created_at);
+    assert!(updated.updated_at > created.updated_at);
+    // The other conversation is untouched.
+    assert_eq!(
+        store
+            .get_conversation(&other.conversation_id)
+            .await
+            .unwrap(),
+        Some(other)
+    );
+}
+
+// ---- preferences ----------------------------------------------------------
+
+#[tokio::test]
+async fn preferences_upsert_get_delete() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let umo = "webchat:FriendMessage:webchat!alice!s1";
+    assert_eq!(
+        store
+            .get_preference("umo", umo, "sel_conv_id")
+            .await
+            .unwrap(),
+        None
+    );
+
+    store
+        .put_preference("umo", umo, "sel_conv_id", &json!("conv-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_preference("umo", umo, "sel_conv_id")
+            .await
+            .unwrap(),
+        Some(json!("conv-1"))
+    );
+    let raw: String =
+        sqlx::query_scalar("SELECT value FROM preferences WHERE \"key\" = 'sel_conv_id'")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&raw).unwrap(),
+        json!({"val": "conv-1"})
+    );
+
+    store
+        .put_preference("umo", umo, "sel_conv_id", &json!("conv-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_preference("umo", umo, "sel_conv_id")
+            .await
+            .unwrap(),
+        Some(json!("conv-2"))
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM preferences")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1, "upsert keeps one row");
+
+    // Scope, scope id and key together identify a value; null is a value.
+    let mapping = json!({"default": {"name": "default", "path": "cmd_config.json"}});
+    store
+        .put_preference("global", "global", "abconf_mapping", &mapping)
+        .await
+        .unwrap();
+    store
+        .put_preference("umo", "other", "sel_conv_id", &serde_json::Value::Null)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_preference("global", "global", "abconf_mapping")
+            .await
+            .unwrap(),
+        Some(mapping)
+    );
+    assert_eq!(
+        store
+            .get_preference("umo", "other", "sel_conv_id")
+            .await
+            .unwrap(),
+        Some(serde_json::Value::Null)
+    );
+
+    store
+        .delete_preference("umo", umo, "sel_conv_id")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_preference("umo", umo, "sel_conv_id")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .get_preference("umo", "other", "sel_conv_id")
+        .await
+        .unwrap()
+        .is_some());
+    store
+        .delete_preference("umo", umo, "sel_conv_id")
+        .await
+        .unwrap();
+
+    sqlx::query("UPDATE preferences SET value = '[1]' WHERE scope_id = 'other'")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let bad = store.get_preference("umo", "other", "sel_conv_id").await;
+    assert!(matches!(bad, Err(StoreError::Corrupt(_))));
+}
+
+// ---- opening --------------------------------------------------------------
+
+#[tokio::test]
+async fn reopening_keeps_data_and_migrations_are_idempotent() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let key = store.create_api_key(new_key("a", None)).await.unwrap();
+    let session = store
+        .create_session("s1", "webchat", "alice", false)
+        .await
+        .unwrap();
+    store
+        .put_preference("global", "global", "k", &json!([1, 2]))
+        .await
+        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+    store.close().await;
+    drop(store);
+
+    let store = db.open().await;
+    assert_eq!(store.get_api_key("a").await.unwrap(), Some(key));
+    assert_eq!(store.get_session("s1").await.unwrap(), Some(session));
+    assert_eq!(
+        store.get_preference("global", "global", "k").await.unwrap(),
+        Some(json!([1, 2]))
+    );
+    // A second store on the same file at the same time also works.
+    let again = db.open().await;
+    assert_eq!(again.list_api_keys().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn open_fails_cleanly_on_a_bad_path() {
+    let db = TempDb::new();
+    let missing_dir = db.dir.join("no-such-dir").join("x.db");
+    let result = SqliteStore::open(&missing_dir).await;
+    assert!(matches!(result, Err(StoreError::Backend(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn opens_a_database_that_astrbot_created() {
+    use sqlx::sqlite::SqliteConnectOptions;
+    let db = TempDb::new();
+    // AstrBot's own api_keys table: no lookup_hash, no sqlx bookkeeping.
+    let options = SqliteConnectOptions::new()
+        .filename(db.path())
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE api_keys (inner_id INTEGER NOT NULL PRIMARY KEY, key_id VARCHAR(36) NOT NULL, \
+         name VARCHAR(255) NOT NULL, key_hash VARCHAR(128) NOT NULL, key_prefix VARCHAR(24) NOT NULL, \
+         scopes JSON, created_by VARCHAR(255) NOT NULL, last_used_at DATETIME, expires_at DATETIME, \
+         revoked_at DATETIME, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL, \
+         CONSTRAINT uix_api_key_id UNIQUE (key_id), CONSTRAINT uix_api_key_hash UNIQUE (key_hash))",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO api_keys (key_id, name, key_hash, key_prefix, scopes, created_by, created_at, \
+         updated_at) VALUES ('old', 'old', 'pbkdf2-old', 'abk_', NULL, 'astrbot', \
+         '2025-12-01 08:00:00.000000', '2025-12-01 08:00:00.000000')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = db.open().await;
+    assert_eq!(store.count_api_keys_without_lookup().await.unwrap(), 1);
+    let now = astrbot_core::time::now();
+    let old = store
+        .find_active_api_key_by_hash("pbkdf2-old", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.scopes, None, "NULL scopes mean all scopes");
+    store.set_api_key_lookup("old", "sha-old").await.unwrap();
+    assert!(store
+        .find_active_api_key_by_lookup("sha-old", now)
+        .await
+        .unwrap()
+        .is_some());
+    store.create_api_key(new_key("new", None)).await.unwrap();
+    assert_eq!(store.list_api_keys().await.unwrap().len(), 2);
+}
