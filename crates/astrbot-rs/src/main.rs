@@ -51,8 +51,28 @@ async fn serve(root: DataRoot, args: ServeArgs) -> anyhow::Result<()> {
             },
         };
     let server = Server::bind(ServerOptions { root, host, port }).await?;
-    server.run(shutdown_signal()).await
+
+    // Open streams end when their turn is answered; a provider that hangs
+    // must not hold the process past a short grace period.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    };
+    let grace = async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tracing::warn!("open streams did not finish within {SHUTDOWN_GRACE:?}; exiting");
+    };
+    tokio::select! {
+        result = server.run(signal) => result,
+        () = grace => Ok(()),
+    }
 }
+
+/// How long open requests may run on after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The first of these environment variables that is set and not empty.
 fn env_first(names: &[&str]) -> Option<String> {

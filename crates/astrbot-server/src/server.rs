@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 use astrbot_core::Store;
 use astrbot_store::SqliteStore;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::chat::ChatService;
@@ -90,7 +91,14 @@ impl Server {
     ) -> anyhow::Result<()> {
         self.log_banner();
         let app = router(self.state.clone());
-        axum::serve(self.listener, app)
+        // SSE events are small writes; without TCP_NODELAY the second one
+        // waits ~40 ms for the client's delayed ACK.
+        let listener = self.listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .context("the HTTP server failed")

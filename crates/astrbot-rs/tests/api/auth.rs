@@ -619,3 +619,36 @@ async fn the_right_login_answers_a_token_and_the_change_password_hint() {
         "the plain password is accepted too: {plain}"
     );
 }
+
+#[tokio::test]
+async fn a_wildcard_scope_written_to_the_database_grants_every_path() {
+    let app = spawn_app().await;
+    let store = SqliteStore::open(&app.data_dir().join("astrbot-rs.db"))
+        .await
+        .unwrap();
+    let generated = api_key::generate();
+    store
+        .create_api_key(NewApiKey {
+            key_id: uuid::Uuid::new_v4().to_string(),
+            name: "wildcard".into(),
+            key_hash: generated.key_hash.clone(),
+            lookup_hash: generated.lookup_hash.clone(),
+            key_prefix: generated.prefix.clone(),
+            scopes: vec!["*".into()],
+            created_by: "test".into(),
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+
+    let mut answers = Vec::new();
+    for (method, path, _) in SCOPED_PATHS {
+        let answer = raw(&app, method, path, &[("X-API-Key", &generated.plaintext)]).await;
+        answers.push((path, answer));
+    }
+
+    for (path, (status, body)) in answers {
+        assert_ne!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
+        assert_ne!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+    }
+}

@@ -304,24 +304,25 @@ async fn hostile_file_names_stay_inside_the_attachments_folder() {
 }
 
 #[tokio::test]
-async fn a_file_name_with_a_nul_byte_is_stored_inside_the_attachments_folder() {
+async fn a_file_name_with_a_nul_byte_is_refused_and_nothing_is_written() {
     let app = spawn_app().await;
     let (key, _) = app.create_key(&["file"]).await;
     let before: HashSet<PathBuf> = files_under(&app.root).into_iter().collect();
 
     let (status, body) = upload_raw(&app, &key, b"; filename=\"bad\0name.txt\"", b"nul").await;
 
+    // A NUL is not allowed in a multipart header, so the part cannot be
+    // read at all: the upload is refused in the envelope (AstrBot: HTTP 500).
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["status"], "ok", "{body}");
-    let filename = body["data"]["filename"].as_str().unwrap();
+    assert_eq!(body["status"], "error", "{body}");
     assert!(
-        !filename.is_empty() && !filename.contains('\0'),
-        "{filename:?}"
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid multipart body"),
+        "{body}"
     );
-    let path = stored(&app, &body);
-    assert!(is_inside(&path, &attachments(&app)), "{}", path.display());
-    assert_eq!(std::fs::read(&path).unwrap(), b"nul");
-    assert_eq!(new_files(&app, &before), [path]);
+    assert!(new_files(&app, &before).is_empty());
 }
 
 #[tokio::test]

@@ -229,7 +229,7 @@ async fn platform_id_filters_and_an_empty_one_does_not() {
     let other = sessions(&app, &key, &format!("platform_id=discord&username={user}")).await;
 
     assert_eq!(only_telegram["data"]["total"], 1);
-    assert_eq!(ids(&only_telegram), [telegram.clone()]);
+    assert_eq!(ids(&only_telegram), [telegram]);
     let session = &only_telegram["data"]["sessions"][0];
     assert_eq!(session["platform_id"], "telegram");
     assert_eq!(session["is_group"], 1);

@@ -3,6 +3,7 @@
 //! is kept, two uploads of one name never collide, and no name can leave
 //! the attachments folder.
 
+use axum::extract::multipart::MultipartError;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::StatusCode;
 use serde_json::json;
@@ -18,13 +19,19 @@ pub async fn upload_file(State(state): State<AppState>, request: Request) -> Env
     let Ok(mut multipart) = Multipart::from_request(request, &()).await else {
         return Envelope::error("Missing key: file");
     };
+    let mut fields_seen = 0;
     loop {
         match multipart.next_field().await {
             Ok(Some(field)) if field.name() == Some("file") => {
                 return store_upload(&state, field).await;
             }
-            Ok(Some(_)) => continue,
+            Ok(Some(_)) => fields_seen += 1,
             Ok(None) => return Envelope::error("Missing key: file"),
+            // A form with no parts at all does not parse as multipart; it
+            // is the same mistake as a form without `file`.
+            Err(error) if fields_seen == 0 && ends_before_any_part(&error) => {
+                return Envelope::error("Missing key: file")
+            }
             Err(error) => return Envelope::error(format!("Invalid multipart body: {error}")),
         }
     }
@@ -122,6 +129,13 @@ pub fn safe_file_name(name: Option<&str>) -> String {
         end -= 1;
     }
     cleaned[..end].to_owned()
+}
+
+/// Whether the multipart body ended before its first part: an empty form.
+fn ends_before_any_part(error: &MultipartError) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<multer::Error>())
+        .is_some_and(|error| matches!(error, multer::Error::IncompleteStream))
 }
 
 /// AstrBot's type mapping, by MIME prefix only.
