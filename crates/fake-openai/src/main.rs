@@ -1,5 +1,5 @@
 //! `fake-openai`: runs the fake OpenAI-compatible server on 127.0.0.1 until
-//! Ctrl-C, for manual testing and benchmarks.
+//! SIGINT/SIGTERM, for manual testing and benchmarks. Prints its API base.
 
 use std::time::Duration;
 
@@ -50,8 +50,32 @@ async fn main() -> std::io::Result<()> {
         ..Behaviour::default()
     };
     let server = FakeOpenAi::start_on(args.port, behaviour).await?;
+    // Registered before the URL is printed, so that a script which stops
+    // the server as soon as it has read the URL cannot race the handler.
+    let stop = stop_signal()?;
     println!("{}", server.base_url());
-    tokio::signal::ctrl_c().await?;
+    stop.await;
     server.shutdown().await;
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM (Ctrl-C elsewhere).
+#[cfg(unix)]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -4,6 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 
+use axum::serve::ListenerExt;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -101,6 +102,11 @@ impl FakeOpenAi {
         };
         let app = handlers::router(shared.clone());
         let task = tokio::spawn(async move {
+            // Deltas are small writes; without TCP_NODELAY each one after
+            // the first waits for the client's delayed ACK (~40 ms).
+            let listener = listener.tap_io(|stream| {
+                let _ = stream.set_nodelay(true);
+            });
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(until_shutdown(shutdown_rx))
                 .await;

@@ -1,13 +1,11 @@
 //! The OpenAI-compatible provider against the fake server: answers,
 //! streaming, usage, and what goes over the wire.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{ask, collect, config, provider};
 use astrbot_core::{ChatProvider, ChatRequest, TokenUsage};
 use astrbot_providers::OpenAiCompatible;
-use common::{ask, collect, config, provider};
 use fake_openai::{Behaviour, FakeOpenAi};
 use serde_json::json;
 

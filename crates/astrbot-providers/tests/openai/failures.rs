@@ -1,13 +1,11 @@
 //! The OpenAI-compatible provider against a failing fake server: HTTP
 //! errors, key rotation, timeouts and unreachable hosts.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::{ask, collect, provider};
 use astrbot_core::{ChatProvider, ProviderError};
 use astrbot_providers::{OpenAiCompatible, OpenAiConfig};
-use common::{ask, collect, provider};
 use fake_openai::{Behaviour, FakeOpenAi};
 
 #[tokio::test]
