@@ -52,3 +52,32 @@ async fn the_demo_model_answers_a_short_question() {
         "the demo model ran in-process"
     );
 }
+
+#[tokio::test]
+async fn with_no_provider_configured_the_demo_model_in_the_root_answers() {
+    let Some(model) = model_path() else {
+        eprintln!("SKIPPED: models/SmolLM2-135M-Instruct.Q4_1.gguf is missing; run scripts/fetch-model.sh");
+        return;
+    };
+    let fake = fake_openai::FakeOpenAi::start(Behaviour::default()).await;
+    let root = temp_root();
+    std::fs::create_dir_all(root.join("models")).unwrap();
+    std::os::unix::fs::symlink(&model, root.join("models").join(model.file_name().unwrap()))
+        .unwrap();
+    let app = start_server(root, fake).await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    let stream = app
+        .chat(
+            &key,
+            json!({"message": "Say hello.", "username": "u", "enable_streaming": false}),
+        )
+        .await;
+
+    assert_eq!(
+        stream.types(),
+        ["session_id", "plain", "message_saved", "agent_stats", "end"]
+    );
+    assert!(!stream.text().trim().is_empty());
+    assert!(!stream.text().contains("LLM 响应错误"), "{}", stream.text());
+}
