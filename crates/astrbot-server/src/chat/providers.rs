@@ -159,8 +159,8 @@ impl ProviderRegistry {
 
 /// AstrBot provider types that speak OpenAI's chat-completions protocol.
 fn is_openai_compatible(kind: &str) -> bool {
-    // TODO(#2): Anthropic and Gemini have their own protocols; they are
-    // skipped with a warning until native clients exist.
+    // Anthropic and Gemini speak their own protocols, which no client here
+    // implements; such entries are skipped with a warning.
     kind.ends_with("_chat_completion")
         && !matches!(
             kind,
