@@ -29,9 +29,8 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-/// Connections in the pool: WAL lets readers run beside the one writer,
-/// and more than a few only adds lock contention on a single file.
-const MAX_CONNECTIONS: u32 = 4;
+/// Reading connections: WAL lets readers run beside the one writer.
+const READ_CONNECTIONS: u32 = 4;
 
 /// How long a statement waits for another connection's write lock before
 /// failing with "database is locked".
@@ -40,10 +39,17 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The migrations in `migrations/`, compiled into the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// A `Store` backed by one SQLite file. Cheap to clone: clones share the pool.
+/// A `Store` backed by one SQLite file. Cheap to clone: clones share the
+/// pools.
+///
+/// SQLite takes one writer at a time. Writes go through a pool of a single
+/// connection, so concurrent writers queue in the pool (async, in order)
+/// instead of colliding on the file lock, where SQLite's busy handler
+/// would make them sleep and retry. Reads use their own pool.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    reader: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -60,37 +66,45 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .connect_with(options)
+        let opening =
+            |e: sqlx::Error| StoreError::Backend(format!("opening {}: {e}", path.display()));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
             .await
-            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
+            .map_err(opening)?;
         MIGRATOR
-            .run(&pool)
+            .run(&writer)
             .await
             .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", path.display())))?;
-        Ok(SqliteStore { pool })
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(opening)?;
+        Ok(SqliteStore { reader, writer })
     }
 
     /// Closes every pooled connection, checkpointing the WAL. Optional: the
     /// pool also closes when the last clone is dropped.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.reader.close().await;
+        self.writer.close().await;
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKeyRecord> {
-        api_keys::create(&self.pool, key).await
+        api_keys::create(&self.writer, key).await
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
-        api_keys::list(&self.pool).await
+        api_keys::list(&self.reader).await
     }
 
     async fn get_api_key(&self, key_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
-        api_keys::get(&self.pool, key_id).await
+        api_keys::get(&self.reader, key_id).await
     }
 
     async fn find_active_api_key_by_lookup(
@@ -98,7 +112,7 @@ impl Store for SqliteStore {
         lookup_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ApiKeyRecord>> {
-        api_keys::find_active(&self.pool, api_keys::By::Lookup, lookup_hash, now).await
+        api_keys::find_active(&self.reader, api_keys::By::Lookup, lookup_hash, now).await
     }
 
     async fn find_active_api_key_by_hash(
@@ -106,31 +120,31 @@ impl Store for SqliteStore {
         key_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ApiKeyRecord>> {
-        api_keys::find_active(&self.pool, api_keys::By::Hash, key_hash, now).await
+        api_keys::find_active(&self.reader, api_keys::By::Hash, key_hash, now).await
     }
 
     async fn count_api_keys_without_lookup(&self) -> StoreResult<u64> {
-        api_keys::count_without_lookup(&self.pool).await
+        api_keys::count_without_lookup(&self.reader).await
     }
 
     async fn set_api_key_lookup(&self, key_id: &str, lookup_hash: &str) -> StoreResult<()> {
-        api_keys::set_lookup(&self.pool, key_id, lookup_hash).await
+        api_keys::set_lookup(&self.writer, key_id, lookup_hash).await
     }
 
     async fn touch_api_key(&self, key_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        api_keys::touch(&self.pool, key_id, now).await
+        api_keys::touch(&self.writer, key_id, now).await
     }
 
     async fn revoke_api_key(&self, key_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
-        api_keys::revoke(&self.pool, key_id, now).await
+        api_keys::revoke(&self.writer, key_id, now).await
     }
 
     async fn delete_api_key(&self, key_id: &str) -> StoreResult<bool> {
-        api_keys::delete(&self.pool, key_id).await
+        api_keys::delete(&self.writer, key_id).await
     }
 
     async fn get_session(&self, session_id: &str) -> StoreResult<Option<SessionRecord>> {
-        sessions::get(&self.pool, session_id).await
+        sessions::get(&self.reader, session_id).await
     }
 
     async fn create_session(
@@ -140,7 +154,7 @@ impl Store for SqliteStore {
         creator: &str,
         is_group: bool,
     ) -> StoreResult<SessionRecord> {
-        sessions::create(&self.pool, session_id, platform_id, creator, is_group).await
+        sessions::create(&self.writer, session_id, platform_id, creator, is_group).await
     }
 
     async fn list_sessions(
@@ -150,11 +164,11 @@ impl Store for SqliteStore {
         page: u32,
         page_size: u32,
     ) -> StoreResult<SessionPage> {
-        sessions::list(&self.pool, creator, platform_id, page, page_size).await
+        sessions::list(&self.reader, creator, platform_id, page, page_size).await
     }
 
     async fn set_session_display_name(&self, session_id: &str, name: &str) -> StoreResult<()> {
-        sessions::set_display_name(&self.pool, session_id, name).await
+        sessions::set_display_name(&self.writer, session_id, name).await
     }
 
     async fn create_attachment(
@@ -164,19 +178,19 @@ impl Store for SqliteStore {
         kind: &str,
         mime_type: &str,
     ) -> StoreResult<AttachmentRecord> {
-        attachments::create(&self.pool, attachment_id, path, kind, mime_type).await
+        attachments::create(&self.writer, attachment_id, path, kind, mime_type).await
     }
 
     async fn get_attachment(&self, attachment_id: &str) -> StoreResult<Option<AttachmentRecord>> {
-        attachments::get(&self.pool, attachment_id).await
+        attachments::get(&self.reader, attachment_id).await
     }
 
     async fn insert_history(&self, turn: NewHistory) -> StoreResult<HistoryRecord> {
-        history::insert(&self.pool, turn).await
+        history::insert(&self.writer, turn).await
     }
 
     async fn get_history(&self, id: i64) -> StoreResult<Option<HistoryRecord>> {
-        history::get(&self.pool, id).await
+        history::get(&self.reader, id).await
     }
 
     async fn list_history(
@@ -184,7 +198,7 @@ impl Store for SqliteStore {
         platform_id: &str,
         user_id: &str,
     ) -> StoreResult<Vec<HistoryRecord>> {
-        history::list(&self.pool, platform_id, user_id).await
+        history::list(&self.reader, platform_id, user_id).await
     }
 
     async fn create_conversation(
@@ -192,14 +206,14 @@ impl Store for SqliteStore {
         platform_id: &str,
         umo: &str,
     ) -> StoreResult<ConversationRecord> {
-        conversations::create(&self.pool, platform_id, umo).await
+        conversations::create(&self.writer, platform_id, umo).await
     }
 
     async fn get_conversation(
         &self,
         conversation_id: &str,
     ) -> StoreResult<Option<ConversationRecord>> {
-        conversations::get(&self.pool, conversation_id).await
+        conversations::get(&self.reader, conversation_id).await
     }
 
     async fn update_conversation(
@@ -208,7 +222,7 @@ impl Store for SqliteStore {
         content: &Value,
         token_usage: i64,
     ) -> StoreResult<()> {
-        conversations::update(&self.pool, conversation_id, content, token_usage).await
+        conversations::update(&self.writer, conversation_id, content, token_usage).await
     }
 
     async fn get_preference(
@@ -217,7 +231,7 @@ impl Store for SqliteStore {
         scope_id: &str,
         key: &str,
     ) -> StoreResult<Option<Value>> {
-        preferences::get(&self.pool, scope, scope_id, key).await
+        preferences::get(&self.reader, scope, scope_id, key).await
     }
 
     async fn put_preference(
@@ -227,10 +241,10 @@ impl Store for SqliteStore {
         key: &str,
         value: &Value,
     ) -> StoreResult<()> {
-        preferences::put(&self.pool, scope, scope_id, key, value).await
+        preferences::put(&self.writer, scope, scope_id, key, value).await
     }
 
     async fn delete_preference(&self, scope: &str, scope_id: &str, key: &str) -> StoreResult<()> {
-        preferences::delete(&self.pool, scope, scope_id, key).await
+        preferences::delete(&self.writer, scope, scope_id, key).await
     }
 }

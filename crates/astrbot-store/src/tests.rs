@@ -114,7 +114,7 @@ async fn timestamps_round_trip_through_the_database() {
     assert_eq!(store.get_api_key("k2").await.unwrap().unwrap(), created);
 
     let raw: String = sqlx::query_scalar("SELECT expires_at FROM api_keys WHERE key_id = 'k1'")
-        .fetch_one(&store.pool)
+        .fetch_one(&store.writer)
         .await
         .unwrap();
     assert_eq!(raw, "2031-01-02 03:04:05.654321");
@@ -129,7 +129,7 @@ async fn unreadable_stored_data_is_corrupt_not_a_panic() {
         .await
         .unwrap();
     sqlx::query("UPDATE platform_sessions SET created_at = 'not a time'")
-        .execute(&store.pool)
+        .execute(&store.writer)
         .await
         .unwrap();
     assert!(matches!(
@@ -142,7 +142,7 @@ async fn unreadable_stored_data_is_corrupt_not_a_panic() {
         .await;
     let id = turn.unwrap().id;
     sqlx::query("UPDATE platform_message_history SET content = '{broken'")
-        .execute(&store.pool)
+        .execute(&store.writer)
         .await
         .unwrap();
     assert!(matches!(
@@ -184,7 +184,7 @@ async fn api_key_create_get_and_list_newest_first() {
 
     // Equal created_at: the later insert still comes first.
     sqlx::query("UPDATE api_keys SET created_at = '2026-01-01 00:00:00.000000'")
-        .execute(&store.pool)
+        .execute(&store.writer)
         .await
         .unwrap();
     let ids: Vec<String> = store
@@ -242,7 +242,7 @@ async fn scopes_decode_to_none_unless_a_list() {
     for (stored, expected) in cases {
         sqlx::query("UPDATE api_keys SET scopes = ? WHERE key_id = 'a'")
             .bind(stored)
-            .execute(&store.pool)
+            .execute(&store.writer)
             .await
             .unwrap();
         let scopes = store.get_api_key("a").await.unwrap().unwrap().scopes;
@@ -327,7 +327,7 @@ async fn keys_without_lookup_hash_can_be_backfilled() {
          created_at, updated_at) VALUES ('old', 'old', 'pbkdf2-old', 'abk_', '[\"chat\", \"im\"]', \
          'astrbot', '2025-12-01 08:00:00.123456', '2025-12-01 08:00:00.123456')",
     )
-    .execute(&store.pool)
+    .execute(&store.writer)
     .await
     .unwrap();
     assert_eq!(store.count_api_keys_without_lookup().await.unwrap(), 1);
@@ -527,7 +527,7 @@ async fn session_listing_pages_filters_and_counts() {
 
     // Equal updated_at: the later-created session comes first, stably.
     sqlx::query("UPDATE platform_sessions SET updated_at = '2026-01-01 00:00:00.000000'")
-        .execute(&store.pool)
+        .execute(&store.writer)
         .await
         .unwrap();
     let p1 = store
@@ -557,7 +557,7 @@ async fn project_sessions_are_excluded_from_listing() {
         "INSERT INTO chatui_projects (project_id, creator, title, created_at, updated_at) \
          VALUES ('p1', 'alice', 'Project', {ts}, {ts})"
     ))
-    .execute(&store.pool)
+    .execute(&store.writer)
     .await
     .unwrap();
     // "orphaned" points at a project that no longer exists: AstrBot's LEFT
@@ -566,7 +566,7 @@ async fn project_sessions_are_excluded_from_listing() {
         "INSERT INTO session_project_relations (session_id, project_id, created_at, updated_at) \
          VALUES ('in-project', 'p1', {ts}, {ts}), ('orphaned', 'gone', {ts}, {ts})"
     ))
-    .execute(&store.pool)
+    .execute(&store.writer)
     .await
     .unwrap();
     let page = store
@@ -738,7 +738,7 @@ async fn preferences_upsert_get_delete() {
     );
     let raw: String =
         sqlx::query_scalar("SELECT value FROM preferences WHERE \"key\" = 'sel_conv_id'")
-            .fetch_one(&store.pool)
+            .fetch_one(&store.writer)
             .await
             .unwrap();
     assert_eq!(
@@ -758,7 +758,7 @@ async fn preferences_upsert_get_delete() {
         Some(json!("conv-2"))
     );
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM preferences")
-        .fetch_one(&store.pool)
+        .fetch_one(&store.writer)
         .await
         .unwrap();
     assert_eq!(rows, 1, "upsert keeps one row");
@@ -810,7 +810,7 @@ async fn preferences_upsert_get_delete() {
         .unwrap();
 
     sqlx::query("UPDATE preferences SET value = '[1]' WHERE scope_id = 'other'")
-        .execute(&store.pool)
+        .execute(&store.writer)
         .await
         .unwrap();
     let bad = store.get_preference("umo", "other", "sel_conv_id").await;
@@ -833,12 +833,12 @@ async fn reopening_keeps_data_and_migrations_are_idempotent() {
         .await
         .unwrap();
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&store.pool)
+        .fetch_one(&store.writer)
         .await
         .unwrap();
     assert_eq!(mode, "wal");
     let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-        .fetch_one(&store.pool)
+        .fetch_one(&store.writer)
         .await
         .unwrap();
     assert_eq!(fk, 1);
