@@ -133,8 +133,10 @@ impl Server {
         if providers.is_empty() {
             tracing::warn!(
                 "no chat provider is configured and the demo model is not present: chats get no \
-                 answer until you add a provider to {} or run scripts/fetch-model.sh",
-                state.root.default_config().display()
+                 answer until you add a provider to {} or put the demo model at {} \
+                 (scripts/fetch-model.sh downloads it into the repository's models/ folder)",
+                state.root.default_config().display(),
+                state.root.demo_model().display()
             );
         } else {
             tracing::info!(providers = ?providers, "chat providers of the default config");

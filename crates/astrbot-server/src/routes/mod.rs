@@ -9,7 +9,10 @@ mod python;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode, Uri};
-use axum::middleware;
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -64,7 +67,25 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
         .layer(middleware::map_response(envelope_rejections))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn(access_log))
         .with_state(state)
+}
+
+/// One line per request: method, path (never the query, which can carry
+/// user names), status and how long the answer took to start.
+async fn access_log(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        http.method = %method,
+        http.path = %path,
+        http.status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
 }
 
 async fn not_found(uri: Uri) -> Envelope {
