@@ -1,0 +1,192 @@
+//! The live reverse-WebSocket connections and the actions waiting for
+//! their `echo`. Sends go over the newest connection; a reconnecting
+//! account (same `self_id`) replaces its older one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::adapter::PlatformError;
+
+#[derive(Clone)]
+struct Link {
+    id: u64,
+    outgoing: mpsc::Sender<Message>,
+}
+
+struct Pending {
+    link: u64,
+    answer: oneshot::Sender<Value>,
+}
+
+#[derive(Default)]
+pub(super) struct Links {
+    /// Keyed by `self_id`; `""` for a connection that has not told us yet.
+    by_account: Mutex<HashMap<String, Link>>,
+    pending: Mutex<HashMap<String, Pending>>,
+    next_id: AtomicU64,
+}
+
+fn guard<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Maps only; a panic elsewhere cannot leave them inconsistent.
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+impl Links {
+    /// Adds a connection and returns its id.
+    pub fn register(&self, self_id: Option<&str>, outgoing: mpsc::Sender<Message>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let key = self_id.unwrap_or_default().to_owned();
+        guard(&self.by_account).insert(key, Link { id, outgoing });
+        id
+    }
+
+    /// Files a connection under the `self_id` its first event carried.
+    pub fn learn_self_id(&self, link_id: u64, self_id: &str) {
+        let mut links = guard(&self.by_account);
+        if links.get("").is_some_and(|link| link.id == link_id) {
+            let link = links.remove("").expect("checked above");
+            // Only replace a link that is older than this one.
+            if links.get(self_id).is_none_or(|old| old.id < link.id) {
+                links.insert(self_id.to_owned(), link);
+            }
+        }
+    }
+
+    /// Forgets a closed connection (unless a newer one replaced it) and
+    /// fails the actions still waiting on it.
+    pub fn unregister(&self, link_id: u64) {
+        guard(&self.by_account).retain(|_, link| link.id != link_id);
+        guard(&self.pending).retain(|_, pending| pending.link != link_id);
+    }
+
+    /// Delivers an action's answer to its caller.
+    pub fn answer(&self, echo: &str, response: Value) {
+        if let Some(pending) = guard(&self.pending).remove(echo) {
+            let _ = pending.answer.send(response);
+        }
+    }
+
+    pub fn connected(&self) -> usize {
+        guard(&self.by_account).len()
+    }
+
+    /// Sends an action over the newest connection and waits for the
+    /// answer with the same `echo`.
+    pub async fn call(
+        &self,
+        action: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, PlatformError> {
+        let link = guard(&self.by_account)
+            .values()
+            .max_by_key(|link| link.id)
+            .cloned()
+            .ok_or_else(|| {
+                PlatformError::NotConnected("no OneBot implementation is connected".into())
+            })?;
+        let echo = format!("astrbot-rs-{}", next_number(&self.next_id));
+        let (answer, answered) = oneshot::channel();
+        guard(&self.pending).insert(
+            echo.clone(),
+            Pending {
+                link: link.id,
+                answer,
+            },
+        );
+        let frame = json!({"action": action, "params": params, "echo": echo});
+        if link
+            .outgoing
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .is_err()
+        {
+            guard(&self.pending).remove(&echo);
+            return Err(PlatformError::NotConnected(
+                "the OneBot connection closed".into(),
+            ));
+        }
+        let response = match tokio::time::timeout(timeout, answered).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(_)) => {
+                return Err(PlatformError::NotConnected(format!(
+                    "the OneBot connection closed before {action} was answered"
+                )))
+            }
+            Err(_) => {
+                guard(&self.pending).remove(&echo);
+                return Err(PlatformError::Timeout {
+                    action: action.to_owned(),
+                    after: timeout,
+                });
+            }
+        };
+        check_response(action, response)
+    }
+}
+
+/// Unique within the process: the same counter as link ids, so no two
+/// actions ever share an echo.
+fn next_number(counter: &AtomicU64) -> u64 {
+    counter.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+/// OneBot answers `{"status": "ok"|"async"|"failed", "retcode", "data",
+/// "wording"/"message"}`; retcode 0 (done) and 1 (queued) are success.
+fn check_response(action: &str, response: Value) -> Result<Value, PlatformError> {
+    let retcode = response.get("retcode").and_then(Value::as_i64).unwrap_or(0);
+    let failed = response.get("status").and_then(Value::as_str) == Some("failed");
+    if (retcode == 0 || retcode == 1) && !failed {
+        return Ok(response.get("data").cloned().unwrap_or(Value::Null));
+    }
+    let message = ["wording", "message", "msg", "status"]
+        .iter()
+        .filter_map(|key| response.get(*key).and_then(Value::as_str))
+        .find(|text| !text.is_empty())
+        .unwrap_or("no reason given")
+        .to_owned();
+    Err(PlatformError::Action {
+        action: action.to_owned(),
+        retcode,
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_are_checked() {
+        let ok = json!({"status": "ok", "retcode": 0, "data": {"message_id": 5}, "echo": "e"});
+        assert_eq!(check_response("a", ok).unwrap(), json!({"message_id": 5}));
+        let failed =
+            json!({"status": "failed", "retcode": 1200, "wording": "not in group", "message": "x"});
+        assert_eq!(
+            check_response("send_group_msg", failed)
+                .unwrap_err()
+                .to_string(),
+            "send_group_msg failed: retcode 1200: not in group"
+        );
+    }
+
+    #[test]
+    fn newer_link_for_an_account_wins_and_close_keeps_it() {
+        let links = Links::default();
+        let (tx, _rx) = mpsc::channel(1);
+        let old = links.register(Some("10"), tx.clone());
+        let new = links.register(None, tx);
+        links.learn_self_id(new, "10");
+        assert_eq!(links.connected(), 1);
+        links.unregister(old);
+        assert_eq!(links.connected(), 1);
+        links.unregister(new);
+        assert_eq!(links.connected(), 0);
+    }
+}

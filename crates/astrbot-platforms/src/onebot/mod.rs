@@ -1,0 +1,122 @@
+//! The `aiocqhttp` platform: OneBot v11 (QQ through NapCat, Lagrange …)
+//! over a reverse WebSocket that the OneBot implementation connects to.
+
+mod config;
+pub mod cq;
+mod links;
+mod segments;
+mod server;
+
+use std::sync::Arc;
+
+use astrbot_core::MessageType;
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+pub use config::{AiocqhttpConfig, DEFAULT_ACTION_TIMEOUT, DEFAULT_PORT};
+pub use segments::parse_message_event;
+
+use crate::adapter::{PlatformAdapter, PlatformError, PlatformStatus, StatusCell};
+use crate::config::PlatformConfig;
+use crate::message::{InboundMessage, OutboundChain, SessionTarget};
+use links::Links;
+use segments::{id_value, outbound_segment};
+
+/// AstrBot's `type` name for OneBot v11.
+pub const KIND: &str = "aiocqhttp";
+
+/// A OneBot v11 reverse-WebSocket adapter.
+pub struct AiocqhttpAdapter {
+    id: String,
+    config: AiocqhttpConfig,
+    links: Links,
+    status: StatusCell,
+}
+
+impl AiocqhttpAdapter {
+    pub fn new(id: &str, config: AiocqhttpConfig) -> Self {
+        AiocqhttpAdapter {
+            id: id.to_owned(),
+            config,
+            links: Links::default(),
+            status: StatusCell::default(),
+        }
+    }
+
+    pub fn from_config(config: &PlatformConfig) -> Result<Self, PlatformError> {
+        Ok(AiocqhttpAdapter::new(
+            &config.id,
+            AiocqhttpConfig::from_platform(config)?,
+        ))
+    }
+
+    pub fn config(&self) -> &AiocqhttpConfig {
+        &self.config
+    }
+
+    /// How many OneBot accounts are connected now.
+    pub fn connections(&self) -> usize {
+        self.links.connected()
+    }
+
+    /// Any OneBot action (`get_msg`, `delete_msg` …) over the newest
+    /// connection; returns the answer's `data`.
+    pub async fn call_action(&self, action: &str, params: Value) -> Result<Value, PlatformError> {
+        self.links
+            .call(action, params, self.config.action_timeout)
+            .await
+    }
+}
+
+#[async_trait]
+impl PlatformAdapter for AiocqhttpAdapter {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn kind(&self) -> &str {
+        KIND
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        inbound: mpsc::Sender<InboundMessage>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), PlatformError> {
+        server::serve(self, inbound, shutdown).await
+    }
+
+    /// An empty chain sends nothing (the pipeline uses empty sends as
+    /// end-of-turn markers on webchat).
+    async fn send(
+        &self,
+        target: &SessionTarget,
+        chain: OutboundChain,
+    ) -> Result<(), PlatformError> {
+        if chain.is_empty() {
+            return Ok(());
+        }
+        let message: Vec<Value> = chain.parts.iter().map(outbound_segment).collect();
+        let (action, params) = match target.message_type {
+            MessageType::Group => (
+                "send_group_msg",
+                json!({"group_id": id_value(&target.session_id), "message": message}),
+            ),
+            MessageType::Friend => (
+                "send_private_msg",
+                json!({"user_id": id_value(&target.session_id), "message": message}),
+            ),
+            MessageType::Other => {
+                return Err(PlatformError::Unsupported(
+                    "OneBot cannot send to an OtherMessage session".into(),
+                ))
+            }
+        };
+        self.call_action(action, params).await.map(drop)
+    }
+
+    fn status(&self) -> PlatformStatus {
+        self.status.get()
+    }
+}

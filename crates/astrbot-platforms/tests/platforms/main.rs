@@ -1,0 +1,18 @@
+//! Integration tests: the real OneBot adapter against a fake OneBot
+//! implementation over 127.0.0.1, and the manager's supervision.
+
+mod fake_onebot;
+mod manager;
+mod onebot;
+
+/// Waits (bounded) for a condition that another task makes true.
+pub async fn eventually(mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + fake_onebot::WAIT;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in time"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
