@@ -7,6 +7,7 @@ pub mod chat;
 pub mod config;
 pub mod json;
 pub mod paths;
+pub mod platforms;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -58,6 +58,7 @@ impl Server {
             root.demo_model(),
         ));
         chat.providers().preload_demo();
+        let platforms = crate::platforms::start(configs.clone(), chat.clone());
 
         let dashboard = configs.default_config().dashboard();
         let host = options.host.unwrap_or(dashboard.host);
@@ -71,6 +72,7 @@ impl Server {
             store,
             configs,
             chat,
+            platforms,
             started_at,
         });
         Ok(Server { state, listener })
@@ -98,6 +100,11 @@ impl Server {
                 tracing::debug!(%error, "could not set TCP_NODELAY");
             }
         });
+        let platforms = self.state.platforms.clone();
+        let shutdown = async move {
+            shutdown.await;
+            platforms.shutdown().await;
+        };
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await

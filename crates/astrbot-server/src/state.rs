@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use astrbot_core::store::ApiKeyRecord;
 use astrbot_core::{Store, StoreResult};
+use astrbot_platforms::PlatformManager;
 
 use crate::auth::api_key;
 use crate::chat::ChatService;
@@ -22,6 +23,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub configs: Arc<ConfigRegistry>,
     pub chat: Arc<ChatService>,
+    /// The running chat-platform bots.
+    pub platforms: Arc<PlatformManager>,
     pub started_at: Instant,
 }
 

@@ -12,4 +12,5 @@ mod cli;
 mod files;
 mod im;
 mod local_model;
+mod platforms;
 mod sessions;

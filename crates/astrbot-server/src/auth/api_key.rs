@@ -116,7 +116,7 @@ pub fn required_scope(path: &str) -> Option<&'static str> {
         "/api/v1/chat" | "/api/v1/chat/sessions" => Some("chat"),
         "/api/v1/configs" => Some("config"),
         "/api/v1/file" => Some("file"),
-        "/api/v1/im/message" | "/api/v1/im/bots" => Some("im"),
+        "/api/v1/im/message" | "/api/v1/im/bots" | "/api/v1/im/bots/status" => Some("im"),
         _ => None,
     }
 }

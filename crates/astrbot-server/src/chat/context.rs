@@ -88,6 +88,13 @@ pub async fn user_turn(
     let mut model_notes = Vec::new();
     let mut stored_notes = Vec::new();
     for part in parts {
+        if let UserPart::RemoteImage { url } = part {
+            stored_notes.push("[Image]".to_owned());
+            images.push(ContentPart::ImageUrl {
+                image_url: ImageUrl { url: url.clone() },
+            });
+            continue;
+        }
         let UserPart::Attachment {
             kind,
             filename,

@@ -28,8 +28,11 @@ use locks::SessionLocks;
 /// One user message to answer.
 #[derive(Debug, Clone)]
 pub struct ChatTurn {
+    /// The platform the turn came from (`webchat` for the developer API).
+    pub platform_id: String,
     pub username: String,
     pub session_id: String,
+    /// For the developer API
     /// `webchat:FriendMessage:webchat!<username>!<session_id>`.
     pub umo: String,
     pub parts: Vec<UserPart>,

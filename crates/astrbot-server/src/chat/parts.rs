@@ -22,6 +22,11 @@ pub enum UserPart {
         path: String,
         mime_type: String,
     },
+    /// An image a chat platform hosts (an `https:` or `data:` URL), passed
+    /// to the model as is.
+    RemoteImage {
+        url: String,
+    },
 }
 
 impl UserPart {
@@ -39,6 +44,7 @@ impl UserPart {
                 filename,
                 ..
             } => json!({"type": kind, "attachment_id": attachment_id, "filename": filename}),
+            UserPart::RemoteImage { url } => json!({"type": "image", "url": url}),
         }
     }
 

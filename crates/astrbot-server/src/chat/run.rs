@@ -277,7 +277,7 @@ impl ChatService {
         let saved = self
             .store
             .insert_history(NewHistory {
-                platform_id: "webchat".to_owned(),
+                platform_id: turn.platform_id.clone(),
                 user_id: turn.session_id.clone(),
                 sender_id: Some("bot".to_owned()),
                 sender_name: Some("bot".to_owned()),

@@ -28,6 +28,7 @@ const MAX_JSON_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let open_api = Router::new()
         .route("/api/v1/im/bots", get(open_api::list_bots))
+        .route("/api/v1/im/bots/status", get(open_api::bot_status))
         .route("/api/v1/im/message", post(open_api::send_message))
         .route("/api/v1/configs", get(open_api::list_configs))
         .route("/api/v1/chat", post(open_api::chat))

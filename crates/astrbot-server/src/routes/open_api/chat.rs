@@ -92,6 +92,7 @@ async fn prepare(state: &AppState, payload: Map<String, Value>) -> Result<ChatTu
         })?;
 
     Ok(ChatTurn {
+        platform_id: "webchat".to_owned(),
         username,
         session_id,
         umo,

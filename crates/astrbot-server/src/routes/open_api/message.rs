@@ -1,7 +1,11 @@
 //! `POST /api/v1/im/message`: a proactive message to a chat named by its
-//! UMO, validated in AstrBot's order. Only the built-in `webchat` platform
-//! runs today: the message is added to that session's UI history.
+//! UMO, validated in AstrBot's order, then sent through the running bot of
+//! that platform, or, for the built-in `webchat`, added to the session's
+//! UI history.
 
+use std::path::PathBuf;
+
+use astrbot_platforms::{Media, OutboundChain, OutboundPart, SessionTarget};
 use axum::body::Bytes;
 use axum::extract::State;
 use serde_json::{json, Map, Value};
@@ -13,6 +17,70 @@ use astrbot_core::store::NewHistory;
 use astrbot_core::Umo;
 
 const WEBCHAT: &str = "webchat";
+
+/// One validated part of a proactive message.
+enum ChainPart {
+    Plain(String),
+    Reply {
+        message_id: String,
+        selected_text: String,
+    },
+    Attachment {
+        kind: String,
+        attachment_id: String,
+        filename: String,
+        path: String,
+    },
+}
+
+impl ChainPart {
+    /// The part as stored in a webchat session's UI history.
+    fn to_history_json(&self) -> Value {
+        match self {
+            ChainPart::Plain(text) => json!({"type": "plain", "text": text}),
+            ChainPart::Reply {
+                message_id,
+                selected_text,
+            } => {
+                json!({"type": "reply", "message_id": message_id, "selected_text": selected_text})
+            }
+            ChainPart::Attachment {
+                kind,
+                attachment_id,
+                filename,
+                ..
+            } => {
+                json!({"type": kind, "attachment_id": attachment_id, "filename": filename})
+            }
+        }
+    }
+
+    /// The part as a platform adapter sends it.
+    fn to_outbound(&self) -> OutboundPart {
+        match self {
+            ChainPart::Plain(text) => OutboundPart::Text(text.clone()),
+            ChainPart::Reply { message_id, .. } => OutboundPart::Reply {
+                message_id: message_id.clone(),
+            },
+            ChainPart::Attachment {
+                kind,
+                filename,
+                path,
+                ..
+            } => {
+                let source = Media::Path(PathBuf::from(path));
+                if kind == "image" {
+                    OutboundPart::Image(source)
+                } else {
+                    OutboundPart::File {
+                        name: filename.clone(),
+                        source,
+                    }
+                }
+            }
+        }
+    }
+}
 
 pub async fn send_message(State(state): State<AppState>, body: Bytes) -> Envelope {
     let payload = object_body(&body);
@@ -29,20 +97,46 @@ pub async fn send_message(State(state): State<AppState>, body: Bytes) -> Envelop
         Ok(umo) => umo,
         Err(error) => return Envelope::error(format!("Invalid umo: {error}")),
     };
-    // TODO(#3): platform adapters (OneBot, Telegram, Discord, Slack) will
-    // make their configured ids reachable here.
-    if umo.platform_id != WEBCHAT {
-        return Envelope::error(format!(
-            "Bot not found or not running for platform: {}",
-            umo.platform_id
-        ));
-    }
+    let adapter = if umo.platform_id == WEBCHAT {
+        None
+    } else {
+        match state.platforms.get(&umo.platform_id) {
+            Some(adapter) => Some(adapter),
+            None => {
+                return Envelope::error(format!(
+                    "Bot not found or not running for platform: {}",
+                    umo.platform_id
+                ))
+            }
+        }
+    };
     let chain = match message_chain(&state, &message).await {
         Ok(chain) => chain,
         Err(error) => return Envelope::error(error),
     };
 
-    let session_id = webchat_session(&state, &umo.session_id).await;
+    match adapter {
+        Some(adapter) => {
+            let outbound = OutboundChain {
+                parts: chain.iter().map(ChainPart::to_outbound).collect(),
+            };
+            match adapter.send(&SessionTarget::from(&umo), outbound).await {
+                Ok(()) => Envelope::ok(json!({})),
+                Err(error) => {
+                    tracing::warn!(platform.id = %umo.platform_id, %error, "proactive send failed");
+                    Envelope::error(error.to_string())
+                }
+            }
+        }
+        None => store_in_webchat(&state, &umo, &chain).await,
+    }
+}
+
+/// Webchat has no connection to push to: the message joins the session's
+/// UI history, where the chat UI shows it.
+async fn store_in_webchat(state: &AppState, umo: &Umo, chain: &[ChainPart]) -> Envelope {
+    let session_id = webchat_session(state, &umo.session_id).await;
+    let parts: Vec<Value> = chain.iter().map(ChainPart::to_history_json).collect();
     let saved = state
         .store
         .insert_history(NewHistory {
@@ -50,7 +144,7 @@ pub async fn send_message(State(state): State<AppState>, body: Bytes) -> Envelop
             user_id: session_id,
             sender_id: Some("bot".to_owned()),
             sender_name: Some("bot".to_owned()),
-            content: json!({"type": "bot", "message": chain}),
+            content: json!({"type": "bot", "message": parts}),
         })
         .await;
     match saved {
@@ -62,15 +156,15 @@ pub async fn send_message(State(state): State<AppState>, body: Bytes) -> Envelop
     }
 }
 
-/// Converts the message into the stored chain, with AstrBot's errors.
-async fn message_chain(state: &AppState, message: &Value) -> Result<Vec<Value>, String> {
+/// Converts the message into a chain, with AstrBot's errors.
+async fn message_chain(state: &AppState, message: &Value) -> Result<Vec<ChainPart>, String> {
     let items = match message {
         Value::String(text) => {
             let text = text.trim();
             if text.is_empty() {
                 return Err("Message is empty".into());
             }
-            return Ok(vec![json!({"type": "plain", "text": text})]);
+            return Ok(vec![ChainPart::Plain(text.to_owned())]);
         }
         Value::Array(items) => items,
         _ => return Err("message must be a string or list".into()),
@@ -88,7 +182,7 @@ async fn message_chain(state: &AppState, message: &Value) -> Result<Vec<Value>, 
             "plain" => {
                 let text = part.get("text").map(to_str).unwrap_or_default();
                 if !text.is_empty() {
-                    chain.push(json!({"type": "plain", "text": text}));
+                    chain.push(ChainPart::Plain(text));
                     has_content = true;
                 }
             }
@@ -96,8 +190,10 @@ async fn message_chain(state: &AppState, message: &Value) -> Result<Vec<Value>, 
                 let Some(message_id) = part.get("message_id").filter(|id| !id.is_null()) else {
                     return Err("reply part missing message_id".into());
                 };
-                let selected = part.get("selected_text").map(to_str).unwrap_or_default();
-                chain.push(json!({"type": "reply", "message_id": to_str(message_id), "selected_text": selected}));
+                chain.push(ChainPart::Reply {
+                    message_id: to_str(message_id),
+                    selected_text: part.get("selected_text").map(to_str).unwrap_or_default(),
+                });
             }
             "image" | "record" | "file" | "video" => {
                 chain.push(attachment_part(state, kind, part).await?);
@@ -116,7 +212,7 @@ async fn attachment_part(
     state: &AppState,
     kind: &str,
     part: &Map<String, Value>,
-) -> Result<Value, String> {
+) -> Result<ChainPart, String> {
     let Some(attachment_id) = part
         .get("attachment_id")
         .filter(|id| !id.is_null())
@@ -143,11 +239,12 @@ async fn attachment_part(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         });
-    Ok(json!({
-        "type": attachment.kind,
-        "attachment_id": attachment.attachment_id,
-        "filename": filename,
-    }))
+    Ok(ChainPart::Attachment {
+        kind: attachment.kind,
+        attachment_id: attachment.attachment_id,
+        filename,
+        path: attachment.path,
+    })
 }
 
 /// The UI-history id of a webchat session id: `webchat!<user>!<session>`

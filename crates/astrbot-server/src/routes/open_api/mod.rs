@@ -24,6 +24,23 @@ pub async fn list_bots(State(state): State<AppState>) -> Envelope {
     Envelope::ok(json!({"bot_ids": bot_ids}))
 }
 
+/// `GET /api/v1/im/bots/status` (ours, beside AstrBot's list): every bot
+/// with its type, whether it runs, and its last error. The built-in
+/// `webchat` is always running.
+pub async fn bot_status(State(state): State<AppState>) -> Envelope {
+    let mut bots = vec![json!({
+        "id": "webchat", "type": "webchat", "enabled": true, "running": true,
+        "last_error": null, "restarts": 0,
+    })];
+    bots.extend(state.platforms.status().into_iter().map(|bot| {
+        json!({
+            "id": bot.id, "type": bot.kind, "enabled": bot.enabled, "running": bot.running,
+            "last_error": bot.last_error, "restarts": bot.restarts,
+        })
+    }));
+    Envelope::ok(json!({"bots": bots}))
+}
+
 /// `GET /api/v1/configs`: the extra configs, then the default.
 pub async fn list_configs(State(state): State<AppState>) -> Envelope {
     let configs: Vec<Value> = state
