@@ -211,3 +211,132 @@ async fn a_platform_that_is_not_configured_is_not_running() {
         "Bot not found or not running for platform: telegram"
     );
 }
+
+/// Starts a server whose OneBot bot has extra `platform_settings` (and
+/// whatever else `edit` changes), and connects the fake to it.
+async fn onebot_with(edit: impl FnOnce(&mut Value)) -> (TestApp, FakeOneBot) {
+    let port = free_port();
+    let app = spawn_app_with(Behaviour::default(), |config| {
+        config["platform"] = json!([{
+            "id": "qq", "type": "aiocqhttp", "enable": true,
+            "ws_reverse_host": "127.0.0.1", "ws_reverse_port": port,
+            "ws_reverse_token": TOKEN,
+        }]);
+        edit(config);
+    })
+    .await;
+    let onebot = FakeOneBot::connect(port, Auth::Bearer(TOKEN), "10000")
+        .await
+        .unwrap();
+    (app, onebot)
+}
+
+/// Sends a group message from `user` and returns the bot's answer text.
+async fn ask(onebot: &mut FakeOneBot, user: i64, text: &str) -> String {
+    let mut event = message_event("group", 555, text);
+    event["user_id"] = json!(user);
+    onebot.send_event(event).await;
+    let action = onebot.next_action().await;
+    onebot.answer(&action, 0, "").await;
+    action_text(&action)
+}
+
+async fn stays_quiet(onebot: &mut FakeOneBot) -> bool {
+    tokio::time::timeout(std::time::Duration::from_millis(700), onebot.next_action())
+        .await
+        .is_err()
+}
+
+#[tokio::test]
+async fn sid_tells_the_umo_to_use_with_the_api() {
+    let (_app, mut onebot) = onebot_with(|_| {}).await;
+
+    let answer = ask(&mut onebot, 4242, "/sid").await;
+
+    assert!(answer.contains("UMO: qq:GroupMessage:555"), "{answer}");
+    assert!(answer.contains("Sender ID: 4242"), "{answer}");
+}
+
+#[tokio::test]
+async fn switching_the_provider_is_for_admins() {
+    let (app, mut onebot) = onebot_with(|config| {
+        config["admins_id"] = json!(["7"]);
+    })
+    .await;
+
+    let refused = ask(&mut onebot, 4242, "/provider 1").await;
+    let listed = ask(&mut onebot, 4242, "/provider").await;
+    let switched = ask(&mut onebot, 7, "/provider fake").await;
+
+    assert!(refused.starts_with("Only admins"), "{refused}");
+    assert!(listed.contains("1. fake (current)"), "{listed}");
+    assert_eq!(switched, "This chat now uses the provider fake.");
+    assert!(
+        app.chat_requests().is_empty(),
+        "commands never reach the model"
+    );
+}
+
+#[tokio::test]
+async fn new_starts_a_conversation_without_the_old_history() {
+    let (app, mut onebot) = onebot_with(|_| {}).await;
+
+    ask(&mut onebot, 4242, "/remember the number 42").await;
+    ask(&mut onebot, 4242, "/new").await;
+    ask(&mut onebot, 4242, "/what was the number").await;
+
+    let last = app.chat_requests().pop().unwrap().to_string();
+    assert!(!last.contains("the number 42"), "{last}");
+}
+
+#[tokio::test]
+async fn unique_session_gives_each_member_their_own_conversation() {
+    let (app, mut onebot) = onebot_with(|config| {
+        config["platform_settings"] = json!({"unique_session": true});
+    })
+    .await;
+
+    ask(&mut onebot, 1, "/my secret is blue").await;
+    let answer = ask(&mut onebot, 2, "/what is my secret").await;
+
+    assert_eq!(answer, "Echo: what is my secret");
+    let last = app.chat_requests().pop().unwrap().to_string();
+    assert!(!last.contains("blue"), "{last}");
+}
+
+#[tokio::test]
+async fn the_whitelist_keeps_other_chats_out() {
+    let (_app, mut onebot) = onebot_with(|config| {
+        config["platform_settings"] = json!({"id_whitelist": ["777"]});
+    })
+    .await;
+
+    onebot
+        .send_event(message_event("group", 555, "/hello"))
+        .await;
+    assert!(stays_quiet(&mut onebot).await);
+    onebot
+        .send_event(message_event("group", 777, "/hello"))
+        .await;
+    let action = onebot.next_action().await;
+    onebot.answer(&action, 0, "").await;
+
+    assert_eq!(action["params"]["group_id"], 777);
+}
+
+#[tokio::test]
+async fn the_rate_limit_discards_what_exceeds_it_and_replies_carry_the_prefix() {
+    let (_app, mut onebot) = onebot_with(|config| {
+        config["platform_settings"] = json!({
+            "rate_limit": {"time": 60, "count": 1, "strategy": "discard"},
+            "reply_prefix": "[bot] ",
+        });
+    })
+    .await;
+
+    let first = ask(&mut onebot, 4242, "/one").await;
+    onebot.send_event(message_event("group", 555, "/two")).await;
+
+    assert_eq!(first, "[bot] Echo: one");
+    assert!(stays_quiet(&mut onebot).await);
+}

@@ -10,6 +10,7 @@ mod locks;
 mod parts;
 mod providers;
 mod run;
+mod session;
 mod title;
 
 use std::path::PathBuf;

@@ -19,9 +19,9 @@ use super::{ChatService, ChatTurn};
 use crate::config::LoadedConfig;
 
 /// Preference holding a session's chosen provider, as AstrBot names it.
-const PROVIDER_PREFERENCE: &str = "provider_perf_chat_completion";
+pub(super) const PROVIDER_PREFERENCE: &str = "provider_perf_chat_completion";
 /// Preference holding a session's current conversation id.
-const CONVERSATION_PREFERENCE: &str = "sel_conv_id";
+pub(super) const CONVERSATION_PREFERENCE: &str = "sel_conv_id";
 
 /// What the model answered (or the error text shown instead).
 struct Answer {
@@ -58,26 +58,10 @@ impl ChatService {
         config: &Arc<LoadedConfig>,
         turn: &ChatTurn,
     ) -> Option<Arc<dyn ChatProvider>> {
-        let set = self.providers.for_config(config);
-        if let Some(selected) = turn.selected_provider.as_deref().filter(|s| !s.is_empty()) {
-            let found = set.get(selected);
-            if found.is_none() {
-                tracing::warn!(provider.id = selected, config.id = %config.id, "selected_provider is not a configured chat provider; no answer");
-            }
-            return found;
-        }
-        let preferred = self
-            .store
-            .get_preference("umo", &turn.umo, PROVIDER_PREFERENCE)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|value| value.as_str().map(str::to_owned))
-            .and_then(|id| set.get(&id));
-        let chosen = preferred
-            .or_else(|| set.get(&config.chat.default_provider_id))
-            .or_else(|| set.first());
-        if chosen.is_none() {
+        let chosen = self
+            .resolve_provider(config, &turn.umo, turn.selected_provider.as_deref())
+            .await;
+        if chosen.is_none() && turn.selected_provider.as_deref().is_none_or(str::is_empty) {
             tracing::warn!(
                 config.id = %config.id,
                 "no chat provider is configured, so chats get no answer: add one to \
@@ -86,6 +70,34 @@ impl ChatService {
             );
         }
         chosen
+    }
+
+    /// The provider a session's turn uses; see `pick_provider`.
+    pub async fn resolve_provider(
+        &self,
+        config: &Arc<LoadedConfig>,
+        umo: &str,
+        selected: Option<&str>,
+    ) -> Option<Arc<dyn ChatProvider>> {
+        let set = self.providers.for_config(config);
+        if let Some(selected) = selected.filter(|s| !s.is_empty()) {
+            let found = set.get(selected);
+            if found.is_none() {
+                tracing::warn!(provider.id = selected, config.id = %config.id, "selected_provider is not a configured chat provider; no answer");
+            }
+            return found;
+        }
+        let preferred = self
+            .store
+            .get_preference("umo", umo, PROVIDER_PREFERENCE)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .and_then(|id| set.get(&id));
+        preferred
+            .or_else(|| set.get(&config.chat.default_provider_id))
+            .or_else(|| set.first())
     }
 
     async fn answer(
@@ -299,7 +311,7 @@ impl ChatService {
     }
 
     /// The session's current conversation, created on first use.
-    async fn current_conversation(
+    pub(super) async fn current_conversation(
         &self,
         umo: &str,
     ) -> astrbot_core::StoreResult<astrbot_core::store::ConversationRecord> {

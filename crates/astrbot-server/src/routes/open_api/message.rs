@@ -11,10 +11,11 @@ use axum::extract::State;
 use serde_json::{json, Map, Value};
 
 use crate::json::Envelope;
+use crate::platforms::group_of_session;
 use crate::routes::python::{object_body, to_str};
 use crate::state::AppState;
 use astrbot_core::store::NewHistory;
-use astrbot_core::Umo;
+use astrbot_core::{MessageType, Umo};
 
 const WEBCHAT: &str = "webchat";
 
@@ -120,7 +121,11 @@ pub async fn send_message(State(state): State<AppState>, body: Bytes) -> Envelop
             let outbound = OutboundChain {
                 parts: chain.iter().map(ChainPart::to_outbound).collect(),
             };
-            match adapter.send(&SessionTarget::from(&umo), outbound).await {
+            let mut target = SessionTarget::from(&umo);
+            if umo.message_type == MessageType::Group {
+                target.session_id = group_of_session(&umo.session_id).to_owned();
+            }
+            match adapter.send(&target, outbound).await {
                 Ok(()) => Envelope::ok(json!({})),
                 Err(error) => {
                     tracing::warn!(platform.id = %umo.platform_id, %error, "proactive send failed");

@@ -1,0 +1,166 @@
+//! AstrBot's built-in commands for chat platforms: `help`, `sid`, `new`,
+//! `reset`, `provider` and `model`, typed after the wake prefix (`/sid`).
+//! Switching the provider or model, and resetting a group's conversation,
+//! are for admins (`admins_id`), as in AstrBot.
+
+use std::sync::Arc;
+
+use astrbot_core::Umo;
+
+use crate::chat::ChatService;
+use crate::config::LoadedConfig;
+
+/// A recognised command and its argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Sid,
+    New,
+    Reset,
+    Provider(Option<String>),
+    Model(Option<String>),
+}
+
+/// What a command needs to know about the message and its session.
+pub struct Context<'a> {
+    pub chat: &'a Arc<ChatService>,
+    pub config: &'a Arc<LoadedConfig>,
+    pub umo: &'a Umo,
+    pub sender_id: &'a str,
+    pub is_admin: bool,
+    pub is_group: bool,
+}
+
+const ADMINS_ONLY: &str = "Only admins (admins_id in the config) can do that.";
+
+/// The command a woken message's text starts with, if any.
+pub fn parse(text: &str) -> Option<Command> {
+    let mut words = text.split_whitespace();
+    let name = words.next()?.to_lowercase();
+    let argument = words.next().map(str::to_owned);
+    match name.as_str() {
+        "help" => Some(Command::Help),
+        "sid" => Some(Command::Sid),
+        "new" => Some(Command::New),
+        "reset" => Some(Command::Reset),
+        "provider" => Some(Command::Provider(argument)),
+        "model" => Some(Command::Model(argument)),
+        _ => None,
+    }
+}
+
+/// Runs a command and returns the reply text.
+pub async fn run(command: Command, context: Context<'_>) -> String {
+    let umo = context.umo.to_string();
+    match command {
+        Command::Help => [
+            "Commands:",
+            "/help  this list",
+            "/sid  this chat's UMO, for the developer API",
+            "/new  start a new conversation",
+            "/reset  forget the current conversation",
+            "/provider [n|id]  list or switch the chat provider",
+            "/model [name]  show or switch the model",
+        ]
+        .join("\n"),
+        Command::Sid => format!(
+            "UMO: {umo}\nSender ID: {}\nUse the UMO with POST /api/v1/im/message to send to this chat.",
+            context.sender_id
+        ),
+        Command::New => match context.chat.new_conversation(&umo).await {
+            Ok(_) => "Started a new conversation.".to_owned(),
+            Err(error) => failed("start a new conversation", error),
+        },
+        Command::Reset if context.is_group && !context.is_admin => ADMINS_ONLY.to_owned(),
+        Command::Reset => match context.chat.reset_conversation(&umo).await {
+            Ok(()) => "The conversation was reset.".to_owned(),
+            Err(error) => failed("reset the conversation", error),
+        },
+        Command::Provider(None) => list_providers(&context, &umo).await,
+        Command::Provider(Some(_)) if !context.is_admin => ADMINS_ONLY.to_owned(),
+        Command::Provider(Some(choice)) => switch_provider(&context, &umo, &choice).await,
+        Command::Model(None) => {
+            let provider = context
+                .chat
+                .resolve_provider(context.config, &umo, None)
+                .await;
+            let model = match context.chat.session_model(&umo).await {
+                Some(model) => model,
+                None => provider.map(|p| p.model().to_owned()).unwrap_or_default(),
+            };
+            if model.is_empty() {
+                "No model: no chat provider is configured.".to_owned()
+            } else {
+                format!("Model: {model}")
+            }
+        }
+        Command::Model(Some(_)) if !context.is_admin => ADMINS_ONLY.to_owned(),
+        Command::Model(Some(model)) => match context.chat.set_session_model(&umo, &model).await {
+            Ok(()) => format!("This chat now uses the model {model}."),
+            Err(error) => failed("switch the model", error),
+        },
+    }
+}
+
+async fn list_providers(context: &Context<'_>, umo: &str) -> String {
+    let ids = context.chat.providers().for_config(context.config).ids();
+    if ids.is_empty() {
+        return "No chat provider is configured.".to_owned();
+    }
+    let current = context
+        .chat
+        .resolve_provider(context.config, umo, None)
+        .await
+        .map(|p| p.id().to_owned());
+    let mut lines = vec!["Chat providers:".to_owned()];
+    for (index, id) in ids.iter().enumerate() {
+        let marker = if current.as_deref() == Some(id) {
+            " (current)"
+        } else {
+            ""
+        };
+        lines.push(format!("{}. {id}{marker}", index + 1));
+    }
+    lines.push("Switch with /provider <number or id>.".to_owned());
+    lines.join("\n")
+}
+
+async fn switch_provider(context: &Context<'_>, umo: &str, choice: &str) -> String {
+    let ids = context.chat.providers().for_config(context.config).ids();
+    let chosen = choice
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|index| ids.get(index))
+        .or_else(|| ids.iter().find(|id| *id == choice));
+    let Some(id) = chosen else {
+        return format!("No chat provider {choice}; /provider lists them.");
+    };
+    match context.chat.set_session_provider(umo, id).await {
+        Ok(()) => format!("This chat now uses the provider {id}."),
+        Err(error) => failed("switch the provider", error),
+    }
+}
+
+fn failed(what: &str, error: astrbot_core::StoreError) -> String {
+    tracing::error!(%error, "could not {what}");
+    format!("Could not {what}; see the server log.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_the_first_word() {
+        assert_eq!(parse("sid"), Some(Command::Sid));
+        assert_eq!(parse("  HELP me"), Some(Command::Help));
+        assert_eq!(
+            parse("provider 2"),
+            Some(Command::Provider(Some("2".into())))
+        );
+        assert_eq!(parse("model"), Some(Command::Model(None)));
+        assert_eq!(parse("what is new"), None);
+        assert_eq!(parse(""), None);
+    }
+}

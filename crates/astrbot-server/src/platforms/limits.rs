@@ -1,0 +1,176 @@
+//! The whitelist and the per-session rate limit of
+//! `platform_settings`, as AstrBot applies them to platform messages.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use astrbot_core::{MessageType, Umo};
+use astrbot_platforms::InboundMessage;
+use serde_json::Value;
+
+use crate::config::LoadedConfig;
+
+/// `platform_settings.id_whitelist`: when not empty, only the listed UMOs,
+/// chat ids or sender ids are answered. Admins pass unless
+/// `wl_ignore_admin_on_group` / `wl_ignore_admin_on_friend` are false.
+pub struct Whitelist<'a> {
+    ids: Vec<&'a str>,
+    admins_pass_in_groups: bool,
+    admins_pass_in_private: bool,
+}
+
+impl<'a> Whitelist<'a> {
+    pub fn new(config: &'a LoadedConfig) -> Self {
+        let settings = config.document.get("platform_settings");
+        let flag = |key: &str| {
+            settings
+                .and_then(|s| s.get(key))
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+        };
+        Whitelist {
+            ids: settings
+                .and_then(|s| s.get("id_whitelist"))
+                .and_then(Value::as_array)
+                .map(|ids| ids.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default(),
+            admins_pass_in_groups: flag("wl_ignore_admin_on_group"),
+            admins_pass_in_private: flag("wl_ignore_admin_on_friend"),
+        }
+    }
+
+    pub fn allows(&self, message: &InboundMessage, umo: &Umo, is_admin: bool) -> bool {
+        if self.ids.is_empty() {
+            return true;
+        }
+        let admin_passes = match message.message_type {
+            MessageType::Group => self.admins_pass_in_groups,
+            _ => self.admins_pass_in_private,
+        };
+        if is_admin && admin_passes {
+            return true;
+        }
+        let umo = umo.to_string();
+        self.ids
+            .iter()
+            .any(|id| *id == umo || *id == message.session_id || *id == message.sender.id)
+    }
+}
+
+/// `platform_settings.rate_limit`: at most `count` messages per session in
+/// each window of `time` seconds; past that, `stall` waits for the next
+/// window and `discard` drops the message.
+#[derive(Default)]
+pub struct RateLimiter {
+    windows: Mutex<HashMap<String, Window>>,
+}
+
+struct Window {
+    started: Instant,
+    used: u64,
+}
+
+/// Sessions tracked before idle windows are dropped.
+const TRACKED_SESSIONS: usize = 4096;
+
+impl RateLimiter {
+    /// Whether the message may go on (after waiting, with `stall`).
+    pub async fn admit(&self, umo: &Umo, config: &LoadedConfig) -> bool {
+        let limit = config.document.pointer("/platform_settings/rate_limit");
+        let number = |key: &str, default: u64| {
+            limit
+                .and_then(|l| l.get(key))
+                .and_then(Value::as_u64)
+                .unwrap_or(default)
+        };
+        let period = Duration::from_secs(number("time", 60));
+        let count = number("count", 30);
+        let stall = limit
+            .and_then(|l| l.get("strategy"))
+            .and_then(Value::as_str)
+            .is_none_or(|strategy| strategy != "discard");
+        if count == 0 || period.is_zero() {
+            return true;
+        }
+
+        let key = umo.to_string();
+        loop {
+            let wait = match self.take(&key, period, count) {
+                None => return true,
+                Some(wait) => wait,
+            };
+            if !stall {
+                return false;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Counts the message if its window has room; otherwise how long until
+    /// the window ends.
+    fn take(&self, key: &str, period: Duration, count: u64) -> Option<Duration> {
+        let now = Instant::now();
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if windows.len() >= TRACKED_SESSIONS {
+            windows.retain(|_, window| now.duration_since(window.started) < period);
+        }
+        let window = windows.entry(key.to_owned()).or_insert(Window {
+            started: now,
+            used: 0,
+        });
+        if now.duration_since(window.started) >= period {
+            *window = Window {
+                started: now,
+                used: 0,
+            };
+        }
+        if window.used < count {
+            window.used += 1;
+            return None;
+        }
+        Some(period.saturating_sub(now.duration_since(window.started)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(rate_limit: Value) -> LoadedConfig {
+        LoadedConfig::new(
+            "default",
+            "default",
+            json!({"platform_settings": {"rate_limit": rate_limit}}),
+        )
+    }
+
+    #[tokio::test]
+    async fn discard_drops_what_exceeds_the_window() {
+        let limiter = RateLimiter::default();
+        let config = config(json!({"time": 60, "count": 2, "strategy": "discard"}));
+        let umo = Umo::new("qq", MessageType::Group, "1");
+        let other = Umo::new("qq", MessageType::Group, "2");
+
+        assert!(limiter.admit(&umo, &config).await);
+        assert!(limiter.admit(&umo, &config).await);
+        assert!(!limiter.admit(&umo, &config).await);
+        assert!(limiter.admit(&other, &config).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stall_waits_for_the_next_window() {
+        let limiter = RateLimiter::default();
+        let config = config(json!({"time": 1, "count": 1, "strategy": "stall"}));
+        let umo = Umo::new("qq", MessageType::Group, "1");
+        assert!(limiter.admit(&umo, &config).await);
+
+        let started = tokio::time::Instant::now();
+        assert!(limiter.admit(&umo, &config).await);
+
+        assert!(started.elapsed() >= Duration::from_millis(900));
+    }
+}

@@ -1,0 +1,167 @@
+//! Chat platforms: runs the bots of the default config's `platform` list
+//! (OneBot v11 …) and answers what they receive.
+//!
+//! Each message goes through the group-chat stages in AstrBot's order:
+//! wake (prefix, mention, private chat), whitelist, built-in commands,
+//! per-session rate limit, then the chat pipeline, whose answer goes back
+//! to the chat the message came from.
+
+mod commands;
+mod limits;
+mod wake;
+
+use std::sync::Arc;
+
+use astrbot_core::{MessageType, Umo};
+use astrbot_platforms::{InboundMessage, OutboundChain, PlatformManager, PlatformRegistry};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::chat::{ChatEvent, ChatService, ChatTurn};
+use crate::config::{ConfigRegistry, LoadedConfig};
+use limits::{RateLimiter, Whitelist};
+
+/// Inbound messages waiting for the dispatcher.
+const INBOUND_QUEUE: usize = 1024;
+
+/// Builds the manager for the default config's platforms, starts them and
+/// the task that answers their messages.
+pub fn start(configs: Arc<ConfigRegistry>, chat: Arc<ChatService>) -> Arc<PlatformManager> {
+    let platforms = configs
+        .default_config()
+        .document
+        .get("platform")
+        .cloned()
+        .unwrap_or(Value::Array(Vec::new()));
+    let manager = Arc::new(PlatformManager::from_config(
+        &PlatformRegistry::builtin(),
+        &platforms,
+    ));
+    let (sender, mut inbound) = mpsc::channel(INBOUND_QUEUE);
+    manager.start(sender);
+
+    let dispatcher = Arc::new(Dispatcher {
+        manager: manager.clone(),
+        chat,
+        configs,
+        limiter: RateLimiter::default(),
+    });
+    tokio::spawn(async move {
+        while let Some(message) = inbound.recv().await {
+            let dispatcher = dispatcher.clone();
+            tokio::spawn(async move { dispatcher.handle(message).await });
+        }
+    });
+    manager
+}
+
+/// Where a platform's messages are answered from.
+struct Dispatcher {
+    manager: Arc<PlatformManager>,
+    chat: Arc<ChatService>,
+    configs: Arc<ConfigRegistry>,
+    limiter: RateLimiter,
+}
+
+impl Dispatcher {
+    async fn handle(&self, message: InboundMessage) {
+        let config = self.configs.resolve_for_umo(&message.umo().to_string());
+        let umo = conversation_umo(&config, &message);
+        let is_admin = config.admins_id.iter().any(|id| id == &message.sender.id);
+
+        let Some(woken) = wake::check(&config, &message) else {
+            return;
+        };
+        if !Whitelist::new(&config).allows(&message, &umo, is_admin) {
+            tracing::debug!(umo = %umo, sender.id = %message.sender.id, "not on the whitelist; ignored");
+            return;
+        }
+        if let Some(command) = commands::parse(&woken.text) {
+            let context = commands::Context {
+                chat: &self.chat,
+                config: &config,
+                umo: &umo,
+                sender_id: &message.sender.id,
+                is_admin,
+                is_group: message.message_type == MessageType::Group,
+            };
+            let reply = commands::run(command, context).await;
+            self.reply(&config, &message, reply).await;
+            return;
+        }
+        if !self.limiter.admit(&umo, &config).await {
+            tracing::info!(umo = %umo, "rate limit reached; message discarded");
+            return;
+        }
+
+        let turn = ChatTurn {
+            platform_id: message.platform_id.clone(),
+            username: message.sender.id.clone(),
+            session_id: umo.session_id.clone(),
+            umo: umo.to_string(),
+            parts: woken.parts,
+            selected_provider: None,
+            selected_model: self.chat.session_model(&umo.to_string()).await,
+            streaming: Some(false),
+            message_id: message.message_id.clone(),
+        };
+        let mut events = self.chat.start(turn);
+        let mut answer = String::new();
+        while let Some(event) = events.recv().await {
+            if let ChatEvent::Plain {
+                text,
+                chain_type: None,
+                ..
+            } = event
+            {
+                answer.push_str(&text);
+            }
+        }
+        if !answer.trim().is_empty() {
+            self.reply(&config, &message, answer).await;
+        }
+    }
+
+    /// Sends text back to the chat a message came from, after the
+    /// config's `reply_prefix`.
+    async fn reply(&self, config: &LoadedConfig, message: &InboundMessage, text: String) {
+        let prefix = config
+            .document
+            .pointer("/platform_settings/reply_prefix")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(adapter) = self.manager.get(&message.platform_id) else {
+            tracing::warn!(platform.id = %message.platform_id, "the bot stopped before its answer could be sent");
+            return;
+        };
+        let chain = OutboundChain::text(format!("{prefix}{text}"));
+        if let Err(error) = adapter.send(&message.reply_target(), chain).await {
+            tracing::warn!(platform.id = %message.platform_id, %error, "could not send the answer");
+        }
+    }
+}
+
+/// The UMO a message's conversation lives under. With
+/// `platform_settings.unique_session`, each member of a group has their own
+/// (`<user>_<group>`, AstrBot's form); otherwise the chat's id.
+fn conversation_umo(config: &LoadedConfig, message: &InboundMessage) -> Umo {
+    let unique = config
+        .document
+        .pointer("/platform_settings/unique_session")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let session_id = if unique && message.message_type == MessageType::Group {
+        format!("{}_{}", message.sender.id, message.session_id)
+    } else {
+        message.session_id.clone()
+    };
+    Umo::new(&message.platform_id, message.message_type, &session_id)
+}
+
+/// The chat a group UMO's session id points at: a per-member session
+/// (`<user>_<group>`) is sent to its group.
+pub fn group_of_session(session_id: &str) -> &str {
+    session_id
+        .rsplit_once('_')
+        .map_or(session_id, |(_, group)| group)
+}
