@@ -21,6 +21,10 @@ pub struct AiocqhttpConfig {
     pub token: Option<String>,
     /// Not an AstrBot key: how long actions wait for their answer.
     pub action_timeout: Duration,
+    /// Ours: `ws_forward_url`, a OneBot WebSocket server to connect to
+    /// instead of listening (forward mode); the token is sent as
+    /// `Authorization: Bearer`.
+    pub forward_url: Option<String>,
 }
 
 impl AiocqhttpConfig {
@@ -30,6 +34,7 @@ impl AiocqhttpConfig {
             port,
             token: None,
             action_timeout: DEFAULT_ACTION_TIMEOUT,
+            forward_url: None,
         }
     }
 
@@ -43,8 +48,13 @@ impl AiocqhttpConfig {
         let token = config
             .string("ws_reverse_token")
             .filter(|token| !token.is_empty());
+        let forward_url = config
+            .string("ws_forward_url")
+            .map(|url| url.trim().to_owned())
+            .filter(|url| !url.is_empty());
         Ok(AiocqhttpConfig {
             token,
+            forward_url,
             ..AiocqhttpConfig::new(&host, port)
         })
     }

@@ -1,6 +1,8 @@
 //! The `aiocqhttp` platform: OneBot v11 (QQ through NapCat, Lagrange …)
-//! over a reverse WebSocket that the OneBot implementation connects to.
+//! over a reverse WebSocket that the OneBot implementation connects to, or
+//! a forward WebSocket we open to it (`ws_forward_url`).
 
+mod client;
 mod config;
 pub mod cq;
 mod links;
@@ -84,7 +86,10 @@ impl PlatformAdapter for AiocqhttpAdapter {
         inbound: mpsc::Sender<InboundMessage>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<(), PlatformError> {
-        server::serve(self, inbound, shutdown).await
+        match self.config.forward_url.clone() {
+            Some(url) => client::connect(self, url, inbound, shutdown).await,
+            None => server::serve(self, inbound, shutdown).await,
+        }
     }
 
     /// An empty chain sends nothing (the pipeline uses empty sends as

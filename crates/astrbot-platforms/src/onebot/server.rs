@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -17,6 +18,7 @@ use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 use super::segments::{id_string, parse_message_event};
 use super::AiocqhttpAdapter;
@@ -115,6 +117,30 @@ async fn connection(
         }
         (Err(_), None) => return,
     };
+    pump(
+        &adapter,
+        socket,
+        &peer.to_string(),
+        header_self_id,
+        &inbound,
+        &mut shutdown,
+    )
+    .await;
+}
+
+/// Carries one established OneBot connection, whichever side opened it:
+/// queued actions go out, events and action answers come in, until either
+/// side closes or the server shuts down.
+pub(super) async fn pump<S>(
+    adapter: &Arc<AiocqhttpAdapter>,
+    socket: WebSocketStream<S>,
+    peer: &str,
+    header_self_id: Option<String>,
+    inbound: &mpsc::Sender<InboundMessage>,
+    shutdown: &mut watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let (outgoing, mut to_send) = mpsc::channel::<Message>(64);
     let link = adapter.links.register(header_self_id.as_deref(), outgoing);
     adapter.status.clear_error();
@@ -142,7 +168,7 @@ async fn connection(
                             self_id_known = true;
                         }
                     }
-                    handle_frame(&adapter, value, &inbound);
+                    handle_frame(adapter, value, inbound);
                 }
                 Some(Ok(Message::Close(_))) | None => break,
                 Some(Ok(_)) => {}
@@ -151,7 +177,7 @@ async fn connection(
                     break;
                 }
             },
-            _ = wait_for_shutdown(&mut shutdown) => {
+            _ = wait_for_shutdown(shutdown) => {
                 let close = CloseFrame { code: CloseCode::Away, reason: "astrbot-rs is shutting down".into() };
                 if sink.send(Message::Close(Some(close))).await.is_ok() {
                     // Give the peer a moment to answer the close frame.

@@ -340,3 +340,59 @@ async fn the_rate_limit_discards_what_exceeds_it_and_replies_carry_the_prefix() 
     assert_eq!(first, "[bot] Echo: one");
     assert!(stays_quiet(&mut onebot).await);
 }
+
+#[tokio::test]
+async fn forward_mode_connects_to_the_onebot_server_with_the_token() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let app = spawn_app_with(Behaviour::default(), |config| {
+        config["platform"] = json!([{
+            "id": "qq", "type": "aiocqhttp", "enable": true,
+            "ws_forward_url": url, "ws_reverse_token": TOKEN,
+        }]);
+    })
+    .await;
+
+    let (stream, _) = tokio::time::timeout(std::time::Duration::from_secs(10), listener.accept())
+        .await
+        .expect("astrbot-rs connects")
+        .unwrap();
+    let mut authorization = None;
+    let mut socket =
+        tokio_tungstenite::accept_hdr_async(stream, |request: &Request, response: Response| {
+            authorization = request
+                .headers()
+                .get("authorization")
+                .map(|value| value.to_str().unwrap().to_owned());
+            Ok(response)
+        })
+        .await
+        .unwrap();
+    socket
+        .send(Message::Text(
+            message_event("private", 0, "forward hello")
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    let action: Value = loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("an action arrives")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = frame {
+            break serde_json::from_str(text.as_str()).unwrap();
+        }
+    };
+
+    assert_eq!(authorization.as_deref(), Some("Bearer onebot-secret"));
+    assert_eq!(action["action"], "send_private_msg");
+    assert_eq!(action_text(&action), "Echo: forward hello");
+    drop(app);
+}
