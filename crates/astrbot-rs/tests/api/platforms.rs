@@ -362,6 +362,8 @@ async fn forward_mode_connects_to_the_onebot_server_with_the_token() {
         .expect("astrbot-rs connects")
         .unwrap();
     let mut authorization = None;
+    // The callback's shape (and its large error type) is tungstenite's.
+    #[allow(clippy::result_large_err)]
     let mut socket =
         tokio_tungstenite::accept_hdr_async(stream, |request: &Request, response: Response| {
             authorization = request
