@@ -12,7 +12,11 @@ use chrono::Utc;
 
 use crate::cli::ApikeyCommand;
 
+/// The admin API's bound too: about 27 000 years.
+const MAX_EXPIRY_DAYS: u32 = 10_000_000;
+
 pub async fn run(root: DataRoot, command: ApikeyCommand) -> anyhow::Result<()> {
+    crate::require_root(&root)?;
     root.create_dirs().with_context(|| {
         format!(
             "cannot create the data folders in {}",
@@ -73,6 +77,9 @@ async fn create(
     }
     let expires_at = match expires_in_days {
         Some(0) => bail!("expires_in_days must be greater than 0"),
+        Some(days) if days > MAX_EXPIRY_DAYS => {
+            bail!("expires_in_days must be at most {MAX_EXPIRY_DAYS}")
+        }
         Some(days) => Some(astrbot_core::time::now() + chrono::Duration::days(i64::from(days))),
         None => None,
     };

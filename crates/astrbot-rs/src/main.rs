@@ -38,7 +38,20 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
+/// Refuses a data root that does not exist, so that a mistyped `--root`
+/// does not quietly start a new, empty one.
+fn require_root(root: &DataRoot) -> anyhow::Result<()> {
+    if !root.root().is_dir() {
+        anyhow::bail!(
+            "the data root {} does not exist: check --root (or ASTRBOT_ROOT), or create the folder first",
+            root.root().display()
+        );
+    }
+    Ok(())
+}
+
 async fn serve(root: DataRoot, args: ServeArgs) -> anyhow::Result<()> {
+    require_root(&root)?;
     let host = args
         .host
         .or_else(|| env_first(&["ASTRBOT_DASHBOARD_HOST", "DASHBOARD_HOST"]));

@@ -12,7 +12,7 @@ use astrbot_store::SqliteStore;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
-use crate::chat::ChatService;
+use crate::chat::{ChatService, DEMO_PROVIDER_ID};
 use crate::config::{ConfigRegistry, DEFAULT_PASSWORD_MD5};
 use crate::paths::DataRoot;
 use crate::routes::router;
@@ -57,7 +57,12 @@ impl Server {
             configs.clone(),
             root.demo_model(),
         ));
-        chat.providers().preload_demo();
+        // Load the demo model ahead of the first chat only when the
+        // default config will use it.
+        let default_providers = chat.providers().for_config(&configs.default_config()).ids();
+        if default_providers.iter().any(|id| id == DEMO_PROVIDER_ID) {
+            chat.providers().preload_demo();
+        }
         let platforms = crate::platforms::start(configs.clone(), chat.clone());
 
         let dashboard = configs.default_config().dashboard();

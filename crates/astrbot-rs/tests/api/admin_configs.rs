@@ -575,3 +575,29 @@ async fn the_config_admin_endpoints_need_the_dashboard_token() {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
 }
+
+#[tokio::test]
+async fn saving_a_non_object_dashboard_is_refused_and_logins_keep_working() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+
+    let (_, answer) = app
+        .admin_post(
+            &token,
+            "/api/config/astrbot/update",
+            json!({"conf_id": "default", "config": {"dashboard": null}}),
+        )
+        .await;
+
+    assert_eq!(answer["status"], "error");
+    assert_eq!(answer["message"], "`dashboard` must be an object");
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(app.data_dir().join("cmd_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        config["dashboard"]["jwt_secret"].as_str().unwrap().len(),
+        64
+    );
+    let (_, keys) = app.admin_get(&token, "/api/apikey/list").await;
+    assert_eq!(keys["status"], "ok", "the old token still works");
+}

@@ -631,3 +631,52 @@ async fn user_and_bot_turns_are_stored_in_the_ui_history() {
     assert_eq!(turns[1].sender_id.as_deref(), Some("bot"));
     let _: Value = turns[1].content.clone();
 }
+
+#[tokio::test]
+async fn a_wildcard_user_name_binds_only_its_own_session() {
+    let second = fake_openai::FakeOpenAi::start(Behaviour {
+        text: Some("from the other config".into()),
+        ..Default::default()
+    })
+    .await;
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let token = app.admin_token().await;
+    let (_, created) = app
+        .admin_post(
+            &token,
+            "/api/config/abconf/new",
+            json!({"name": "other", "config": config_for(&second)}),
+        )
+        .await;
+    let other = created["data"]["conf_id"].as_str().unwrap().to_owned();
+
+    let hostile = app
+        .chat(
+            &key,
+            json!({"username": "*", "session_id": "*", "message": "bind", "config_id": other,
+                   "enable_streaming": false}),
+        )
+        .await;
+    let victim = app
+        .chat(
+            &key,
+            json!({"username": "bob", "session_id": "bob-1", "message": "hi", "enable_streaming": false}),
+        )
+        .await;
+    let starry = app
+        .chat(
+            &key,
+            json!({"username": "************Z", "session_id": "q", "message": "x",
+                   "config_id": other, "enable_streaming": false}),
+        )
+        .await;
+
+    assert_eq!(hostile.text(), "from the other config");
+    assert_eq!(
+        victim.text(),
+        "Echo: hi",
+        "another user's session kept its config"
+    );
+    assert_eq!(starry.types().last().unwrap(), "end");
+}

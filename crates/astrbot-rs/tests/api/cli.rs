@@ -239,3 +239,32 @@ fn bad_scopes_on_the_command_line_are_refused() {
     assert!(stderr.contains("unknown scope"), "{stderr}");
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn a_missing_data_root_is_refused_instead_of_created() {
+    let missing = std::env::temp_dir().join(format!("astrbot-rs-missing-{}", uuid::Uuid::new_v4()));
+
+    let (ok, _, stderr) = run(&missing, &["apikey", "list"]);
+
+    assert!(!ok);
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(!missing.exists());
+}
+
+#[test]
+fn an_absurd_expiry_is_refused_not_a_crash() {
+    let root = temp_root();
+
+    let (ok, _, stderr) = run(
+        &root,
+        &["apikey", "create", "--expires-in-days", "4294967295"],
+    );
+
+    assert!(!ok);
+    assert!(
+        stderr.contains("expires_in_days must be at most"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(root);
+}

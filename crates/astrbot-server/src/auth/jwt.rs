@@ -50,6 +50,11 @@ pub fn issue(secret: &str, username: &str, now: i64) -> String {
 
 /// Verifies a token and returns its username.
 pub fn verify(secret: &str, token: &str, now: i64) -> Result<String, TokenError> {
+    // An empty key would let anyone sign tokens; the config loader never
+    // leaves it empty, and this makes sure no token passes if it ever is.
+    if secret.is_empty() {
+        return Err(TokenError::Invalid);
+    }
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -107,6 +112,8 @@ mod tests {
         );
         assert_eq!(verify("other", &token, 1_001), Err(TokenError::Invalid));
         assert_eq!(verify("secret", "a.b", 1_001), Err(TokenError::Invalid));
+        let unsigned = issue("", "astrbot", 1_000);
+        assert_eq!(verify("", &unsigned, 1_001), Err(TokenError::Invalid));
     }
 
     #[test]

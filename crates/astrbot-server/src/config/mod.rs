@@ -11,7 +11,7 @@ mod registry;
 
 pub use defaults::default_config;
 pub use file::{fill_defaults, read_config_file, write_config_file, ConfigError};
-pub use glob::umo_pattern_matches;
+pub use glob::{escape_glob, umo_pattern_matches};
 pub use model::{
     ChatSettings, DashboardSettings, LoadedConfig, Persona, ProviderSpec, DEFAULT_PASSWORD_MD5,
 };

@@ -76,6 +76,11 @@ impl ConfigRegistry {
     pub async fn load(root: DataRoot, store: Arc<dyn Store>) -> Result<Self, RegistryError> {
         let default_path = root.default_config();
         let existing = read_config_file(&default_path)?;
+        if let Some(document) = &existing {
+            check_sections(document).map_err(|problem| {
+                RegistryError::Invalid(format!("{}: {problem}", default_path.display()))
+            })?;
+        }
         let mut document = existing.clone().unwrap_or_else(|| json!({}));
         let mut changed = fill_defaults(&mut document, &default_config());
         changed |= ensure_jwt_secret(&mut document);
@@ -106,6 +111,9 @@ impl ConfigRegistry {
                 tracing::warn!(config.id = %id, path = %path.display(), "registered config file is missing; skipping it");
                 continue;
             };
+            check_sections(&document).map_err(|problem| {
+                RegistryError::Invalid(format!("{}: {problem}", path.display()))
+            })?;
             fill_defaults(&mut document, &default_config());
             extras.push(Extra {
                 config: Arc::new(LoadedConfig::new(&id, name, document)),
@@ -175,10 +183,15 @@ impl ConfigRegistry {
     pub fn resolve_for_umo(&self, umo: &str) -> Arc<LoadedConfig> {
         let target = {
             let state = self.read();
-            state
-                .routes
-                .iter()
-                .find(|(pattern, _)| umo_pattern_matches(pattern, umo))
+            // An exact binding (the usual case) needs no pattern matching.
+            let exact = state.routes.iter().find(|(pattern, _)| pattern == umo);
+            exact
+                .or_else(|| {
+                    state
+                        .routes
+                        .iter()
+                        .find(|(pattern, _)| umo_pattern_matches(pattern, umo))
+                })
                 .map(|(_, id)| id.clone())
         };
         target
@@ -204,6 +217,7 @@ impl ConfigRegistry {
             Some(_) => return Err(RegistryError::Invalid("config must be an object".into())),
             None => default_config(),
         };
+        check_sections(&document).map_err(RegistryError::Invalid)?;
         fill_defaults(&mut document, &default_config());
         let file_name = format!("abconf_{id}.json");
         write_config_file(&self.root.config_dir().join(&file_name), &document)?;
@@ -272,6 +286,7 @@ impl ConfigRegistry {
         let Value::Object(mut incoming) = document else {
             return Err(RegistryError::Invalid("config must be an object".into()));
         };
+        check_sections(&Value::Object(incoming.clone())).map_err(RegistryError::Invalid)?;
         let current = self
             .get(id)
             .ok_or_else(|| RegistryError::NotFound(id.to_owned()))?;
@@ -392,6 +407,37 @@ impl ConfigRegistry {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Sections that must be objects, and lists that must be arrays, when
+/// present. A `"dashboard": null` would otherwise silently drop the admin
+/// password and the JWT secret.
+const OBJECT_SECTIONS: [&str; 4] = [
+    "dashboard",
+    "provider_settings",
+    "platform_settings",
+    "astrbot_rs",
+];
+const ARRAY_SECTIONS: [&str; 5] = [
+    "provider_sources",
+    "provider",
+    "platform",
+    "persona",
+    "admins_id",
+];
+
+fn check_sections(document: &Value) -> Result<(), String> {
+    for key in OBJECT_SECTIONS {
+        if document.get(key).is_some_and(|value| !value.is_object()) {
+            return Err(format!("`{key}` must be an object"));
+        }
+    }
+    for key in ARRAY_SECTIONS {
+        if document.get(key).is_some_and(|value| !value.is_array()) {
+            return Err(format!("`{key}` must be a list"));
+        }
+    }
+    Ok(())
 }
 
 /// AstrBot's router refuses patterns that are not exactly three `:` parts.

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::chat::{ChatEvent, ChatTurn, UserPart};
-use crate::config::DEFAULT_CONFIG_ID;
+use crate::config::{escape_glob, DEFAULT_CONFIG_ID};
 use crate::json::{to_python_json, Envelope};
 use crate::routes::python::{object_body, to_str, truthy};
 use crate::state::AppState;
@@ -61,12 +61,20 @@ async fn prepare(state: &AppState, payload: Map<String, Value>) -> Result<ChatTu
 
     ensure_session(state, &session_id, &username).await?;
     let config_id = resolve_config(state, &payload)?;
-    let umo = Umo::webchat(&username, &session_id).to_string();
+    let umo = Umo::webchat(&username, &session_id);
     if let Some(config_id) = config_id {
+        // Routes are glob patterns; this binding is for this session only,
+        // so `*`, `?` and `[` in the user name or session id are escaped.
+        let route = format!(
+            "{}:{}:{}",
+            umo.platform_id,
+            umo.message_type.as_str(),
+            escape_glob(&umo.session_id)
+        );
         let routed = if config_id == DEFAULT_CONFIG_ID {
-            state.configs.remove_route(&umo).await
+            state.configs.remove_route(&route).await
         } else {
-            state.configs.set_route(&umo, &config_id).await
+            state.configs.set_route(&route, &config_id).await
         };
         routed.map_err(|error| {
             Envelope::error(format!("Failed to update chat config route: {error}"))
@@ -95,7 +103,7 @@ async fn prepare(state: &AppState, payload: Map<String, Value>) -> Result<ChatTu
         platform_id: "webchat".to_owned(),
         username,
         session_id,
-        umo,
+        umo: umo.to_string(),
         parts,
         selected_provider: string_field(&payload, "selected_provider"),
         selected_model: string_field(&payload, "selected_model"),

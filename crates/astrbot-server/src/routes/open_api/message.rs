@@ -19,6 +19,10 @@ use astrbot_core::{MessageType, Umo};
 
 const WEBCHAT: &str = "webchat";
 
+/// How many `!` positions of a webchat session id are tried as the
+/// user/session boundary.
+const MAX_SESSION_SPLITS: usize = 8;
+
 /// One validated part of a proactive message.
 enum ChainPart {
     Plain(String),
@@ -258,7 +262,9 @@ async fn attachment_part(
 /// form is used as given.
 async fn webchat_session(state: &AppState, session: &str) -> String {
     if let Some(rest) = session.strip_prefix("webchat!") {
-        for (index, _) in rest.match_indices('!') {
+        // Bounded: each candidate split costs a lookup, and the UMO is the
+        // caller's to make as long as it likes.
+        for (index, _) in rest.match_indices('!').take(MAX_SESSION_SPLITS) {
             let (username, session_id) = (&rest[..index], &rest[index + 1..]);
             if let Ok(Some(row)) = state.store.get_session(session_id).await {
                 if row.creator == username {
