@@ -12,10 +12,13 @@
 
 mod adapter;
 mod config;
+pub mod discord;
 mod manager;
 mod message;
 pub mod onebot;
 mod registry;
+pub mod slack;
+pub mod telegram;
 
 pub use adapter::{wait_for_shutdown, PlatformAdapter, PlatformError, PlatformStatus, StatusCell};
 pub use config::{sanitize_platform_id, PlatformConfig};

@@ -29,6 +29,15 @@ impl PlatformRegistry {
         registry.register(crate::onebot::KIND, |config| {
             Ok(Arc::new(crate::onebot::AiocqhttpAdapter::from_config(config)?) as _)
         });
+        registry.register(crate::discord::KIND, |config| {
+            Ok(Arc::new(crate::discord::DiscordAdapter::from_config(config)?) as _)
+        });
+        registry.register(crate::telegram::KIND, |config| {
+            Ok(Arc::new(crate::telegram::TelegramAdapter::from_config(config)?) as _)
+        });
+        registry.register(crate::slack::KIND, |config| {
+            Ok(Arc::new(crate::slack::SlackAdapter::from_config(config)?) as _)
+        });
         registry
     }
 

@@ -1,9 +1,13 @@
 //! Integration tests: the real OneBot adapter against a fake OneBot
 //! implementation over 127.0.0.1, and the manager's supervision.
 
+mod discord;
+mod fake_discord;
 mod fake_onebot;
 mod manager;
 mod onebot;
+mod slack;
+mod telegram;
 
 /// Waits (bounded) for a condition that another task makes true.
 pub async fn eventually(mut condition: impl FnMut() -> bool) {

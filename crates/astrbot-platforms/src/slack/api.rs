@@ -1,0 +1,184 @@
+//! Slack's Web API over HTTPS: `POST {api_base}/{method}` with a Bearer
+//! token; every answer carries `ok`, and `ok: false` carries `error`.
+//! Errors name the method and Slack's reason, never a token.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderValue, AUTHORIZATION};
+use serde_json::Value;
+
+use crate::adapter::PlatformError;
+
+/// A request body: JSON for the methods that take it, a form for the
+/// ones that do not (`files.getUploadURLExternal`, `users.info` …).
+pub(super) enum Body {
+    Empty,
+    Json(Value),
+    Form(Vec<(&'static str, String)>),
+}
+
+pub(super) struct WebApi {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl WebApi {
+    pub fn new(base: &str, timeout: Duration) -> Result<Self, PlatformError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|error| PlatformError::Other(format!("cannot build HTTP client: {error}")))?;
+        Ok(WebApi {
+            http,
+            base: base.to_owned(),
+        })
+    }
+
+    /// Calls `method`; the answer when `ok` is true.
+    pub async fn call(
+        &self,
+        method: &str,
+        token: &str,
+        body: Body,
+    ) -> Result<Value, PlatformError> {
+        let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| PlatformError::Config("the Slack token has invalid characters".into()))?;
+        auth.set_sensitive(true);
+        let request = self
+            .http
+            .post(format!("{}/{method}", self.base))
+            .header(AUTHORIZATION, auth);
+        let request = match body {
+            Body::Empty => request,
+            Body::Json(value) => request.json(&value),
+            Body::Form(fields) => request.form(&fields),
+        };
+        let response = request.send().await.map_err(|error| {
+            PlatformError::Other(format!(
+                "{method}: cannot reach Slack: {}",
+                error.without_url()
+            ))
+        })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await.unwrap_or_default();
+        let answer: Value = match serde_json::from_str(&text) {
+            Ok(answer) => answer,
+            Err(_) if status.as_u16() == 429 => {
+                serde_json::json!({"ok": false, "error": "ratelimited"})
+            }
+            Err(_) => {
+                return Err(action_error(
+                    method,
+                    status.as_u16(),
+                    format!("HTTP {status} without a JSON answer"),
+                ))
+            }
+        };
+        if answer.get("ok").and_then(Value::as_bool) == Some(true) {
+            return Ok(answer);
+        }
+        let code = answer
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown_error");
+        let mut message = describe(code);
+        if let Some(needed) = answer.get("needed").and_then(Value::as_str) {
+            message.push_str(&format!(" (needs scope {needed})"));
+        }
+        if let Some(seconds) = retry_after {
+            message.push_str(&format!(" (retry after {seconds}s)"));
+        }
+        Err(action_error(method, status.as_u16(), message))
+    }
+
+    /// Uploads raw bytes to a URL from `files.getUploadURLExternal`
+    /// (pre-signed: no token is sent there).
+    pub async fn upload(&self, url: &str, data: Vec<u8>) -> Result<(), PlatformError> {
+        let response = self
+            .http
+            .post(url)
+            .header("content-type", "application/octet-stream")
+            .body(data)
+            .send()
+            .await
+            .map_err(|error| {
+                PlatformError::Other(format!(
+                    "file upload: cannot reach Slack: {}",
+                    error.without_url()
+                ))
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(action_error(
+                "file upload",
+                status.as_u16(),
+                format!("HTTP {status}"),
+            ))
+        }
+    }
+}
+
+fn action_error(method: &str, status: u16, message: String) -> PlatformError {
+    PlatformError::Action {
+        action: method.to_owned(),
+        retcode: i64::from(status),
+        message,
+    }
+}
+
+/// Slack's error code with a hint for the ones users hit most.
+fn describe(code: &str) -> String {
+    let hint = match code {
+        "invalid_auth" | "not_authed" | "token_revoked" | "token_expired" | "account_inactive" => {
+            "the token was rejected"
+        }
+        "not_allowed_token_type" => "wrong kind of token (bot xoxb- vs app xapp-)",
+        "missing_scope" => "the app lacks a permission scope",
+        "channel_not_found" => "no such channel, or the bot cannot see it",
+        "not_in_channel" => "the bot is not a member of the channel",
+        "is_archived" => "the channel is archived",
+        "msg_too_long" => "the message is too long",
+        "no_text" => "the message is empty",
+        "ratelimited" => "rate limited by Slack",
+        "user_not_found" => "no such user",
+        _ => return code.to_owned(),
+    };
+    format!("{code}: {hint}")
+}
+
+/// Whether an error is Slack refusing the token itself (retrying with the
+/// same token cannot help).
+pub(super) fn is_auth_error(error: &PlatformError) -> bool {
+    matches!(error, PlatformError::Action { message, .. }
+        if ["invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "not_allowed_token_type"]
+            .iter()
+            .any(|code| message.starts_with(code)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_described() {
+        let error = action_error("chat.postMessage", 200, describe("not_in_channel"));
+        assert_eq!(
+            error.to_string(),
+            "chat.postMessage failed: retcode 200: not_in_channel: the bot is not a member of the channel"
+        );
+        assert!(!is_auth_error(&error));
+        assert!(is_auth_error(&action_error(
+            "auth.test",
+            200,
+            describe("invalid_auth")
+        )));
+        assert_eq!(describe("weird"), "weird");
+    }
+}

@@ -1,0 +1,173 @@
+//! A thin Bot API client: `{base}{token}/{method}` calls with JSON or
+//! multipart bodies, Telegram's `{ok, result | error_code, description}`
+//! envelope turned into results and [`PlatformError`]s.
+//!
+//! Every URL here contains the bot token, so URLs are never logged and
+//! never put into errors: transport errors drop their URL and any text
+//! that came back is scrubbed of the token.
+
+use std::time::Duration;
+
+use reqwest::multipart::Form;
+use serde_json::Value;
+
+use crate::adapter::PlatformError;
+
+/// Requests other than long polls (uploads included) give up after this.
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Extra time a long poll may take beyond its `timeout` parameter.
+pub(super) const POLL_SLACK: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) struct BotApi {
+    client: reqwest::Client,
+    api_base: String,
+    file_base: String,
+    token: String,
+}
+
+impl BotApi {
+    pub(super) fn new(api_base: &str, file_base: &str, token: &str) -> Result<Self, PlatformError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|error| {
+                PlatformError::Config(format!("cannot build the HTTP client: {error}"))
+            })?;
+        Ok(BotApi {
+            client,
+            api_base: api_base.to_owned(),
+            file_base: file_base.to_owned(),
+            token: token.to_owned(),
+        })
+    }
+
+    /// Where Telegram serves a file from `getFile`; contains the token.
+    pub(super) fn file_url(&self, file_path: &str) -> String {
+        format!(
+            "{}{}/{}",
+            self.file_base,
+            self.token,
+            file_path.trim_start_matches('/')
+        )
+    }
+
+    fn method_url(&self, method: &str) -> String {
+        format!("{}{}/{method}", self.api_base, self.token)
+    }
+
+    /// A method with a JSON body; returns its `result`.
+    pub(super) async fn call(&self, method: &str, params: &Value) -> Result<Value, PlatformError> {
+        self.call_with_timeout(method, params, REQUEST_TIMEOUT)
+            .await
+    }
+
+    pub(super) async fn call_with_timeout(
+        &self,
+        method: &str,
+        params: &Value,
+        timeout: Duration,
+    ) -> Result<Value, PlatformError> {
+        let request = self
+            .client
+            .post(self.method_url(method))
+            .timeout(timeout)
+            .json(params);
+        self.finish(method, timeout, request.send().await).await
+    }
+
+    /// A method with a multipart body (file uploads).
+    pub(super) async fn call_multipart(
+        &self,
+        method: &str,
+        form: Form,
+    ) -> Result<Value, PlatformError> {
+        let request = self
+            .client
+            .post(self.method_url(method))
+            .timeout(REQUEST_TIMEOUT)
+            .multipart(form);
+        self.finish(method, REQUEST_TIMEOUT, request.send().await)
+            .await
+    }
+
+    async fn finish(
+        &self,
+        method: &str,
+        timeout: Duration,
+        sent: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<Value, PlatformError> {
+        let response = sent.map_err(|error| self.transport_error(method, timeout, error))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| self.transport_error(method, timeout, error))?;
+        let Ok(envelope) = serde_json::from_slice::<Value>(&body) else {
+            return Err(PlatformError::Action {
+                action: method.to_owned(),
+                retcode: i64::from(status.as_u16()),
+                message: format!("HTTP {status} without a Bot API answer"),
+            });
+        };
+        if envelope.get("ok").and_then(Value::as_bool) == Some(true) {
+            return Ok(envelope.get("result").cloned().unwrap_or(Value::Null));
+        }
+        let retcode = envelope
+            .get("error_code")
+            .and_then(Value::as_i64)
+            .unwrap_or_else(|| i64::from(status.as_u16()));
+        let mut message = envelope
+            .get("description")
+            .and_then(Value::as_str)
+            .map(|text| self.scrub(text))
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        if let Some(seconds) = envelope
+            .pointer("/parameters/retry_after")
+            .and_then(Value::as_i64)
+        {
+            message.push_str(&format!(" (retry after {seconds} s)"));
+        }
+        Err(PlatformError::Action {
+            action: method.to_owned(),
+            retcode,
+            message,
+        })
+    }
+
+    fn transport_error(
+        &self,
+        method: &str,
+        timeout: Duration,
+        error: reqwest::Error,
+    ) -> PlatformError {
+        if error.is_timeout() {
+            return PlatformError::Timeout {
+                action: method.to_owned(),
+                after: timeout,
+            };
+        }
+        // The URL holds the token; drop it, then describe the cause chain.
+        let error = error.without_url();
+        let mut reason = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            reason.push_str(": ");
+            reason.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        PlatformError::Other(format!(
+            "{method}: cannot reach the Telegram Bot API: {}",
+            self.scrub(&reason)
+        ))
+    }
+
+    /// Replaces the token wherever it shows up in text from the outside.
+    fn scrub(&self, text: &str) -> String {
+        if self.token.is_empty() {
+            text.to_owned()
+        } else {
+            text.replace(&self.token, "<token>")
+        }
+    }
+}

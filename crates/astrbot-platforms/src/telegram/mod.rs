@@ -1,0 +1,271 @@
+//! The `telegram` platform: the Telegram Bot API over HTTPS with a
+//! configurable base URL, updates by long polling or webhook, replies and
+//! proactive sends by chat id.
+//!
+//! The bot token is part of every API and file URL, so this module never
+//! logs URLs and scrubs the token from every error it returns.
+
+mod api;
+mod config;
+mod inbound;
+mod outbound;
+mod updates;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use astrbot_core::MessageType;
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+pub use config::{
+    TelegramConfig, TelegramMode, DEFAULT_API_BASE_URL, DEFAULT_FILE_BASE_URL,
+    DEFAULT_POLL_TIMEOUT, DEFAULT_WEBHOOK_PORT,
+};
+pub use inbound::{parse_update, BotIdentity, Parsed};
+pub use outbound::{split_text, MAX_TEXT};
+pub use updates::SECRET_HEADER;
+
+use crate::adapter::{PlatformAdapter, PlatformError, PlatformStatus, StatusCell};
+use crate::config::PlatformConfig;
+use crate::message::{InboundMessage, Media, MessagePart, OutboundChain, SessionTarget};
+use api::BotApi;
+use outbound::{send_chain, truncate_text, Chat};
+
+/// AstrBot's `type` name for Telegram.
+pub const KIND: &str = "telegram";
+/// The least time between two edits of one message, well inside
+/// Telegram's flood limits.
+pub const EDIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A Telegram bot.
+pub struct TelegramAdapter {
+    id: String,
+    config: TelegramConfig,
+    api: BotApi,
+    status: StatusCell,
+    /// The next `getUpdates` offset; kept across restarts of `run` so a
+    /// restart never delivers an update twice.
+    offset: AtomicI64,
+    me: Mutex<Option<BotIdentity>>,
+    /// When each `(chat, message)` was last edited.
+    edits: Mutex<HashMap<(String, String), Instant>>,
+}
+
+impl TelegramAdapter {
+    pub fn new(id: &str, config: TelegramConfig) -> Result<Self, PlatformError> {
+        let api = BotApi::new(&config.api_base_url, &config.file_base_url, &config.token)?;
+        Ok(TelegramAdapter {
+            id: id.to_owned(),
+            config,
+            api,
+            status: StatusCell::default(),
+            offset: AtomicI64::new(0),
+            me: Mutex::new(None),
+            edits: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn from_config(config: &PlatformConfig) -> Result<Self, PlatformError> {
+        TelegramAdapter::new(&config.id, TelegramConfig::from_platform(config)?)
+    }
+
+    pub fn config(&self) -> &TelegramConfig {
+        &self.config
+    }
+
+    /// The bot as `getMe` described it, once `run` has started.
+    pub fn identity(&self) -> Option<BotIdentity> {
+        lock(&self.me).clone()
+    }
+
+    /// Any Bot API method with JSON parameters; returns its `result`.
+    pub async fn call_api(&self, method: &str, params: Value) -> Result<Value, PlatformError> {
+        self.api.call(method, &params).await
+    }
+
+    /// Sends plain text (split if long) and returns the id of the last
+    /// message, for later [`edit_text`](Self::edit_text) calls.
+    pub async fn send_text(
+        &self,
+        target: &SessionTarget,
+        text: &str,
+    ) -> Result<String, PlatformError> {
+        let sent = send_chain(&self.api, target, &OutboundChain::text(text)).await?;
+        sent.map(|id| id.to_string())
+            .ok_or_else(|| PlatformError::Other("sendMessage returned no message id".into()))
+    }
+
+    /// Replaces a sent message's text (`editMessageText`), for streamed
+    /// answers. Edits of one message are spaced at least
+    /// [`EDIT_INTERVAL`] apart (this waits); text beyond 4096 characters is
+    /// cut; an edit that changes nothing is not an error.
+    pub async fn edit_text(
+        &self,
+        session_id: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), PlatformError> {
+        let chat = Chat::parse(session_id)?;
+        let message: i64 = message_id.trim().parse().map_err(|_| {
+            PlatformError::Unsupported(format!("not a Telegram message id: {message_id}"))
+        })?;
+        let key = (session_id.to_owned(), message_id.to_owned());
+        let wait = {
+            let mut edits = lock(&self.edits);
+            let now = Instant::now();
+            // Forget messages nobody edited for a while.
+            edits.retain(|_, at| now.saturating_duration_since(*at) < EDIT_INTERVAL * 60);
+            let next = edits
+                .get(&key)
+                .map_or(now, |last| (*last + EDIT_INTERVAL).max(now));
+            edits.insert(key, next);
+            next - now
+        };
+        tokio::time::sleep(wait).await;
+        let params = json!({
+            "chat_id": chat.chat_id(),
+            "message_id": message,
+            "text": truncate_text(text, MAX_TEXT),
+        });
+        match self.api.call("editMessageText", &params).await {
+            Err(PlatformError::Action { message, .. })
+                if message.contains("message is not modified") =>
+            {
+                Ok(())
+            }
+            other => other.map(drop),
+        }
+    }
+
+    /// `getMe`: who we are; a refused token is a clear error.
+    async fn identify(&self) -> Result<BotIdentity, PlatformError> {
+        let me = match self.api.call("getMe", &json!({})).await {
+            Ok(me) => me,
+            // 404 is what Telegram answers for a malformed token.
+            Err(PlatformError::Action {
+                retcode: 401 | 404, ..
+            }) => return Err(updates::token_rejected("getMe")),
+            Err(error) => return Err(error),
+        };
+        let identity = BotIdentity {
+            id: me
+                .get("id")
+                .and_then(Value::as_i64)
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            username: me
+                .get("username")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        *lock(&self.me) = Some(identity.clone());
+        Ok(identity)
+    }
+
+    /// Parses an update, resolves its files and hands it to the pipeline.
+    async fn deliver(
+        &self,
+        bot: &BotIdentity,
+        update: &Value,
+        inbound: &mpsc::Sender<InboundMessage>,
+    ) {
+        let Some(Parsed { mut message, files }) = parse_update(&self.id, bot, update) else {
+            return;
+        };
+        for (index, file_id) in files {
+            let resolved = self.file_url(&file_id).await;
+            let Some(part) = message.chain.get_mut(index) else {
+                continue;
+            };
+            match (resolved, part) {
+                (Ok(url), MessagePart::Image(source) | MessagePart::File { source, .. }) => {
+                    *source = Media::Url(url);
+                }
+                (Err(error), part) => {
+                    tracing::warn!(platform.id = %self.id, %error, "getFile failed; passing the file id on");
+                    *part = MessagePart::Other {
+                        kind: "telegram_file".into(),
+                        data: json!({"file_id": file_id, "error": error.to_string()}),
+                    };
+                }
+                _ => {}
+            }
+        }
+        // The receiver is gone only while the server shuts down.
+        let _ = inbound.send(message).await;
+    }
+
+    async fn file_url(&self, file_id: &str) -> Result<String, PlatformError> {
+        let file = self
+            .api
+            .call("getFile", &json!({"file_id": file_id}))
+            .await?;
+        let path = file
+            .get("file_path")
+            .and_then(Value::as_str)
+            .ok_or_else(|| PlatformError::Other("getFile returned no file_path".into()))?;
+        Ok(self.api.file_url(path))
+    }
+}
+
+#[async_trait]
+impl PlatformAdapter for TelegramAdapter {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn kind(&self) -> &str {
+        KIND
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        inbound: mpsc::Sender<InboundMessage>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), PlatformError> {
+        let bot = match self.identify().await {
+            Ok(bot) => bot,
+            Err(error) => {
+                self.status.set_error(error.to_string());
+                return Err(error);
+            }
+        };
+        self.status.clear_error();
+        match self.config.mode {
+            TelegramMode::Polling => updates::poll(self, bot, inbound, shutdown).await,
+            TelegramMode::Webhook => updates::serve_webhook(self, bot, inbound, shutdown).await,
+        }
+    }
+
+    /// An empty chain sends nothing. Private and group sessions are both
+    /// chat ids on Telegram.
+    async fn send(
+        &self,
+        target: &SessionTarget,
+        chain: OutboundChain,
+    ) -> Result<(), PlatformError> {
+        if target.message_type == MessageType::Other {
+            return Err(PlatformError::Unsupported(
+                "Telegram cannot send to an OtherMessage session".into(),
+            ));
+        }
+        if chain.is_empty() {
+            return Ok(());
+        }
+        send_chain(&self.api, target, &chain).await.map(drop)
+    }
+
+    fn status(&self) -> PlatformStatus {
+        self.status.get()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain data under these locks; a poisoned one is still usable.
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}

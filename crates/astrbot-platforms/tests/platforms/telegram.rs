@@ -1,0 +1,717 @@
+//! The telegram adapter end to end against a fake Telegram Bot API server
+//! on 127.0.0.1 that speaks the real JSON shapes (getMe, getUpdates with
+//! offset/timeout long polling, getFile, sendMessage, multipart sendPhoto
+//! and sendDocument, editMessageText) and against its own webhook server.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use astrbot_core::MessageType;
+use astrbot_platforms::telegram::{TelegramAdapter, TelegramConfig, TelegramMode};
+use astrbot_platforms::{
+    Backoff, InboundMessage, Media, MessagePart, OutboundChain, OutboundPart, PlatformAdapter,
+    PlatformError, PlatformManager, PlatformRegistry, SessionTarget,
+};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::eventually;
+use crate::fake_onebot::{free_port, WAIT};
+use fake::FakeTelegram;
+
+const TOKEN: &str = "123456:TEST-token_value";
+
+mod fake {
+    //! The fake Bot API: `/bot<token>/<method>` with JSON or multipart
+    //! bodies, answering `{"ok": true, "result": …}` or Telegram's errors.
+
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::body::Bytes;
+    use axum::extract::{FromRequest, Multipart, Path, Request, State};
+    use axum::http::{header, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::post;
+    use axum::{Json, Router};
+    use serde_json::{json, Map, Value};
+    use tokio::sync::Notify;
+
+    use super::WAIT;
+
+    #[derive(Default)]
+    struct Shared {
+        token: String,
+        /// Queued updates; those below the last offset are confirmed and gone.
+        updates: Mutex<VecDeque<Value>>,
+        next_update: AtomicI64,
+        queued: Notify,
+        /// Every call: `(method, params)`; multipart files appear as
+        /// `{"file_name", "content_type", "len"}`.
+        calls: Mutex<Vec<(String, Value)>>,
+        /// Methods made to fail: `method -> (error_code, description)`.
+        failures: Mutex<HashMap<String, (u16, String)>>,
+        next_message: AtomicI64,
+    }
+
+    pub struct FakeTelegram {
+        shared: Arc<Shared>,
+        pub port: u16,
+    }
+
+    impl FakeTelegram {
+        pub async fn start(token: &str) -> Self {
+            let shared = Arc::new(Shared {
+                token: token.to_owned(),
+                next_update: AtomicI64::new(100),
+                next_message: AtomicI64::new(1000),
+                ..Shared::default()
+            });
+            let app = Router::new()
+                .route("/{bot}/{method}", post(method))
+                .with_state(shared.clone());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            FakeTelegram { shared, port }
+        }
+
+        pub fn api_base(&self) -> String {
+            format!("http://127.0.0.1:{}/bot", self.port)
+        }
+
+        pub fn file_base(&self) -> String {
+            format!("http://127.0.0.1:{}/file/bot", self.port)
+        }
+
+        /// Queues a message update; returns its `update_id`.
+        pub fn queue_message(&self, message: Value) -> i64 {
+            let id = self.shared.next_update.fetch_add(1, Ordering::SeqCst);
+            let update = json!({"update_id": id, "message": message});
+            self.shared.updates.lock().unwrap().push_back(update);
+            self.shared.queued.notify_waiters();
+            id
+        }
+
+        pub fn fail(&self, method: &str, code: u16, description: &str) {
+            self.shared
+                .failures
+                .lock()
+                .unwrap()
+                .insert(method.to_owned(), (code, description.to_owned()));
+        }
+
+        pub fn recover(&self, method: &str) {
+            self.shared.failures.lock().unwrap().remove(method);
+        }
+
+        pub fn calls(&self, method: &str) -> Vec<Value> {
+            let calls = self.shared.calls.lock().unwrap();
+            calls
+                .iter()
+                .filter(|(name, _)| name == method)
+                .map(|(_, params)| params.clone())
+                .collect()
+        }
+
+        /// Waits (bounded) until `method` was called `count` times.
+        pub async fn wait_calls(&self, method: &str, count: usize) -> Vec<Value> {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let calls = self.calls(method);
+                if calls.len() >= count {
+                    return calls;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{method} called {} times, expected {count}",
+                    calls.len()
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    fn error(code: u16, description: &str) -> Response {
+        let status = StatusCode::from_u16(code).unwrap();
+        let body = json!({"ok": false, "error_code": code, "description": description});
+        (status, Json(body)).into_response()
+    }
+
+    fn ok(result: Value) -> Response {
+        Json(json!({"ok": true, "result": result})).into_response()
+    }
+
+    async fn params(request: Request) -> Value {
+        let multipart = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("multipart/form-data"));
+        if multipart {
+            let mut form = Multipart::from_request(request, &()).await.unwrap();
+            let mut fields = Map::new();
+            while let Some(field) = form.next_field().await.unwrap() {
+                let name = field.name().unwrap_or_default().to_owned();
+                let file_name = field.file_name().map(str::to_owned);
+                let content_type = field.content_type().map(str::to_owned);
+                let data = field.bytes().await.unwrap();
+                let value = match file_name {
+                    Some(file_name) => json!({
+                        "file_name": file_name, "content_type": content_type, "len": data.len(),
+                    }),
+                    None => Value::String(String::from_utf8(data.to_vec()).unwrap()),
+                };
+                fields.insert(name, value);
+            }
+            return Value::Object(fields);
+        }
+        let body = Bytes::from_request(request, &()).await.unwrap();
+        if body.is_empty() {
+            json!({})
+        } else {
+            serde_json::from_slice(&body).unwrap()
+        }
+    }
+
+    async fn method(
+        State(shared): State<Arc<Shared>>,
+        Path((bot, method)): Path<(String, String)>,
+        request: Request,
+    ) -> Response {
+        if bot.strip_prefix("bot") != Some(shared.token.as_str()) {
+            return error(401, "Unauthorized");
+        }
+        let params = params(request).await;
+        shared
+            .calls
+            .lock()
+            .unwrap()
+            .push((method.clone(), params.clone()));
+        if let Some((code, description)) = shared.failures.lock().unwrap().get(&method) {
+            return error(*code, description);
+        }
+        match method.as_str() {
+            "getMe" => ok(json!({
+                "id": 4242, "is_bot": true, "first_name": "Astr", "username": "AstrTestBot",
+                "can_join_groups": true, "can_read_all_group_messages": false,
+                "supports_inline_queries": false,
+            })),
+            "deleteWebhook" | "setWebhook" => ok(json!(true)),
+            "getUpdates" => ok(get_updates(&shared, &params).await),
+            "getFile" => {
+                let file_id = params["file_id"].as_str().unwrap_or_default();
+                ok(json!({
+                    "file_id": file_id, "file_unique_id": "u", "file_size": 2048,
+                    "file_path": format!("photos/{file_id}.jpg"),
+                }))
+            }
+            "sendMessage" | "sendPhoto" | "sendDocument" | "sendVoice" | "editMessageText" => {
+                let message_id = match params.get("message_id") {
+                    Some(id) => id.as_i64().unwrap(),
+                    None => shared.next_message.fetch_add(1, Ordering::SeqCst),
+                };
+                let chat_id = match &params["chat_id"] {
+                    Value::String(text) => json!(text.parse::<i64>().unwrap()),
+                    other => other.clone(),
+                };
+                ok(json!({
+                    "message_id": message_id, "date": 1700000000,
+                    "chat": {"id": chat_id, "type": "supergroup"},
+                    "from": {"id": 4242, "is_bot": true, "first_name": "Astr"},
+                }))
+            }
+            _ => error(404, "Not Found: method not found"),
+        }
+    }
+
+    /// Confirms updates below `offset`, then answers with the pending ones
+    /// at once, or holds the request until one is queued or `timeout`
+    /// seconds pass (an empty list), as Telegram does.
+    async fn get_updates(shared: &Shared, params: &Value) -> Value {
+        let offset = params["offset"].as_i64().unwrap_or(0);
+        let timeout = Duration::from_secs(params["timeout"].as_u64().unwrap_or(0));
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = shared.queued.notified();
+            {
+                let mut updates = shared.updates.lock().unwrap();
+                updates.retain(|update| update["update_id"].as_i64().unwrap() >= offset);
+                if !updates.is_empty() {
+                    return Value::Array(updates.iter().cloned().collect());
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return json!([]);
+            }
+        }
+    }
+}
+
+fn config(fake: &FakeTelegram, token: &str) -> TelegramConfig {
+    TelegramConfig {
+        api_base_url: fake.api_base(),
+        file_base_url: fake.file_base(),
+        poll_timeout: Duration::from_secs(2),
+        ..TelegramConfig::new(token)
+    }
+}
+
+struct Running {
+    adapter: Arc<TelegramAdapter>,
+    inbound: mpsc::Receiver<InboundMessage>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), PlatformError>>,
+}
+
+fn start(config: TelegramConfig) -> Running {
+    let adapter = Arc::new(TelegramAdapter::new("tg", config).unwrap());
+    let (sender, inbound) = mpsc::channel(16);
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(adapter.clone().run(sender, shutdown));
+    Running {
+        adapter,
+        inbound,
+        stop,
+        task,
+    }
+}
+
+impl Running {
+    async fn next_inbound(&mut self) -> InboundMessage {
+        tokio::time::timeout(WAIT, self.inbound.recv())
+            .await
+            .expect("no inbound message within the wait")
+            .expect("inbound channel closed")
+    }
+
+    async fn stop(self) {
+        self.stop.send_replace(true);
+        let result = tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("run did not stop in time")
+            .unwrap();
+        assert_eq!(result, Ok(()));
+        assert!(!self.adapter.status().running);
+    }
+}
+
+fn group_message(message_id: i64, text: &str) -> Value {
+    json!({
+        "message_id": message_id, "date": 1700000000,
+        "chat": {"id": -100777, "type": "supergroup", "title": "Testers"},
+        "from": {"id": 55, "is_bot": false, "first_name": "Ada", "last_name": "Lovelace", "username": "ada"},
+        "text": text,
+    })
+}
+
+#[tokio::test]
+async fn group_message_arrives_once_and_the_offset_advances() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    let mut command = group_message(1, "/ask@AstrTestBot hello");
+    command["entities"] = json!([{"type": "bot_command", "offset": 0, "length": 16}]);
+    let first = fake.queue_message(command);
+    let mut bot = start(config(&fake, TOKEN));
+
+    let message = bot.next_inbound().await;
+    assert_eq!(message.umo().to_string(), "tg:GroupMessage:-100777");
+    assert_eq!(message.message_type, MessageType::Group);
+    assert_eq!(
+        (message.sender.id.as_str(), message.sender.name.as_str()),
+        ("55", "Ada Lovelace")
+    );
+    assert_eq!(
+        (message.self_id.as_str(), message.message_id.as_str()),
+        ("4242", "1")
+    );
+    // The command keeps its text without `@botname`.
+    assert_eq!(message.plain_text(), "/ask hello");
+    assert!(bot.adapter.status().running);
+    assert_eq!(bot.adapter.identity().unwrap().username, "AstrTestBot");
+
+    // The next poll confirms the update, so it is never delivered again.
+    let polls = fake.wait_calls("getUpdates", 2).await;
+    assert_eq!(polls[0]["offset"], 0);
+    assert_eq!(polls[0]["timeout"], 2);
+    assert_eq!(polls[0]["allowed_updates"], json!(["message"]));
+    assert_eq!(polls[1]["offset"], first + 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(bot.inbound.try_recv().is_err(), "an update came twice");
+
+    // An update queued while the adapter holds a long poll arrives at once.
+    let private = json!({
+        "message_id": 2, "date": 1700000001,
+        "chat": {"id": 55, "type": "private", "first_name": "Ada"},
+        "from": {"id": 55, "is_bot": false, "first_name": "", "username": "ada"},
+        "text": "psst",
+    });
+    let started = Instant::now();
+    let second = fake.queue_message(private);
+    let message = bot.next_inbound().await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(message.umo().to_string(), "tg:FriendMessage:55");
+    assert_eq!(message.sender.name, "ada");
+    assert_eq!(message.plain_text(), "psst");
+    let polls = fake.wait_calls("getUpdates", 4).await;
+    assert!(polls.last().unwrap()["offset"] == second + 1);
+
+    // Shutdown interrupts a held long poll.
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn polling_survives_api_failures() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    fake.fail(
+        "getUpdates",
+        409,
+        "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+    );
+    let mut bot = start(config(&fake, TOKEN));
+    fake.wait_calls("getUpdates", 2).await;
+    let status = bot.adapter.status();
+    assert!(status.running);
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|error| error.contains("getUpdates failed: retcode 409: Conflict")),
+        "{status:?}"
+    );
+
+    fake.recover("getUpdates");
+    fake.queue_message(group_message(4, "back"));
+    assert_eq!(bot.next_inbound().await.plain_text(), "back");
+    assert_eq!(bot.adapter.status().last_error, None);
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn photo_reply_and_mention_are_parsed() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    let caption = "@AstrTestBot what is this?";
+    fake.queue_message(json!({
+        "message_id": 9, "date": 1700000000,
+        "chat": {"id": -100777, "type": "supergroup", "title": "Testers"},
+        "from": {"id": 55, "is_bot": false, "first_name": "Ada"},
+        "photo": [
+            {"file_id": "small-id", "file_unique_id": "s", "width": 90, "height": 67, "file_size": 1200},
+            {"file_id": "big-id", "file_unique_id": "b", "width": 1280, "height": 960, "file_size": 98000},
+            {"file_id": "mid-id", "file_unique_id": "m", "width": 320, "height": 240, "file_size": 15000},
+        ],
+        "caption": caption,
+        "caption_entities": [{"type": "mention", "offset": 0, "length": 12}],
+        "reply_to_message": {
+            "message_id": 8, "date": 1699999999,
+            "chat": {"id": -100777, "type": "supergroup"},
+            "from": {"id": 56, "is_bot": false, "first_name": "Bob"},
+            "text": "the earlier message",
+        },
+    }));
+    fake.queue_message(json!({
+        "message_id": 10, "date": 1700000000,
+        "chat": {"id": -100777, "type": "supergroup"},
+        "from": {"id": 56, "is_bot": false, "first_name": "Bob"},
+        "document": {"file_id": "doc-id", "file_unique_id": "d", "file_name": "notes.pdf", "mime_type": "application/pdf"},
+    }));
+    let mut bot = start(config(&fake, TOKEN));
+
+    let message = bot.next_inbound().await;
+    assert!(message.mentions_bot());
+    let file_url = format!("{}{TOKEN}/photos/big-id.jpg", fake.file_base());
+    assert_eq!(
+        message.chain,
+        vec![
+            MessagePart::Reply {
+                message_id: "8".into(),
+                quoted_text: Some("the earlier message".into()),
+            },
+            MessagePart::At {
+                target_id: "4242".into(),
+                is_bot: true,
+            },
+            MessagePart::Image(Media::Url(file_url)),
+            MessagePart::Text("what is this?".into()),
+        ]
+    );
+    assert_eq!(fake.calls("getFile")[0], json!({"file_id": "big-id"}));
+
+    let message = bot.next_inbound().await;
+    assert!(!message.mentions_bot());
+    assert_eq!(
+        message.chain,
+        vec![MessagePart::File {
+            name: "notes.pdf".into(),
+            source: Media::Url(format!("{}{TOKEN}/photos/doc-id.jpg", fake.file_base())),
+        }]
+    );
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn sends_text_photos_files_and_voice() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    let adapter = TelegramAdapter::new("tg", config(&fake, TOKEN)).unwrap();
+    let group = SessionTarget::new(MessageType::Group, "-100777");
+
+    let chain = OutboundChain::new()
+        .with(OutboundPart::Reply {
+            message_id: "9".into(),
+        })
+        .with(OutboundPart::Text("**hello** _there_ [".into()));
+    adapter.send(&group, chain).await.unwrap();
+    let sent = fake.calls("sendMessage");
+    assert_eq!(
+        sent,
+        vec![json!({
+            "chat_id": -100777, "text": "**hello** _there_ [",
+            "reply_parameters": {"message_id": 9, "allow_sending_without_reply": true},
+        })]
+    );
+
+    // Long answers are split at Telegram's limit.
+    let long = "a".repeat(5000);
+    let private = SessionTarget::new(MessageType::Friend, "55");
+    adapter
+        .send(&private, OutboundChain::text(long))
+        .await
+        .unwrap();
+    let sent = fake.calls("sendMessage");
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[1]["chat_id"], 55);
+    assert_eq!(sent[1]["text"].as_str().unwrap().len(), 4096);
+    assert_eq!(sent[2]["text"].as_str().unwrap().len(), 904);
+    assert!(sent[1].get("reply_parameters").is_none());
+
+    // Bytes are uploaded as multipart; text before a picture goes first.
+    let png = vec![0x89, b'P', b'N', b'G', 0, 1, 2, 3];
+    let chain = OutboundChain::new()
+        .with(OutboundPart::Text("a picture:".into()))
+        .with(OutboundPart::Image(Media::Bytes {
+            data: png.clone(),
+            mime: "image/png".into(),
+        }));
+    adapter.send(&group, chain).await.unwrap();
+    assert_eq!(fake.calls("sendMessage")[3]["text"], "a picture:");
+    let photo = &fake.calls("sendPhoto")[0];
+    assert_eq!(photo["chat_id"], "-100777");
+    assert_eq!(
+        photo["photo"],
+        json!({"file_name": "image.png", "content_type": "image/png", "len": png.len()})
+    );
+
+    // A URL is handed to Telegram to fetch.
+    let chain = OutboundChain::new().with(OutboundPart::Image(Media::Url(
+        "https://example.invalid/cat.jpg".into(),
+    )));
+    adapter.send(&group, chain).await.unwrap();
+    assert_eq!(
+        fake.calls("sendPhoto")[1],
+        json!({"chat_id": -100777, "photo": "https://example.invalid/cat.jpg"})
+    );
+
+    // A local file as a document, an .ogg as a voice message.
+    let dir = std::env::temp_dir().join(format!("astrbot-tg-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("report.pdf");
+    std::fs::write(&report, b"%PDF-1.4 fake").unwrap();
+    let chain = OutboundChain::new()
+        .with(OutboundPart::File {
+            name: "report.pdf".into(),
+            source: Media::Path(report.clone()),
+        })
+        .with(OutboundPart::File {
+            name: "answer.ogg".into(),
+            source: Media::Url("https://example.invalid/answer.ogg".into()),
+        });
+    adapter.send(&group, chain).await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let document = &fake.calls("sendDocument")[0];
+    assert_eq!(document["document"]["file_name"], "report.pdf");
+    assert_eq!(document["document"]["len"], 13);
+    assert_eq!(
+        fake.calls("sendVoice")[0],
+        json!({"chat_id": -100777, "voice": "https://example.invalid/answer.ogg"})
+    );
+}
+
+#[tokio::test]
+async fn api_errors_are_clear_and_hold_no_token() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    fake.fail("sendMessage", 400, "Bad Request: chat not found");
+    let adapter = TelegramAdapter::new("tg", config(&fake, TOKEN)).unwrap();
+    let error = adapter
+        .send(
+            &SessionTarget::new(MessageType::Group, "-1"),
+            OutboundChain::text("x"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        PlatformError::Action {
+            action: "sendMessage".into(),
+            retcode: 400,
+            message: "Bad Request: chat not found".into(),
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "sendMessage failed: retcode 400: Bad Request: chat not found"
+    );
+
+    // An unreachable API names the method and hides the URL with the token.
+    let closed = TelegramConfig {
+        api_base_url: format!("http://127.0.0.1:{}/bot", free_port()),
+        ..config(&fake, TOKEN)
+    };
+    let adapter = TelegramAdapter::new("tg", closed).unwrap();
+    let error = adapter
+        .send(
+            &SessionTarget::new(MessageType::Group, "-1"),
+            OutboundChain::text("x"),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("sendMessage: cannot reach the Telegram Bot API"),
+        "{error}"
+    );
+    assert!(
+        !error.contains(TOKEN) && !error.contains("TEST-token"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_token_fails_run_with_a_clear_error() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    let wrong = "999:WRONG-token";
+    let bot = start(config(&fake, wrong));
+    let error = tokio::time::timeout(WAIT, bot.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("Telegram rejected the bot token"), "{error}");
+    assert!(!error.contains("WRONG"), "{error}");
+    let status = bot.adapter.status();
+    assert!(!status.running);
+    assert_eq!(status.last_error, Some(error));
+
+    // Through the registry and manager, the status says why.
+    let platforms = json!([{
+        "id": "tg", "type": "telegram", "enable": true, "telegram_token": wrong,
+        "telegram_api_base_url": fake.api_base(), "telegram_poll_timeout": 1,
+    }]);
+    let manager = PlatformManager::from_config(&PlatformRegistry::builtin(), &platforms)
+        .with_backoff(Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(100),
+        });
+    let (sender, _inbound) = mpsc::channel(4);
+    manager.start(sender);
+    eventually(|| manager.status()[0].restarts >= 2).await;
+    let status = &manager.status()[0];
+    assert_eq!((status.kind.as_str(), status.running), ("telegram", false));
+    assert!(status
+        .last_error
+        .as_deref()
+        .is_some_and(|error| error.contains("Telegram rejected the bot token")));
+    manager.shutdown().await;
+}
+
+#[tokio::test]
+async fn webhook_mode_checks_the_secret_token() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    let port = free_port();
+    let secret = "s3cret_Token-1";
+    let mut bot = start(TelegramConfig {
+        mode: TelegramMode::Webhook,
+        webhook_host: "127.0.0.1".into(),
+        webhook_port: port,
+        webhook_secret: Some(secret.into()),
+        webhook_url: Some("https://bot.example.invalid/telegram".into()),
+        ..config(&fake, TOKEN)
+    });
+    let adapter = bot.adapter.clone();
+    eventually(|| adapter.status().running).await;
+    assert_eq!(
+        fake.calls("setWebhook"),
+        vec![json!({
+            "url": "https://bot.example.invalid/telegram", "secret_token": secret,
+            "allowed_updates": ["message"],
+        })]
+    );
+    assert!(fake.calls("getUpdates").is_empty());
+
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/telegram");
+    let update = json!({"update_id": 5, "message": group_message(3, "@AstrTestBot hi")});
+    let update = {
+        let mut update = update;
+        update["message"]["entities"] = json!([{"type": "mention", "offset": 0, "length": 12}]);
+        update
+    };
+    for presented in [Some("wrong"), Some("s3cret_Token-"), None] {
+        let mut request = client.post(&url).json(&update);
+        if let Some(presented) = presented {
+            request = request.header("X-Telegram-Bot-Api-Secret-Token", presented);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{presented:?}");
+    }
+    assert!(bot.inbound.try_recv().is_err());
+
+    let response = client
+        .post(&url)
+        .header("X-Telegram-Bot-Api-Secret-Token", secret)
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let message = bot.next_inbound().await;
+    assert_eq!(message.umo().to_string(), "tg:GroupMessage:-100777");
+    assert!(message.mentions_bot());
+    assert_eq!(message.plain_text(), "hi");
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn edits_are_spaced_and_unchanged_text_is_fine() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    let adapter = TelegramAdapter::new("tg", config(&fake, TOKEN)).unwrap();
+    let group = SessionTarget::new(MessageType::Group, "-100777");
+    let message_id = adapter.send_text(&group, "thinking…").await.unwrap();
+    let started = Instant::now();
+    adapter
+        .edit_text("-100777", &message_id, "the answer is")
+        .await
+        .unwrap();
+    adapter
+        .edit_text("-100777", &message_id, "the answer is 42")
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let edits = fake.calls("editMessageText");
+    assert_eq!(edits.len(), 2);
+    assert_eq!(
+        edits[1],
+        json!({"chat_id": -100777, "message_id": message_id.parse::<i64>().unwrap(), "text": "the answer is 42"})
+    );
+    fake.fail(
+        "editMessageText",
+        400,
+        "Bad Request: message is not modified: specified new message content and reply markup are exactly the same",
+    );
+    adapter
+        .edit_text("-100777", &message_id, "the answer is 42")
+        .await
+        .unwrap();
+}
