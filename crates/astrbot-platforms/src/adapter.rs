@@ -103,6 +103,24 @@ pub trait PlatformAdapter: Send + Sync + 'static {
     async fn send(&self, target: &SessionTarget, chain: OutboundChain)
         -> Result<(), PlatformError>;
 
+    /// Sends text that arrives in pieces (a streamed answer), ending when
+    /// `deltas` closes. Platforms that can edit a sent message show it
+    /// growing; by default the whole text is sent once at the end.
+    async fn send_streaming(
+        &self,
+        target: &SessionTarget,
+        mut deltas: mpsc::Receiver<String>,
+    ) -> Result<(), PlatformError> {
+        let mut text = String::new();
+        while let Some(delta) = deltas.recv().await {
+            text.push_str(&delta);
+        }
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        self.send(target, OutboundChain::text(text)).await
+    }
+
     fn status(&self) -> PlatformStatus;
 }
 

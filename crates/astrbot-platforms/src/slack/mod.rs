@@ -24,6 +24,9 @@ pub use config::{
 pub use events::{escape, parse_event, parse_text};
 
 use crate::adapter::{PlatformAdapter, PlatformError, PlatformStatus, StatusCell};
+
+/// Slack allows about one `chat.update` per second per message.
+pub const STREAM_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
 use crate::config::PlatformConfig;
 use crate::message::{InboundMessage, OutboundChain, SessionTarget};
 use api::{Body, WebApi};
@@ -228,6 +231,44 @@ impl PlatformAdapter for SlackAdapter {
         chain: OutboundChain,
     ) -> Result<(), PlatformError> {
         send::send_chain(self, &target.session_id, chain).await
+    }
+
+    /// The answer appears as one message that grows: posted on the first
+    /// text, then updated with `chat.update` at most once per
+    /// [`STREAM_UPDATE_INTERVAL`] and a last time with the whole text.
+    async fn send_streaming(
+        &self,
+        target: &SessionTarget,
+        mut deltas: mpsc::Receiver<String>,
+    ) -> Result<(), PlatformError> {
+        let channel = target.session_id.as_str();
+        let mut text = String::new();
+        let mut posted: Option<String> = None;
+        let mut shown = 0;
+        let mut last_update = std::time::Instant::now();
+        while let Some(delta) = deltas.recv().await {
+            text.push_str(&delta);
+            if text.trim().is_empty() {
+                continue;
+            }
+            match &posted {
+                None => {
+                    posted = Some(self.post_message(channel, &escape(&text), None).await?);
+                    shown = text.len();
+                    last_update = std::time::Instant::now();
+                }
+                Some(ts) if last_update.elapsed() >= STREAM_UPDATE_INTERVAL => {
+                    self.update_text(channel, ts, &text).await?;
+                    shown = text.len();
+                    last_update = std::time::Instant::now();
+                }
+                Some(_) => {}
+            }
+        }
+        match posted {
+            Some(ts) if shown != text.len() => self.update_text(channel, &ts, &text).await,
+            _ => Ok(()),
+        }
     }
 
     fn status(&self) -> PlatformStatus {

@@ -260,6 +260,55 @@ impl PlatformAdapter for TelegramAdapter {
         send_chain(&self.api, target, &chain).await.map(drop)
     }
 
+    /// The answer appears as one message that grows: sent on the first
+    /// text, then edited at most once per [`EDIT_INTERVAL`] while more
+    /// arrives, and a last time with the whole text. Text beyond one
+    /// message's limit follows in new messages.
+    async fn send_streaming(
+        &self,
+        target: &SessionTarget,
+        mut deltas: mpsc::Receiver<String>,
+    ) -> Result<(), PlatformError> {
+        let mut text = String::new();
+        let mut sent: Option<String> = None;
+        let mut shown = 0;
+        let mut last_edit = Instant::now();
+        while let Some(delta) = deltas.recv().await {
+            text.push_str(&delta);
+            if text.trim().is_empty() {
+                continue;
+            }
+            match &sent {
+                None => {
+                    sent = Some(self.send_text(target, &text).await?);
+                    shown = text.len();
+                    last_edit = Instant::now();
+                }
+                Some(id) => {
+                    let fits = text.chars().count() <= MAX_TEXT;
+                    if fits && last_edit.elapsed() >= EDIT_INTERVAL {
+                        self.edit_text(&target.session_id, id, &text).await?;
+                        shown = text.len();
+                        last_edit = Instant::now();
+                    }
+                }
+            }
+        }
+        let Some(id) = sent else {
+            return Ok(());
+        };
+        if shown == text.len() {
+            return Ok(());
+        }
+        let head: String = text.chars().take(MAX_TEXT).collect();
+        self.edit_text(&target.session_id, &id, &head).await?;
+        let rest = &text[head.len()..];
+        if !rest.trim().is_empty() {
+            self.send_text(target, rest).await?;
+        }
+        Ok(())
+    }
+
     fn status(&self) -> PlatformStatus {
         self.status.get()
     }

@@ -398,3 +398,20 @@ async fn forward_mode_connects_to_the_onebot_server_with_the_token() {
     assert_eq!(action_text(&action), "Echo: forward hello");
     drop(app);
 }
+
+#[tokio::test]
+async fn with_streaming_on_a_platform_without_edits_gets_the_whole_answer_once() {
+    let (_app, mut onebot) = onebot_with(|config| {
+        config["provider_settings"]["streaming_response"] = json!(true);
+        config["platform_settings"] = json!({"reply_prefix": "> "});
+    })
+    .await;
+
+    let answer = ask(&mut onebot, 4242, "/stream this answer please").await;
+
+    assert_eq!(answer, "> Echo: stream this answer please");
+    assert!(
+        stays_quiet(&mut onebot).await,
+        "one message, not one per delta"
+    );
+}

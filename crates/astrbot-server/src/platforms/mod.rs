@@ -94,6 +94,7 @@ impl Dispatcher {
             return;
         }
 
+        let streaming = config.chat.streaming_response;
         let turn = ChatTurn {
             platform_id: message.platform_id.clone(),
             username: message.sender.id.clone(),
@@ -102,11 +103,37 @@ impl Dispatcher {
             parts: woken.parts,
             selected_provider: None,
             selected_model: self.chat.session_model(&umo.to_string()).await,
-            streaming: Some(false),
+            streaming: Some(streaming),
             message_id: message.message_id.clone(),
         };
-        let mut events = self.chat.start(turn);
-        let mut answer = String::new();
+        let events = self.chat.start(turn);
+        if streaming {
+            self.stream_reply(&config, &message, events).await;
+        } else {
+            let answer = collect_text(events).await;
+            if !answer.trim().is_empty() {
+                self.reply(&config, &message, answer).await;
+            }
+        }
+    }
+
+    /// With `provider_settings.streaming_response`, the answer's deltas go
+    /// to the adapter as they come; platforms that can edit a message show
+    /// it growing.
+    async fn stream_reply(
+        &self,
+        config: &LoadedConfig,
+        message: &InboundMessage,
+        mut events: mpsc::Receiver<ChatEvent>,
+    ) {
+        let Some(adapter) = self.manager.get(&message.platform_id) else {
+            tracing::warn!(platform.id = %message.platform_id, "the bot stopped before its answer could be sent");
+            return;
+        };
+        let (deltas, receiver) = mpsc::channel(256);
+        let target = message.reply_target();
+        let sending = tokio::spawn(async move { adapter.send_streaming(&target, receiver).await });
+        let mut prefix = Some(reply_prefix(config).to_owned());
         while let Some(event) = events.recv().await {
             if let ChatEvent::Plain {
                 text,
@@ -114,22 +141,25 @@ impl Dispatcher {
                 ..
             } = event
             {
-                answer.push_str(&text);
+                let text = match prefix.take() {
+                    Some(prefix) => format!("{prefix}{text}"),
+                    None => text,
+                };
+                // The sender only fails if the adapter gave up; its error
+                // is reported below.
+                let _ = deltas.send(text).await;
             }
         }
-        if !answer.trim().is_empty() {
-            self.reply(&config, &message, answer).await;
+        drop(deltas);
+        if let Ok(Err(error)) = sending.await {
+            tracing::warn!(platform.id = %message.platform_id, %error, "could not send the answer");
         }
     }
 
     /// Sends text back to the chat a message came from, after the
     /// config's `reply_prefix`.
     async fn reply(&self, config: &LoadedConfig, message: &InboundMessage, text: String) {
-        let prefix = config
-            .document
-            .pointer("/platform_settings/reply_prefix")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let prefix = reply_prefix(config);
         let Some(adapter) = self.manager.get(&message.platform_id) else {
             tracing::warn!(platform.id = %message.platform_id, "the bot stopped before its answer could be sent");
             return;
@@ -139,6 +169,30 @@ impl Dispatcher {
             tracing::warn!(platform.id = %message.platform_id, %error, "could not send the answer");
         }
     }
+}
+
+/// The text of a whole (non-streamed) answer.
+async fn collect_text(mut events: mpsc::Receiver<ChatEvent>) -> String {
+    let mut answer = String::new();
+    while let Some(event) = events.recv().await {
+        if let ChatEvent::Plain {
+            text,
+            chain_type: None,
+            ..
+        } = event
+        {
+            answer.push_str(&text);
+        }
+    }
+    answer
+}
+
+fn reply_prefix(config: &LoadedConfig) -> &str {
+    config
+        .document
+        .pointer("/platform_settings/reply_prefix")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// The UMO a message's conversation lives under. With
