@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -20,7 +21,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::fake_onebot::WAIT;
+/// How long the fake waits for the adapter.
+pub const WAIT: Duration = Duration::from_secs(5);
 
 pub const TOKEN: &str = "fake.bot.token";
 pub const BOT_ID: &str = "42";

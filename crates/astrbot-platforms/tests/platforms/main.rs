@@ -4,6 +4,7 @@
 mod discord;
 mod fake_discord;
 mod fake_onebot;
+mod fake_telegram;
 mod manager;
 mod onebot;
 mod slack;
