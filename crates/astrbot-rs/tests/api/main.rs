@@ -9,6 +9,7 @@ mod api_keys;
 mod auth;
 mod chat;
 mod cli;
+mod dashboard_api;
 mod discord;
 mod files;
 mod im;

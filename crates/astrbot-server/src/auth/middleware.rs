@@ -1,7 +1,7 @@
 //! The authentication layer, one function in front of every route:
 //! `/api/v1*` (a plain string prefix, as AstrBot checks it) needs an API key
-//! with the path's scope; every other `/api*` path except a few public ones
-//! needs the admin JWT.
+//! with the path's scope, except the OpenAPI document; every other `/api*`
+//! path except a few public ones needs the admin JWT.
 
 use std::time::Duration;
 
@@ -24,6 +24,10 @@ const PUBLIC_ADMIN_PREFIXES: [&str; 5] = [
     "/api/backup/download",
 ];
 
+/// The one `/api/v1` path served without a key: the API's own
+/// documentation. Every other `/api/v1` path stays deny-by-default.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
 /// `last_used_at` is written at most this often per key, so that a busy
 /// key does not turn every read into a database write.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -38,6 +42,9 @@ pub struct AdminIdentity {
 /// paths.
 pub async fn authenticate(state: State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
+    if path == OPENAPI_PATH {
+        return next.run(request).await;
+    }
     if path.starts_with("/api/v1") {
         authenticate_key(state, request, next).await
     } else {

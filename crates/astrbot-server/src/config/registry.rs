@@ -315,6 +315,39 @@ impl ConfigRegistry {
         Ok(())
     }
 
+    /// Sets the admin password (MD5 hex, AstrBot's stored form) and, when
+    /// given, the username in the default config. Everything else, the JWT
+    /// secret included, is kept, so issued tokens stay valid until expiry.
+    pub async fn set_admin_credentials(
+        &self,
+        password_md5: &str,
+        username: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        let _guard = self.writes.lock().await;
+        let current = self.default_config();
+        let mut document = current.document.clone();
+        let Some(root) = document.as_object_mut() else {
+            return Err(RegistryError::Invalid("config must be an object".into()));
+        };
+        let dashboard = root.entry("dashboard").or_insert_with(|| json!({}));
+        let Some(dashboard) = dashboard.as_object_mut() else {
+            return Err(RegistryError::Invalid(
+                "`dashboard` must be an object".into(),
+            ));
+        };
+        dashboard.insert("password".into(), Value::String(password_md5.to_owned()));
+        if let Some(username) = username {
+            dashboard.insert("username".into(), Value::String(username.to_owned()));
+        }
+        write_config_file(&self.root.default_config(), &document)?;
+        self.write().default = Arc::new(LoadedConfig::new(
+            DEFAULT_CONFIG_ID,
+            &current.name,
+            document,
+        ));
+        Ok(())
+    }
+
     /// Points a UMO (or pattern) at a config.
     pub async fn set_route(&self, pattern: &str, config_id: &str) -> Result<(), RegistryError> {
         check_route_pattern(pattern)?;

@@ -1,10 +1,13 @@
 //! The router: every route in one place, the authentication layer in front
 //! of them, and envelope answers for unknown paths and wrong methods.
 
+mod account;
 mod api_keys;
 mod config_files;
 mod login;
 mod open_api;
+mod openapi_doc;
+mod provider_check;
 mod python;
 
 use axum::extract::DefaultBodyLimit;
@@ -18,6 +21,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::auth::authenticate;
+use crate::auth::middleware::OPENAPI_PATH;
 use crate::json::Envelope;
 use crate::state::AppState;
 
@@ -33,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/configs", get(open_api::list_configs))
         .route("/api/v1/chat", post(open_api::chat))
         .route("/api/v1/chat/sessions", get(open_api::list_sessions))
+        .route(OPENAPI_PATH, get(openapi_doc::openapi_json))
         .route(
             "/api/v1/file",
             post(open_api::upload_file).layer(DefaultBodyLimit::disable()),
@@ -40,12 +45,17 @@ pub fn router(state: AppState) -> Router {
 
     let admin = Router::new()
         .route("/api/auth/login", post(login::login))
+        .route("/api/auth/account/edit", post(account::edit_account))
         .route("/api/apikey/list", get(api_keys::list_keys))
         .route("/api/apikey/create", post(api_keys::create_key))
         .route("/api/apikey/revoke", post(api_keys::revoke_key))
         .route("/api/apikey/delete", post(api_keys::delete_key))
         .route("/api/config/abconfs", get(config_files::list_configs))
         .route("/api/config/abconf", get(config_files::get_config))
+        .route(
+            "/api/config/provider/check_one",
+            get(provider_check::check_one),
+        )
         .route("/api/config/abconf/new", post(config_files::create_config))
         .route(
             "/api/config/abconf/update",
