@@ -4,6 +4,7 @@
 mod account;
 mod api_keys;
 mod config_files;
+mod dashboard;
 mod login;
 mod open_api;
 mod openapi_doc;
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/api/auth/login", post(login::login))
         .route("/api/auth/account/edit", post(account::edit_account))
+        .route("/api/platform/status", get(open_api::bot_status))
         .route("/api/apikey/list", get(api_keys::list_keys))
         .route("/api/apikey/create", post(api_keys::create_key))
         .route("/api/apikey/revoke", post(api_keys::revoke_key))
@@ -70,7 +72,12 @@ pub fn router(state: AppState) -> Router {
             post(config_files::save_config),
         );
 
+    let dashboard = Router::new()
+        .route("/", get(dashboard::index))
+        .route("/dashboard/{file}", get(dashboard::asset));
+
     Router::new()
+        .merge(dashboard)
         .merge(open_api)
         .merge(admin)
         .fallback(not_found)

@@ -26,7 +26,8 @@ pub async fn list_bots(State(state): State<AppState>) -> Envelope {
 
 /// `GET /api/v1/im/bots/status` (ours, beside AstrBot's list): every bot
 /// with its type, whether it runs, and its last error. The built-in
-/// `webchat` is always running.
+/// `webchat` is always running. The dashboard reads the same answer from
+/// the admin route `GET /api/platform/status` (JWT instead of a key).
 pub async fn bot_status(State(state): State<AppState>) -> Envelope {
     let mut bots = vec![json!({
         "id": "webchat", "type": "webchat", "enabled": true, "running": true,

@@ -1,0 +1,340 @@
+// Browser tests of the dashboard: the real server binary ($ASTRBOT_BIN) on a
+// temporary data root, driven through Debian's headless Chromium with
+// playwright-core. Run from the repository root after `cargo build -p astrbot-rs`:
+//   ASTRBOT_BIN=target/debug/astrbot-rs node --test tests/e2e/
+"use strict";
+
+const { test, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const { spawn } = require("node:child_process");
+const fs = require("node:fs");
+const net = require("node:net");
+const os = require("node:os");
+const path = require("node:path");
+const { chromium } = require("playwright-core");
+
+const REPO = path.resolve(__dirname, "../..");
+const SCREENSHOTS = path.join(REPO, "artifacts", "screenshots");
+const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
+// Flags that keep the browser off the network and quiet.
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const DEFAULT_PASSWORD = "astrbot";
+const NEW_PASSWORD = "e2e-new-password-1";
+
+let server = null;
+let serverLog = "";
+let context = null;
+let page = null;
+let base = "";
+const tempDirs = [];
+
+function tempDir(prefix) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.unref();
+    probe.on("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForServer(url, deadlineMs) {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    if (server.exitCode !== null) {
+      throw new Error(`the server exited with ${server.exitCode}:\n${serverLog}`);
+    }
+    try {
+      const response = await fetch(url);
+      if (response.ok) return;
+    } catch (error) {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`the server did not answer in time:\n${serverLog}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+function killServer() {
+  if (server && server.exitCode === null && server.signalCode === null) {
+    server.kill("SIGKILL");
+  }
+}
+process.on("exit", killServer);
+
+async function screenshot(name) {
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+/// Calls the developer API with a key, from Node (not the browser).
+async function withKey(key, apiPath) {
+  const response = await fetch(base + apiPath, { headers: { "X-API-Key": key } });
+  return response.status;
+}
+
+async function adminGet(apiPath) {
+  const jwt = await page.evaluate(() => sessionStorage.getItem("astrbot.token"));
+  const response = await fetch(base + apiPath, { headers: { Authorization: `Bearer ${jwt}` } });
+  return response.json();
+}
+
+async function signIn(password) {
+  await page.goto(`${base}/#/login`);
+  await page.fill("#login-username", "astrbot");
+  await page.fill("#login-password", password);
+  await page.click("#login-form button[type=submit]");
+  await page.waitForSelector("#create-key-form");
+}
+
+before(async () => {
+  const bin = process.env.ASTRBOT_BIN;
+  assert.ok(bin, "set ASTRBOT_BIN to the astrbot-rs binary (e.g. target/debug/astrbot-rs)");
+  const binary = path.resolve(bin);
+  assert.ok(fs.existsSync(binary), `ASTRBOT_BIN ${binary} does not exist; run cargo build -p astrbot-rs`);
+  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing; apt-get install chromium`);
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+
+  const root = tempDir("astrbot-e2e-root-");
+  const port = await freePort();
+  fs.mkdirSync(path.join(root, "data"));
+  fs.writeFileSync(
+    path.join(root, "data", "cmd_config.json"),
+    JSON.stringify({
+      dashboard: { host: "127.0.0.1", port },
+      platform: [],
+      provider: [],
+      provider_sources: [],
+    }),
+  );
+  server = spawn(binary, ["--root", root, "serve", "--host", "127.0.0.1", "--port", String(port)], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, RUST_LOG: "warn", NO_COLOR: "1" },
+  });
+  server.stdout.on("data", (chunk) => { serverLog += chunk; });
+  server.stderr.on("data", (chunk) => { serverLog += chunk; });
+  base = `http://127.0.0.1:${port}`;
+  await waitForServer(`${base}/`, 30_000);
+
+  context = await chromium.launchPersistentContext(tempDir("astrbot-e2e-chromium-"), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    locale: "en-US",
+    viewport: { width: 1280, height: 860 },
+  });
+  context.setDefaultTimeout(15_000);
+  page = context.pages()[0] || (await context.newPage());
+  page.on("pageerror", (error) => { throw error; });
+});
+
+after(async () => {
+  if (context) await context.close().catch(() => {});
+  if (server && server.exitCode === null) {
+    const exited = new Promise((resolve) => server.once("exit", resolve));
+    server.kill("SIGTERM");
+    const timer = setTimeout(killServer, 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("the page and its assets are served with content types and caching", async () => {
+  const index = await fetch(`${base}/`);
+  assert.equal(index.status, 200);
+  assert.match(index.headers.get("content-type"), /^text\/html/);
+  assert.equal(index.headers.get("cache-control"), "no-cache");
+  const html = await index.text();
+  const script = html.match(/src="(\/dashboard\/app\.js\?v=[^"]+)"/);
+  assert.ok(script, "the page links a versioned app.js");
+  const asset = await fetch(base + script[1]);
+  assert.equal(asset.status, 200);
+  assert.match(asset.headers.get("content-type"), /^text\/javascript/);
+  assert.match(asset.headers.get("cache-control"), /max-age=31536000/);
+  assert.equal((await fetch(`${base}/dashboard/missing.js`)).status, 404);
+});
+
+test("a wrong password is shown as a message; the right one signs in", async () => {
+  await page.goto(`${base}/`);
+  await page.waitForSelector("#login-form");
+  await screenshot("login");
+  await page.fill("#login-username", "astrbot");
+  await page.fill("#login-password", "wrong");
+  await page.click("#login-form button[type=submit]");
+  await page.waitForSelector("#message:not([hidden])");
+  assert.match(await page.textContent("#message"), /用户名或密码错误/);
+
+  await signIn(DEFAULT_PASSWORD);
+  assert.equal(await page.isVisible("#pwd-banner"), true, "the default-password banner shows");
+  assert.equal(await page.isVisible("#logout"), true);
+});
+
+test("a key with no scope is refused in the page", async () => {
+  for (const scope of ["chat", "config", "file", "im"]) await page.uncheck(`#scope-${scope}`);
+  await page.click("#create-key");
+  await page.waitForSelector("#message.error:not([hidden])");
+  assert.match(await page.textContent("#message"), /at least one scope/i);
+  assert.equal(await page.isVisible("#new-key"), false);
+});
+
+let plaintextKey = "";
+
+test("create a chat+im key for 7 days, shown once, and use it from outside", async () => {
+  await page.goto(`${base}/#/keys`);
+  await page.reload();
+  await page.waitForSelector("#create-key-form");
+  for (const scope of ["chat", "config", "file", "im"]) {
+    assert.equal(await page.isChecked(`#scope-${scope}`), true, `${scope} is selected by default`);
+  }
+  assert.equal(await page.inputValue("#key-expiry"), "30", "30 days by default");
+  await page.fill("#key-name", "e2e key");
+  await page.uncheck("#scope-config");
+  await page.uncheck("#scope-file");
+  await page.selectOption("#key-expiry", "7");
+  await page.click("#create-key");
+  await page.waitForSelector("#new-key-value");
+  plaintextKey = (await page.textContent("#new-key-value")).trim();
+  assert.ok(plaintextKey.length > 20, `a key is shown: ${plaintextKey}`);
+  assert.match(await page.textContent("#new-key"), /will not be shown again/);
+  assert.equal(await page.isVisible("#copy-key"), true);
+  await page.waitForSelector("#keys-table tbody tr");
+  await screenshot("api-keys-created");
+
+  const row = page.locator("#keys-table tbody tr", { hasText: "e2e key" });
+  assert.equal(await row.locator("td").nth(2).textContent(), "chat, im");
+  assert.equal(await row.locator(".status").textContent(), "active");
+
+  assert.equal(await withKey(plaintextKey, "/api/v1/im/bots"), 200);
+  assert.equal(await withKey(plaintextKey, "/api/v1/configs"), 403);
+
+  const listed = await adminGet("/api/apikey/list");
+  const key = listed.data.find((k) => k.name === "e2e key");
+  const days = (Date.parse(key.expires_at) - Date.now()) / 86_400_000;
+  assert.ok(days > 6.9 && days <= 7, `expires in 7 days (got ${days})`);
+
+  // Shown once: leaving the page forgets it.
+  await page.click("#nav a[data-route=bots]");
+  await page.waitForSelector("#refresh-bots");
+  await page.click("#nav a[data-route=keys]");
+  await page.waitForSelector("#create-key-form");
+  assert.equal(await page.isVisible("#new-key"), false);
+  assert.equal((await page.content()).includes(plaintextKey), false);
+});
+
+test("choosing a permanent key shows a warning", async () => {
+  assert.equal(await page.isVisible("#permanent-warning"), false);
+  await page.selectOption("#key-expiry", "permanent");
+  assert.equal(await page.isVisible("#permanent-warning"), true);
+  assert.match(await page.textContent("#permanent-warning"), /never expires/);
+  await screenshot("api-keys-permanent-warning");
+  await page.selectOption("#key-expiry", "30");
+  assert.equal(await page.isVisible("#permanent-warning"), false);
+});
+
+test("revoking the key in the page makes it fail with 401", async () => {
+  const row = page.locator("#keys-table tbody tr", { hasText: "e2e key" });
+  let dialogText = "";
+  page.once("dialog", (dialog) => { dialogText = dialog.message(); dialog.accept(); });
+  await row.locator("button.revoke").click();
+  await page.locator("#keys-table tbody tr", { hasText: "e2e key" }).locator(".status-revoked").waitFor();
+  assert.match(dialogText, /e2e key/);
+  assert.equal(await row.locator("button.revoke").count(), 0, "no revoke button on a revoked key");
+  assert.equal(await withKey(plaintextKey, "/api/v1/im/bots"), 401);
+  await screenshot("api-keys-revoked");
+
+  // Declining the delete dialog keeps the key; accepting deletes it.
+  page.once("dialog", (dialog) => dialog.dismiss());
+  await row.locator("button.delete").click();
+  assert.equal(await row.count(), 1);
+  page.once("dialog", (dialog) => dialog.accept());
+  await row.locator("button.delete").click();
+  await page.waitForFunction(() => !document.body.textContent.includes("e2e key"));
+});
+
+test("values from the server are shown as text, never as HTML", async () => {
+  const jwt = await page.evaluate(() => sessionStorage.getItem("astrbot.token"));
+  const name = '<img src=x onerror="window.__xss=1">';
+  const created = await fetch(`${base}/api/apikey/create`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${jwt}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ name, scopes: ["chat"], expires_in_days: 1 }),
+  }).then((r) => r.json());
+  assert.equal(created.status, "ok");
+  await page.reload();
+  const cell = page.locator("#keys-table tbody tr td", { hasText: "<img" }).first();
+  assert.equal(await cell.textContent(), name);
+  assert.equal(await page.locator("#keys-table img").count(), 0);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+});
+
+test("the bots page lists the built-in webchat bot", async () => {
+  await page.click("#nav a[data-route=bots]");
+  await page.waitForSelector("#bots-table");
+  const row = page.locator("#bots-table tbody tr", { hasText: "webchat" });
+  assert.equal(await row.count(), 1);
+  assert.match(await row.textContent(), /running/);
+  await screenshot("bots");
+});
+
+test("the language switches to Chinese and is remembered", async () => {
+  await page.click("#lang-toggle");
+  await page.waitForFunction(() => document.documentElement.lang === "zh-CN");
+  assert.equal(await page.textContent("main h1"), "机器人");
+  assert.equal(await page.textContent("#nav a[data-route=keys]"), "API 密钥");
+  await page.reload();
+  await page.waitForSelector("#bots-table");
+  assert.equal(await page.textContent("main h1"), "机器人", "remembered across reloads");
+  assert.match(await page.textContent("#bots-table"), /运行中/);
+  await screenshot("bots-zh");
+  await page.click("#nav a[data-route=keys]");
+  await page.waitForSelector("#create-key-form");
+  assert.equal(await page.textContent("main h1"), "API 密钥");
+  await screenshot("api-keys-zh");
+  await page.click("#lang-toggle");
+  await page.waitForFunction(() => document.documentElement.lang === "en");
+  assert.equal(await page.textContent("main h1"), "API keys");
+});
+
+test("the keys page fits a phone-width screen", async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForSelector("#keys-table");
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `no horizontal scrolling (overflow ${overflow}px)`);
+  await screenshot("api-keys-phone");
+  await page.setViewportSize({ width: 1280, height: 860 });
+});
+
+test("changing the default password clears the banner; log out and in again", async () => {
+  await page.click("#pwd-banner a");
+  await page.waitForSelector("#account-form");
+  await screenshot("account");
+  await page.fill("#account-current", DEFAULT_PASSWORD);
+  await page.fill("#account-new", NEW_PASSWORD);
+  await page.fill("#account-confirm", NEW_PASSWORD);
+  await page.click("#account-form button[type=submit]");
+  await page.waitForSelector("#message.ok:not([hidden])");
+  assert.equal(await page.isVisible("#pwd-banner"), false);
+
+  await page.click("#logout");
+  await page.waitForSelector("#login-form");
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("astrbot.token")), null);
+  await signIn(NEW_PASSWORD);
+  assert.equal(await page.isVisible("#pwd-banner"), false, "no banner after the change");
+});
