@@ -325,17 +325,7 @@ impl ChatService {
                 return Ok(conversation);
             }
         }
-        let platform_id = umo.split(':').next().unwrap_or("webchat");
-        let conversation = self.store.create_conversation(platform_id, umo).await?;
-        self.store
-            .put_preference(
-                "umo",
-                umo,
-                CONVERSATION_PREFERENCE,
-                &Value::String(conversation.conversation_id.clone()),
-            )
-            .await?;
-        Ok(conversation)
+        self.new_conversation(umo).await
     }
 }
 

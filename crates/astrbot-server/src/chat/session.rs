@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::run::{CONVERSATION_PREFERENCE, PROVIDER_PREFERENCE};
 use super::ChatService;
+use astrbot_core::store::ConversationRecord;
 use astrbot_core::StoreResult;
 
 /// Preference holding a session's model override (ours; AstrBot changes the
@@ -13,8 +14,9 @@ use astrbot_core::StoreResult;
 const MODEL_PREFERENCE: &str = "selected_model";
 
 impl ChatService {
-    /// Starts a fresh conversation for the session; the old one is kept.
-    pub async fn new_conversation(&self, umo: &str) -> StoreResult<String> {
+    /// Starts a fresh conversation for the session and makes it the
+    /// current one; the old one is kept.
+    pub async fn new_conversation(&self, umo: &str) -> StoreResult<ConversationRecord> {
         let platform_id = umo.split(':').next().unwrap_or("webchat");
         let conversation = self.store.create_conversation(platform_id, umo).await?;
         self.store
@@ -25,7 +27,7 @@ impl ChatService {
                 &Value::String(conversation.conversation_id.clone()),
             )
             .await?;
-        Ok(conversation.conversation_id)
+        Ok(conversation)
     }
 
     /// Forgets the current conversation's messages.
