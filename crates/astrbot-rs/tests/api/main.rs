@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod admin_chat;
 mod admin_configs;
 mod api_keys;
 mod auth;

@@ -237,7 +237,7 @@
   function keysPage(view) {
     view.appendChild(el("h1", { text: t("keys.title") }));
     view.appendChild(el("p", { class: "muted" }, t("keys.intro") + " ",
-      el("a", { href: "/api/v1/openapi.json", target: "_blank", rel: "noopener", text: t("nav.docs") })));
+      el("a", { href: "#/docs", id: "keys-docs-link", text: t("nav.docs") })));
 
     // The one-time display of a new key.
     if (shownKey) {
@@ -428,6 +428,21 @@
 
   var PAGES = { login: loginPage, keys: keysPage, bots: botsPage, account: accountPage };
   var currentRoute = null;
+  // Cleanups registered by the page on screen (e.g. aborting a stream), run
+  // before the next render.
+  var leaveHooks = [];
+
+  // What the pages in other files (docs.js, providers.js, chat.js) use.
+  var helpers = {
+    el: el, t: t, api: api, token: token, field: field, formatTime: formatTime,
+    showMessage: showMessage, clearMessage: clearMessage, reportError: reportError,
+    signOut: signOut, lang: function () { return lang; },
+    onLeave: function (fn) { leaveHooks.push(fn); }
+  };
+  Object.keys(window.AstrbotPages || {}).forEach(function (name) {
+    var page = window.AstrbotPages[name];
+    PAGES[name] = function (view) { page(view, helpers); };
+  });
 
   function route() {
     var name = location.hash.replace(/^#\/?/, "").split("?")[0];
@@ -467,6 +482,9 @@
       if (name !== "keys") shownKey = null;
     }
     currentRoute = name;
+    var hooks = leaveHooks;
+    leaveHooks = [];
+    hooks.forEach(function (fn) { try { fn(); } catch (e) { /* keep rendering */ } });
     applyStaticText();
     updateChrome();
     var view = document.getElementById("view");

@@ -3,9 +3,10 @@
 //! with the path's scope, except the OpenAPI document; every other `/api*`
 //! path except a few public ones needs the admin JWT.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -27,6 +28,10 @@ const PUBLIC_ADMIN_PREFIXES: [&str; 5] = [
 /// The one `/api/v1` path served without a key: the API's own
 /// documentation. Every other `/api/v1` path stays deny-by-default.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+/// The one admin path that also takes the JWT as `?token=…`: the chat
+/// page previews attachments with `<img src>`, which cannot send headers.
+pub const ATTACHMENT_PATH: &str = "/api/chat/get_attachment";
 
 /// `last_used_at` is written at most this often per key, so that a busy
 /// key does not turn every read into a database write.
@@ -66,11 +71,20 @@ async fn require_admin(
     if !protected {
         return next.run(request).await;
     }
-    let Some(header) = request.headers().get("authorization") else {
-        return Envelope::error_with_status(StatusCode::UNAUTHORIZED, "未授权").into_response();
+    let token = match request.headers().get("authorization") {
+        Some(header) => {
+            let token = header.to_str().unwrap_or_default();
+            token.strip_prefix("Bearer ").unwrap_or(token).to_owned()
+        }
+        None => match query_token(&request) {
+            Some(token) => token,
+            None => {
+                return Envelope::error_with_status(StatusCode::UNAUTHORIZED, "未授权")
+                    .into_response()
+            }
+        },
     };
-    let token = header.to_str().unwrap_or_default();
-    let token = token.strip_prefix("Bearer ").unwrap_or(token);
+    let token = token.as_str();
     let secret = state.configs.default_config().dashboard().jwt_secret;
     match jwt::verify(&secret, token, chrono::Utc::now().timestamp()) {
         Ok(username) => {
@@ -84,6 +98,18 @@ async fn require_admin(
             Envelope::error_with_status(StatusCode::UNAUTHORIZED, "Token 无效").into_response()
         }
     }
+}
+
+/// `?token=…`, on [`ATTACHMENT_PATH`] only.
+fn query_token(request: &Request) -> Option<String> {
+    if request.uri().path() != ATTACHMENT_PATH {
+        return None;
+    }
+    let Query(query) = Query::<HashMap<String, String>>::try_from_uri(request.uri()).ok()?;
+    query
+        .get("token")
+        .filter(|token| !token.is_empty())
+        .cloned()
 }
 
 async fn authenticate_key(

@@ -13,7 +13,7 @@ use crate::json::Envelope;
 const INDEX: &str = include_str!("../../assets/dashboard/index.html");
 
 /// The assets: name, content type, body.
-const ASSETS: [(&str, &str, &str); 3] = [
+const ASSETS: [(&str, &str, &str); 7] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
@@ -23,6 +23,26 @@ const ASSETS: [(&str, &str, &str); 3] = [
         "i18n.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/dashboard/i18n.js"),
+    ),
+    (
+        "markdown.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/dashboard/markdown.js"),
+    ),
+    (
+        "docs.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/dashboard/docs.js"),
+    ),
+    (
+        "providers.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/dashboard/providers.js"),
+    ),
+    (
+        "chat.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/dashboard/chat.js"),
     ),
     (
         "app.css",

@@ -3,12 +3,14 @@
 
 mod account;
 mod api_keys;
+mod chat;
 mod config_files;
 mod dashboard;
 mod login;
 mod open_api;
 mod openapi_doc;
 mod provider_check;
+mod providers;
 mod python;
 
 use axum::extract::DefaultBodyLimit;
@@ -22,7 +24,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::auth::authenticate;
-use crate::auth::middleware::OPENAPI_PATH;
+use crate::auth::middleware::{ATTACHMENT_PATH, OPENAPI_PATH};
 use crate::json::Envelope;
 use crate::state::AppState;
 
@@ -52,6 +54,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/apikey/create", post(api_keys::create_key))
         .route("/api/apikey/revoke", post(api_keys::revoke_key))
         .route("/api/apikey/delete", post(api_keys::delete_key))
+        .route("/api/chat/send", post(chat::send))
+        .route("/api/chat/sessions", get(chat::list_sessions))
+        .route("/api/chat/history", get(chat::history))
+        .route(
+            "/api/chat/post_file",
+            post(open_api::upload_file).layer(DefaultBodyLimit::disable()),
+        )
+        .route(ATTACHMENT_PATH, get(chat::get_attachment))
+        .route("/api/config/providers", get(providers::list_providers))
         .route("/api/config/abconfs", get(config_files::list_configs))
         .route("/api/config/abconf", get(config_files::get_config))
         .route(

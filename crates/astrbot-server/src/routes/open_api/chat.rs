@@ -29,21 +29,30 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const CONTENT_TYPES: [&str; 5] = ["plain", "image", "record", "file", "video"];
 
 pub async fn chat(State(state): State<AppState>, body: Bytes) -> Response {
-    match prepare(&state, object_body(&body)).await {
+    let payload = object_body(&body);
+    let username = match payload.get("username") {
+        None | Some(Value::Null) => {
+            return Envelope::error("Missing key: username").into_response()
+        }
+        Some(value) => to_str(value).trim().to_owned(),
+    };
+    if username.is_empty() {
+        return Envelope::error("username is empty").into_response();
+    }
+    match prepare(&state, username, payload).await {
         Ok(turn) => stream_response(&state, turn),
         Err(envelope) => envelope.into_response(),
     }
 }
 
-async fn prepare(state: &AppState, payload: Map<String, Value>) -> Result<ChatTurn, Envelope> {
-    let username = match payload.get("username") {
-        None | Some(Value::Null) => return Err(Envelope::error("Missing key: username")),
-        Some(value) => to_str(value).trim().to_owned(),
-    };
-    if username.is_empty() {
-        return Err(Envelope::error("username is empty"));
-    }
-
+/// Everything after the user name is known: the session (created or
+/// checked to be `username`'s), config routing, the message parts and the
+/// stored user turn. Shared with the dashboard's `POST /api/chat/send`.
+pub(crate) async fn prepare(
+    state: &AppState,
+    username: String,
+    payload: Map<String, Value>,
+) -> Result<ChatTurn, Envelope> {
     // `conversation_id` is an alias used only when `session_id` is absent.
     let raw_session = match payload.get("session_id") {
         Some(value) => Some(value),
@@ -265,7 +274,7 @@ async fn message_parts(
 }
 
 /// The SSE answer: `session_id` first, then the run's events, `end` last.
-fn stream_response(state: &AppState, turn: ChatTurn) -> Response {
+pub(crate) fn stream_response(state: &AppState, turn: ChatTurn) -> Response {
     let first = ChatEvent::SessionId {
         session_id: turn.session_id.clone(),
     };

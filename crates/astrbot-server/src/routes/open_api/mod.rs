@@ -1,10 +1,10 @@
 //! The six endpoints of AstrBot's developer API (`/api/v1/*`). The key and
 //! its scope were checked by the auth layer before any of these run.
 
-mod chat;
+pub(crate) mod chat;
 mod file;
 mod message;
-mod sessions;
+pub(crate) mod sessions;
 
 use axum::extract::State;
 use serde_json::{json, Value};

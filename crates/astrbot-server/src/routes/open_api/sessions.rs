@@ -1,4 +1,5 @@
-//! `GET /api/v1/chat/sessions`: one user's chat sessions, paginated.
+//! `GET /api/v1/chat/sessions`: one user's chat sessions, paginated. The
+//! dashboard's `GET /api/chat/sessions` shares [`sessions_page`].
 
 use std::collections::HashMap;
 
@@ -27,7 +28,16 @@ pub async fn list_sessions(
     if username.is_empty() {
         return Envelope::error("username is empty");
     }
+    sessions_page(&state, username, &query).await
+}
 
+/// The page of `username`'s sessions that `page`, `page_size` and
+/// `platform_id` in `query` select, newest first, in the v1 data shape.
+pub(crate) async fn sessions_page(
+    state: &AppState,
+    username: &str,
+    query: &HashMap<String, String>,
+) -> Envelope {
     let page = query.get("page").map_or(Some(1), |p| parse_int(p));
     let page_size = query.get("page_size").map_or(Some(20), |p| parse_int(p));
     let (Some(page), Some(page_size)) = (page, page_size) else {
