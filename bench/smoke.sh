@@ -60,6 +60,12 @@ run upstream --url "$FAST_URL" --concurrency 2 --messages 3 --timeout-secs 10
 run chat --url "$BASE_A" --key "$KEY_A" --concurrency 2 --messages 3 --timeout-secs 10
 run hold --url "$BASE_B" --key "$KEY_B" --streams 5 --rss-pid "$PID_B" --timeout-secs 10
 
+PORT_C=$("$LOADGEN" free-port)
+"$LOADGEN" ceiling --port "$PORT_C" >"$WORK/ceiling.out" 2>"$WORK/ceiling.err" &
+PIDS+=("$!")
+run wait --url "http://127.0.0.1:$PORT_C/api/v1/im/bots" --timeout-secs 10
+run json --url "http://127.0.0.1:$PORT_C/api/v1/im/bots" --concurrency 2 --duration-secs 1 --timeout-secs 10
+
 if [ "$failed" != 0 ]; then
     echo "bench smoke: FAILED" >&2
     for log_file in "$WORK"/server-*.log; do

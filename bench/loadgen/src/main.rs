@@ -12,6 +12,9 @@
 //!   sampling the server's RSS.
 //! * `wait`: polls a JSON endpoint until it answers; reports the time since
 //!   a given start instant (cold start).
+//! * `ceiling`: serves `GET /api/v1/im/bots` with the same JSON body as
+//!   astrbot-rs but no auth, a minimal axum route: the reference ceiling for
+//!   the JSON workload in `bench/compare.sh`.
 //! * `free-port`: prints a free port on 127.0.0.1 for the scripts.
 //!
 //! Every loop is bounded (duration, message count, stream count) and every
@@ -87,6 +90,11 @@ enum Mode {
         #[arg(long)]
         since_epoch: Option<f64>,
     },
+    /// Serves `GET /api/v1/im/bots` (no auth) on 127.0.0.1 until killed.
+    Ceiling {
+        #[arg(long)]
+        port: u16,
+    },
     /// Prints a currently free TCP port on 127.0.0.1.
     FreePort,
 }
@@ -161,6 +169,7 @@ async fn main() {
             common,
             since_epoch,
         } => run_wait(&common, since_epoch).await,
+        Mode::Ceiling { port } => run_ceiling(port).await,
         Mode::FreePort => match std::net::TcpListener::bind(("127.0.0.1", 0)) {
             Ok(listener) => {
                 println!("{}", listener.local_addr().map(|a| a.port()).unwrap_or(0));
@@ -593,6 +602,41 @@ async fn run_wait(common: &Common, since_epoch: Option<f64>) -> bool {
         json!({"mode": "wait", "ready_ms": null, "attempts": attempts})
     );
     true
+}
+
+// ---- ceiling ------------------------------------------------------------------
+
+/// The body astrbot-rs answers `GET /api/v1/im/bots` with when no bot runs.
+const CEILING_BODY: &str = r#"{"status":"ok","message":null,"data":{"bot_ids":[]}}"#;
+
+/// A minimal axum server with one JSON route and no auth; runs until killed.
+/// Returns true (failure) only when it cannot bind or serve.
+async fn run_ceiling(port: u16) -> bool {
+    let app = axum::Router::new().route(
+        "/api/v1/im/bots",
+        axum::routing::get(|| async {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                CEILING_BODY,
+            )
+        }),
+    );
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("cannot bind 127.0.0.1:{port}: {error}");
+            return true;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => println!("http://{addr}"),
+        Err(error) => eprintln!("no local address: {error}"),
+    }
+    if let Err(error) = axum::serve(listener, app).await {
+        eprintln!("ceiling server failed: {error}");
+        return true;
+    }
+    false
 }
 
 // ---- helpers --------------------------------------------------------------
