@@ -21,28 +21,7 @@ async fn send(app: &TestApp, token: &str, body: Value) -> SseStream {
         .send()
         .await
         .unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let raw = tokio::time::timeout(EXCHANGE_TIMEOUT, response.text())
-        .await
-        .expect("the stream ends")
-        .unwrap();
-    let events = if content_type.starts_with("text/event-stream") {
-        parse_sse(&raw)
-    } else {
-        vec![serde_json::from_str(&raw).unwrap()]
-    };
-    SseStream {
-        status,
-        content_type,
-        events,
-        raw,
-    }
+    read_stream(response).await
 }
 
 async fn upload(app: &TestApp, token: &str, name: &str, mime: &str, bytes: Vec<u8>) -> Value {

@@ -236,28 +236,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let raw = tokio::time::timeout(EXCHANGE_TIMEOUT, response.text())
-            .await
-            .expect("the stream ends")
-            .unwrap();
-        let events = if content_type.starts_with("text/event-stream") {
-            parse_sse(&raw)
-        } else {
-            vec![serde_json::from_str(&raw).unwrap()]
-        };
-        SseStream {
-            status,
-            content_type,
-            events,
-            raw,
-        }
+        read_stream(response).await
     }
 
     /// Uploads bytes as the multipart part `file`.
@@ -303,6 +282,33 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("timed out waiting for: {what}");
+    }
+}
+
+/// Reads a chat answer to its end: the SSE events, or the JSON envelope of
+/// an error answered before streaming.
+pub async fn read_stream(response: reqwest::Response) -> SseStream {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let raw = tokio::time::timeout(EXCHANGE_TIMEOUT, response.text())
+        .await
+        .expect("the stream ends")
+        .unwrap();
+    let events = if content_type.starts_with("text/event-stream") {
+        parse_sse(&raw)
+    } else {
+        vec![serde_json::from_str(&raw).unwrap()]
+    };
+    SseStream {
+        status,
+        content_type,
+        events,
+        raw,
     }
 }
 
