@@ -6,81 +6,17 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn } = require("node:child_process");
-const fs = require("node:fs");
-const net = require("node:net");
-const os = require("node:os");
-const path = require("node:path");
-const { chromium } = require("playwright-core");
+const harness = require("./harness");
 
-const REPO = path.resolve(__dirname, "../..");
-const SCREENSHOTS = path.join(REPO, "artifacts", "screenshots");
-const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
-// Flags that keep the browser off the network and quiet.
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const DEFAULT_PASSWORD = "astrbot";
 const NEW_PASSWORD = "e2e-new-password-1";
 
-let server = null;
-let serverLog = "";
 let context = null;
 let page = null;
 let base = "";
-const tempDirs = [];
-
-function tempDir(prefix) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.unref();
-    probe.on("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForServer(url, deadlineMs) {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    if (server.exitCode !== null) {
-      throw new Error(`the server exited with ${server.exitCode}:\n${serverLog}`);
-    }
-    try {
-      const response = await fetch(url);
-      if (response.ok) return;
-    } catch (error) {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`the server did not answer in time:\n${serverLog}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-function killServer() {
-  if (server && server.exitCode === null && server.signalCode === null) {
-    server.kill("SIGKILL");
-  }
-}
-process.on("exit", killServer);
 
 async function screenshot(name) {
-  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  await harness.screenshot(page, name);
 }
 
 /// Calls the developer API with a key, from Node (not the browser).
@@ -104,56 +40,13 @@ async function signIn(password) {
 }
 
 before(async () => {
-  const bin = process.env.ASTRBOT_BIN;
-  assert.ok(bin, "set ASTRBOT_BIN to the astrbot-rs binary (e.g. target/debug/astrbot-rs)");
-  const binary = path.resolve(bin);
-  assert.ok(fs.existsSync(binary), `ASTRBOT_BIN ${binary} does not exist; run cargo build -p astrbot-rs`);
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing; apt-get install chromium`);
-  fs.mkdirSync(SCREENSHOTS, { recursive: true });
-
-  const root = tempDir("astrbot-e2e-root-");
-  const port = await freePort();
-  fs.mkdirSync(path.join(root, "data"));
-  fs.writeFileSync(
-    path.join(root, "data", "cmd_config.json"),
-    JSON.stringify({
-      dashboard: { host: "127.0.0.1", port },
-      platform: [],
-      provider: [],
-      provider_sources: [],
-    }),
-  );
-  server = spawn(binary, ["--root", root, "serve", "--host", "127.0.0.1", "--port", String(port)], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: "warn", NO_COLOR: "1" },
-  });
-  server.stdout.on("data", (chunk) => { serverLog += chunk; });
-  server.stderr.on("data", (chunk) => { serverLog += chunk; });
-  base = `http://127.0.0.1:${port}`;
-  await waitForServer(`${base}/`, 30_000);
-
-  context = await chromium.launchPersistentContext(tempDir("astrbot-e2e-chromium-"), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    locale: "en-US",
-    viewport: { width: 1280, height: 860 },
-  });
-  context.setDefaultTimeout(15_000);
-  page = context.pages()[0] || (await context.newPage());
-  page.on("pageerror", (error) => { throw error; });
+  const binary = harness.serverBinary();
+  base = await harness.startServer(binary, { platform: [], provider: [], provider_sources: [] });
+  ({ context, page } = await harness.launchBrowser({ width: 1280, height: 860 }));
 });
 
 after(async () => {
-  if (context) await context.close().catch(() => {});
-  if (server && server.exitCode === null) {
-    const exited = new Promise((resolve) => server.once("exit", resolve));
-    server.kill("SIGTERM");
-    const timer = setTimeout(killServer, 5_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+  await harness.cleanUp(context);
 });
 
 test("the page and its assets are served with content types and caching", async () => {

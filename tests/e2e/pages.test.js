@@ -6,27 +6,12 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { spawn } = require("node:child_process");
 const fs = require("node:fs");
-const net = require("node:net");
-const os = require("node:os");
 const path = require("node:path");
-const { chromium } = require("playwright-core");
+const harness = require("./harness");
 
-const REPO = path.resolve(__dirname, "../..");
-const SCREENSHOTS = path.join(REPO, "artifacts", "screenshots");
-const CHROMIUM = process.env.CHROMIUM_BIN || "/usr/bin/chromium";
-const FAKE_BIN = process.env.FAKE_OPENAI_BIN || path.join(REPO, "target", "debug", "fake-openai");
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+const FAKE_BIN =
+  process.env.FAKE_OPENAI_BIN || path.join(harness.REPO, "target", "debug", "fake-openai");
 const MARKDOWN_ANSWER = 'Look: <img src=x onerror="window.__xss=1"> and **bold** text';
 // A 1x1 PNG.
 const PNG = Buffer.from(
@@ -34,66 +19,12 @@ const PNG = Buffer.from(
   "base64",
 );
 
-const children = [];
-let log = "";
 let context = null;
 let page = null;
 let base = "";
-const tempDirs = [];
-
-function tempDir(prefix) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.unref();
-    probe.on("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-function start(bin, args) {
-  const child = spawn(bin, args, {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: "warn", NO_COLOR: "1" },
-  });
-  child.stdout.on("data", (chunk) => { log += chunk; });
-  child.stderr.on("data", (chunk) => { log += chunk; });
-  children.push(child);
-  return child;
-}
-
-async function waitFor(child, url, deadlineMs) {
-  const deadline = Date.now() + deadlineMs;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${url}: exited with ${child.exitCode}:\n${log}`);
-    try {
-      await fetch(url);
-      return;
-    } catch (error) {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${url} did not answer in time:\n${log}`);
-    await new Promise((resolve) => setTimeout(resolve, 150));
-  }
-}
-
-function killAll() {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  }
-}
-process.on("exit", killAll);
 
 async function screenshot(name) {
-  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  await harness.screenshot(page, name);
 }
 
 async function jwt() {
@@ -101,55 +32,32 @@ async function jwt() {
 }
 
 before(async () => {
-  const bin = process.env.ASTRBOT_BIN;
-  assert.ok(bin, "set ASTRBOT_BIN to the astrbot-rs binary (e.g. target/debug/astrbot-rs)");
-  const binary = path.resolve(bin);
-  assert.ok(fs.existsSync(binary), `ASTRBOT_BIN ${binary} does not exist; run cargo build -p astrbot-rs`);
+  const binary = harness.serverBinary();
   assert.ok(fs.existsSync(FAKE_BIN), `${FAKE_BIN} does not exist; run cargo build -p fake-openai`);
-  assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing; apt-get install chromium`);
-  fs.mkdirSync(SCREENSHOTS, { recursive: true });
 
-  const echoPort = await freePort();
-  const echo = start(FAKE_BIN, ["--port", String(echoPort), "--token-ms", "40"]);
-  const mdPort = await freePort();
-  const md = start(FAKE_BIN, ["--port", String(mdPort), "--token-ms", "10", "--text", MARKDOWN_ANSWER]);
-  await waitFor(echo, `http://127.0.0.1:${echoPort}/`, 20_000);
-  await waitFor(md, `http://127.0.0.1:${mdPort}/`, 20_000);
+  const echoPort = await harness.freePort();
+  const echo = harness.start(FAKE_BIN, ["--port", String(echoPort), "--token-ms", "40"]);
+  const mdPort = await harness.freePort();
+  const md = harness.start(FAKE_BIN, [
+    "--port", String(mdPort), "--token-ms", "10", "--text", MARKDOWN_ANSWER,
+  ]);
+  await harness.waitFor(echo, `http://127.0.0.1:${echoPort}/`, 20_000);
+  await harness.waitFor(md, `http://127.0.0.1:${mdPort}/`, 20_000);
 
-  const root = tempDir("astrbot-e2e-pages-");
-  const port = await freePort();
-  fs.mkdirSync(path.join(root, "data"));
   const source = (id, fakePort) => ({
     id, type: "openai_chat_completion", provider_type: "chat_completion", enable: true,
     key: ["sk-test"], api_base: `http://127.0.0.1:${fakePort}/v1`, timeout: 30,
   });
-  fs.writeFileSync(
-    path.join(root, "data", "cmd_config.json"),
-    JSON.stringify({
-      dashboard: { host: "127.0.0.1", port },
-      platform: [],
-      provider_sources: [source("src", echoPort), source("src-md", mdPort)],
-      provider: [
-        { id: "fake", provider_source_id: "src", model: "fake-model", enable: true },
-        { id: "fake-md", provider_source_id: "src-md", model: "fake-model", enable: true },
-      ],
-      provider_settings: { default_provider_id: "fake" },
-    }),
-  );
-  const server = start(binary, ["--root", root, "serve", "--host", "127.0.0.1", "--port", String(port)]);
-  base = `http://127.0.0.1:${port}`;
-  await waitFor(server, `${base}/`, 30_000);
-
-  context = await chromium.launchPersistentContext(tempDir("astrbot-e2e-chromium-"), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    locale: "en-US",
-    viewport: { width: 1280, height: 900 },
+  base = await harness.startServer(binary, {
+    platform: [],
+    provider_sources: [source("src", echoPort), source("src-md", mdPort)],
+    provider: [
+      { id: "fake", provider_source_id: "src", model: "fake-model", enable: true },
+      { id: "fake-md", provider_source_id: "src-md", model: "fake-model", enable: true },
+    ],
+    provider_settings: { default_provider_id: "fake" },
   });
-  context.setDefaultTimeout(15_000);
-  page = context.pages()[0] || (await context.newPage());
-  page.on("pageerror", (error) => { throw error; });
+  ({ context, page } = await harness.launchBrowser({ width: 1280, height: 900 }));
 
   await page.goto(`${base}/#/login`);
   await page.fill("#login-username", "astrbot");
@@ -159,17 +67,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (context) await context.close().catch(() => {});
-  for (const child of children) {
-    if (child.exitCode === null) {
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
-  }
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+  await harness.cleanUp(context);
 });
 
 test("the API docs page renders the OpenAPI document and 'try it' works with a key", async () => {
@@ -286,7 +184,7 @@ test("chat: model output is rendered as safe Markdown", async () => {
 test("chat: an attached image is previewed, uploaded and sent as an image part", async () => {
   await page.click("#chat-new");
   await page.selectOption("#chat-provider", "fake");
-  const file = path.join(tempDir("astrbot-e2e-png-"), "dot.png");
+  const file = path.join(harness.tempDir("astrbot-e2e-png-"), "dot.png");
   fs.writeFileSync(file, PNG);
   await page.setInputFiles("#chat-file", file);
   await page.waitForSelector("#chat-thumbs .thumb.uploaded img");
