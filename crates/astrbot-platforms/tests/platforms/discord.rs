@@ -1,29 +1,19 @@
 //! The discord adapter end to end against a fake gateway and REST API on
 //! 127.0.0.1.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use astrbot_core::MessageType;
 use astrbot_platforms::discord::{DiscordAdapter, DiscordConfig};
 use astrbot_platforms::{
-    InboundMessage, Media, MessagePart, OutboundChain, OutboundPart, PlatformAdapter,
-    PlatformConfig, PlatformError, PlatformRegistry, SessionTarget,
+    Media, MessagePart, OutboundChain, OutboundPart, PlatformAdapter, PlatformConfig,
+    PlatformError, PlatformRegistry, SessionTarget,
 };
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 use crate::eventually;
 use crate::fake_discord::{guild_message, FakeGateway, FakeRest, BOT_ID, TOKEN};
-use crate::fake_onebot::WAIT;
-
-struct Running {
-    adapter: Arc<DiscordAdapter>,
-    inbound: mpsc::Receiver<InboundMessage>,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<Result<(), PlatformError>>,
-}
+use crate::running::{run, Running};
 
 fn config(rest: &FakeRest, gateway: Option<&FakeGateway>) -> DiscordConfig {
     let mut config = DiscordConfig::new(TOKEN);
@@ -33,33 +23,8 @@ fn config(rest: &FakeRest, gateway: Option<&FakeGateway>) -> DiscordConfig {
     config
 }
 
-fn start(config: DiscordConfig) -> Running {
-    let adapter = Arc::new(DiscordAdapter::new("dc", config).unwrap());
-    let (sender, inbound) = mpsc::channel(16);
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(adapter.clone().run(sender, shutdown));
-    Running {
-        adapter,
-        inbound,
-        stop,
-        task,
-    }
-}
-
-impl Running {
-    async fn next_inbound(&mut self) -> InboundMessage {
-        tokio::time::timeout(WAIT, self.inbound.recv())
-            .await
-            .expect("no inbound message within the wait")
-            .expect("inbound channel closed")
-    }
-
-    async fn result(self) -> Result<(), PlatformError> {
-        tokio::time::timeout(WAIT, self.task)
-            .await
-            .unwrap()
-            .unwrap()
-    }
+fn start(config: DiscordConfig) -> Running<DiscordAdapter> {
+    run(DiscordAdapter::new("dc", config).unwrap())
 }
 
 #[tokio::test]

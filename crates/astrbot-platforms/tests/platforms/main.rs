@@ -1,5 +1,5 @@
-//! Integration tests: the real OneBot adapter against a fake OneBot
-//! implementation over 127.0.0.1, and the manager's supervision.
+//! Integration tests: each real adapter against a local fake of its
+//! service over 127.0.0.1, and the manager's supervision.
 
 mod discord;
 mod fake_discord;
@@ -7,6 +7,7 @@ mod fake_onebot;
 mod fake_telegram;
 mod manager;
 mod onebot;
+mod running;
 mod slack;
 mod telegram;
 

@@ -6,8 +6,7 @@ use std::time::Duration;
 use astrbot_core::MessageType;
 use astrbot_platforms::onebot::{AiocqhttpAdapter, AiocqhttpConfig};
 use astrbot_platforms::{
-    InboundMessage, MessagePart, OutboundChain, OutboundPart, PlatformAdapter, PlatformError,
-    SessionTarget,
+    MessagePart, OutboundChain, OutboundPart, PlatformAdapter, PlatformError, SessionTarget,
 };
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -15,38 +14,18 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{Error, Message};
 
 use crate::fake_onebot::{free_port, group_event, Auth, FakeOneBot, WAIT};
+use crate::running::{run, Running};
 
-struct Running {
-    adapter: Arc<AiocqhttpAdapter>,
-    inbound: mpsc::Receiver<InboundMessage>,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<Result<(), PlatformError>>,
-    port: u16,
-}
-
-fn start(configure: impl FnOnce(&mut AiocqhttpConfig)) -> Running {
-    let port = free_port();
-    let mut config = AiocqhttpConfig::new("127.0.0.1", port);
+fn start(configure: impl FnOnce(&mut AiocqhttpConfig)) -> Running<AiocqhttpAdapter> {
+    let mut config = AiocqhttpConfig::new("127.0.0.1", free_port());
     configure(&mut config);
-    let adapter = Arc::new(AiocqhttpAdapter::new("qq", config));
-    let (sender, inbound) = mpsc::channel(16);
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(adapter.clone().run(sender, shutdown));
-    Running {
-        adapter,
-        inbound,
-        stop,
-        task,
-        port,
-    }
+    run(AiocqhttpAdapter::new("qq", config))
 }
 
-impl Running {
-    async fn next_inbound(&mut self) -> InboundMessage {
-        tokio::time::timeout(WAIT, self.inbound.recv())
-            .await
-            .expect("no inbound message within the wait")
-            .expect("inbound channel closed")
+impl Running<AiocqhttpAdapter> {
+    /// The reverse-WebSocket port the adapter listens on.
+    fn port(&self) -> u16 {
+        self.adapter.config().port
     }
 
     /// Sends in the background so the test can play the fake meanwhile.
@@ -59,22 +38,12 @@ impl Running {
         let target = SessionTarget::new(MessageType::Group, group);
         tokio::spawn(async move { adapter.send(&target, chain).await })
     }
-
-    async fn stop(self) {
-        self.stop.send_replace(true);
-        let result = tokio::time::timeout(WAIT, self.task)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(result, Ok(()));
-        assert!(!self.adapter.status().running);
-    }
 }
 
 #[tokio::test]
 async fn group_message_in_and_reply_out() {
     let mut bot = start(|_| {});
-    let mut fake = FakeOneBot::connect(bot.port, Auth::None, "10")
+    let mut fake = FakeOneBot::connect(bot.port(), Auth::None, "10")
         .await
         .unwrap();
     fake.send_lifecycle(10).await;
@@ -169,7 +138,7 @@ async fn failed_retcode_timeout_and_no_connection_are_clear_errors() {
         "not connected: no OneBot implementation is connected"
     );
 
-    let mut fake = FakeOneBot::connect(bot.port, Auth::None, "10")
+    let mut fake = FakeOneBot::connect(bot.port(), Auth::None, "10")
         .await
         .unwrap();
     // Events are read only after the link is registered, so once one
@@ -203,7 +172,7 @@ async fn failed_retcode_timeout_and_no_connection_are_clear_errors() {
 #[tokio::test]
 async fn wrong_token_is_refused_and_reported() {
     let bot = start(|config| config.token = Some("s3cret".into()));
-    let refused = FakeOneBot::connect(bot.port, Auth::Bearer("guess"), "10").await;
+    let refused = FakeOneBot::connect(bot.port(), Auth::Bearer("guess"), "10").await;
     match refused {
         Err(Error::Http(response)) => assert_eq!(response.status(), 401),
         Err(other) => panic!("expected HTTP 401, got {other}"),
@@ -213,7 +182,7 @@ async fn wrong_token_is_refused_and_reported() {
     assert!(last_error.contains("wrong access token"), "{last_error}");
     assert!(last_error.contains("127.0.0.1"), "{last_error}");
 
-    let missing = FakeOneBot::connect(bot.port, Auth::None, "10").await;
+    let missing = FakeOneBot::connect(bot.port(), Auth::None, "10").await;
     assert!(matches!(missing, Err(Error::Http(ref r)) if r.status() == 401));
     assert!(bot
         .adapter
@@ -223,7 +192,7 @@ async fn wrong_token_is_refused_and_reported() {
         .contains("missing access token"));
 
     // The right token, in the query this time, is let in and clears it.
-    let fake = FakeOneBot::connect(bot.port, Auth::Query("s3cret"), "10")
+    let fake = FakeOneBot::connect(bot.port(), Auth::Query("s3cret"), "10")
         .await
         .unwrap();
     crate::eventually(|| bot.adapter.status().last_error.is_none()).await;
@@ -234,14 +203,14 @@ async fn wrong_token_is_refused_and_reported() {
 #[tokio::test]
 async fn reconnection_is_survived_and_sends_use_the_new_link() {
     let mut bot = start(|config| config.token = Some("t".into()));
-    let mut first = FakeOneBot::connect(bot.port, Auth::Bearer("t"), "10")
+    let mut first = FakeOneBot::connect(bot.port(), Auth::Bearer("t"), "10")
         .await
         .unwrap();
     first.send_event(group_event(10, 500, 7, "one")).await;
     assert_eq!(bot.next_inbound().await.plain_text(), "one");
     first.close().await;
 
-    let mut second = FakeOneBot::connect(bot.port, Auth::Bearer("t"), "10")
+    let mut second = FakeOneBot::connect(bot.port(), Auth::Bearer("t"), "10")
         .await
         .unwrap();
     second.send_event(group_event(10, 500, 7, "two")).await;

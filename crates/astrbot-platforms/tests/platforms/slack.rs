@@ -10,58 +10,23 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use astrbot_core::MessageType;
 use astrbot_platforms::slack::{SlackAdapter, SlackConfig};
 use astrbot_platforms::{
-    InboundMessage, Media, MessagePart, OutboundChain, OutboundPart, PlatformAdapter,
-    PlatformConfig, PlatformError, PlatformRegistry, SessionTarget,
+    Media, MessagePart, OutboundChain, OutboundPart, PlatformAdapter, PlatformConfig,
+    PlatformError, PlatformRegistry, SessionTarget,
 };
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
+use crate::running::{run, Running};
 use fake::{FakeSlack, WAIT};
 
 const BOT_TOKEN: &str = "xoxb-test-token";
 const APP_TOKEN: &str = "xapp-test-token";
 const SECRET: &str = "signing-secret";
 
-struct Running {
-    adapter: Arc<SlackAdapter>,
-    inbound: mpsc::Receiver<InboundMessage>,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<Result<(), PlatformError>>,
-}
-
-fn start(config: SlackConfig) -> Running {
-    let adapter = Arc::new(SlackAdapter::new("slack", config).unwrap());
-    let (sender, inbound) = mpsc::channel(16);
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(adapter.clone().run(sender, shutdown));
-    Running {
-        adapter,
-        inbound,
-        stop,
-        task,
-    }
-}
-
-impl Running {
-    async fn next_inbound(&mut self) -> InboundMessage {
-        tokio::time::timeout(WAIT, self.inbound.recv())
-            .await
-            .expect("no inbound message within the wait")
-            .expect("inbound channel closed")
-    }
-
-    async fn stop(self) {
-        self.stop.send_replace(true);
-        let result = tokio::time::timeout(WAIT, self.task)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(result, Ok(()));
-        assert!(!self.adapter.status().running);
-    }
+fn start(config: SlackConfig) -> Running<SlackAdapter> {
+    run(SlackAdapter::new("slack", config).unwrap())
 }
 
 fn free_port() -> u16 {

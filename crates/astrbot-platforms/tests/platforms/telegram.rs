@@ -3,22 +3,21 @@
 //! offset/timeout long polling, getFile, sendMessage, multipart sendPhoto
 //! and sendDocument, editMessageText) and against its own webhook server.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use astrbot_core::MessageType;
 use astrbot_platforms::telegram::{TelegramAdapter, TelegramConfig, TelegramMode};
 use astrbot_platforms::{
-    Backoff, InboundMessage, Media, MessagePart, OutboundChain, OutboundPart, PlatformAdapter,
-    PlatformError, PlatformManager, PlatformRegistry, SessionTarget,
+    Backoff, Media, MessagePart, OutboundChain, OutboundPart, PlatformAdapter, PlatformError,
+    PlatformManager, PlatformRegistry, SessionTarget,
 };
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 
 use crate::eventually;
 use crate::fake_onebot::{free_port, WAIT};
 use crate::fake_telegram::FakeTelegram;
+use crate::running::{run, Running};
 
 const TOKEN: &str = "123456:TEST-token_value";
 
@@ -31,43 +30,8 @@ fn config(fake: &FakeTelegram, token: &str) -> TelegramConfig {
     }
 }
 
-struct Running {
-    adapter: Arc<TelegramAdapter>,
-    inbound: mpsc::Receiver<InboundMessage>,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<Result<(), PlatformError>>,
-}
-
-fn start(config: TelegramConfig) -> Running {
-    let adapter = Arc::new(TelegramAdapter::new("tg", config).unwrap());
-    let (sender, inbound) = mpsc::channel(16);
-    let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(adapter.clone().run(sender, shutdown));
-    Running {
-        adapter,
-        inbound,
-        stop,
-        task,
-    }
-}
-
-impl Running {
-    async fn next_inbound(&mut self) -> InboundMessage {
-        tokio::time::timeout(WAIT, self.inbound.recv())
-            .await
-            .expect("no inbound message within the wait")
-            .expect("inbound channel closed")
-    }
-
-    async fn stop(self) {
-        self.stop.send_replace(true);
-        let result = tokio::time::timeout(WAIT, self.task)
-            .await
-            .expect("run did not stop in time")
-            .unwrap();
-        assert_eq!(result, Ok(()));
-        assert!(!self.adapter.status().running);
-    }
+fn start(config: TelegramConfig) -> Running<TelegramAdapter> {
+    run(TelegramAdapter::new("tg", config).unwrap())
 }
 
 fn group_message(message_id: i64, text: &str) -> Value {
