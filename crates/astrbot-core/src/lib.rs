@@ -11,5 +11,5 @@ pub use provider::{
     ChatMessage, ChatProvider, ChatRequest, ChatResponse, ChatStream, ContentPart, MessageContent,
     ProviderError, StreamChunk, TokenUsage,
 };
-pub use store::{Store, StoreError, StoreResult};
+pub use store::{ChangeStamp, Store, StoreError, StoreResult};
 pub use umo::{MessageType, Umo, UmoError};

@@ -125,10 +125,24 @@ pub struct ConversationRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A snapshot of how far the database has been written. Two equal stamps
+/// taken at different times mean that no commit happened in between, by
+/// this process or any other, so anything read after the first is still
+/// current. Lets callers cache hot reads without missing a change made
+/// elsewhere (for example a key revoked with the CLI while the server runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeStamp(pub [u8; 96]);
+
 /// The persistence interface of astrbot-rs. Every method is one short
 /// transaction; implementations must be safe to share between tasks.
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// The current [`ChangeStamp`], read without a query; `None` when this
+    /// store cannot tell, and then callers must not cache.
+    fn change_stamp(&self) -> Option<ChangeStamp> {
+        None
+    }
+
     // API keys.
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKeyRecord>;
     /// All keys, newest first, revoked and expired ones included.

@@ -79,6 +79,7 @@ impl Server {
             chat,
             platforms,
             started_at,
+            verified_keys: Default::default(),
         });
         Ok(Server { state, listener })
     }

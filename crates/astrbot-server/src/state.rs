@@ -9,6 +9,7 @@ use astrbot_core::{Store, StoreResult};
 use astrbot_platforms::PlatformManager;
 
 use crate::auth::api_key;
+use crate::auth::key_cache::VerifiedKeys;
 use crate::chat::ChatService;
 use crate::config::ConfigRegistry;
 use crate::paths::DataRoot;
@@ -26,6 +27,8 @@ pub struct App {
     /// The running chat-platform bots.
     pub platforms: Arc<PlatformManager>,
     pub started_at: Instant,
+    /// Keys that verified, valid until the database changes.
+    pub verified_keys: VerifiedKeys,
 }
 
 impl AppState {
@@ -49,17 +52,33 @@ impl App {
     /// AstrBot database only have the PBKDF2 hash; while any such key
     /// exists, a miss falls back to PBKDF2 once and records the SHA-256 so
     /// that later requests take the fast path.
+    ///
+    /// A key that verified is answered from memory until the next commit
+    /// to the database (see [`VerifiedKeys`]).
     pub async fn find_active_key(&self, key: &str) -> StoreResult<Option<ApiKeyRecord>> {
         if !api_key::is_well_formed(key) {
             return Ok(None);
         }
         let now = astrbot_core::time::now();
         let lookup = api_key::lookup_hash(key);
+
+        // Taken before the read, so a commit racing with it makes the
+        // entry stale rather than hiding the change.
+        let stamp = self.store.change_stamp();
+        if let Some(stamp) = stamp {
+            if let Some(record) = self.verified_keys.get(&lookup, stamp, now) {
+                return Ok(Some(record));
+            }
+        }
+
         if let Some(record) = self
             .store
             .find_active_api_key_by_lookup(&lookup, now)
             .await?
         {
+            if let Some(stamp) = stamp {
+                self.verified_keys.insert(lookup, stamp, record.clone());
+            }
             return Ok(Some(record));
         }
         if self.store.count_api_keys_without_lookup().await? == 0 {

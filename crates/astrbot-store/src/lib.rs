@@ -7,6 +7,7 @@
 
 mod api_keys;
 mod attachments;
+mod change_stamp;
 mod codec;
 mod conversations;
 mod history;
@@ -16,18 +17,21 @@ mod sessions;
 mod tests;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use astrbot_core::store::{
     ApiKeyRecord, AttachmentRecord, ConversationRecord, HistoryRecord, NewApiKey, NewHistory,
     SessionPage, SessionRecord,
 };
-use astrbot_core::{Store, StoreError, StoreResult};
+use astrbot_core::{ChangeStamp, Store, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+
+use change_stamp::WalIndexWatch;
 
 /// Reading connections: WAL lets readers run beside the one writer.
 const READ_CONNECTIONS: u32 = 4;
@@ -50,6 +54,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    wal_index: Arc<WalIndexWatch>,
 }
 
 impl SqliteStore {
@@ -82,7 +87,14 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(opening)?;
-        Ok(SqliteStore { reader, writer })
+        // The `-shm` file exists once the connections above are open in
+        // WAL mode.
+        let wal_index = Arc::new(WalIndexWatch::new(path));
+        Ok(SqliteStore {
+            reader,
+            writer,
+            wal_index,
+        })
     }
 
     /// Closes every pooled connection, checkpointing the WAL. Optional: the
@@ -95,6 +107,10 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn change_stamp(&self) -> Option<ChangeStamp> {
+        self.wal_index.stamp()
+    }
+
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKeyRecord> {
         api_keys::create(&self.writer, key).await
     }

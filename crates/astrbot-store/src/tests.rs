@@ -912,3 +912,53 @@ async fn opens_a_database_that_astrbot_created() {
     store.create_api_key(new_key("new", None)).await.unwrap();
     assert_eq!(store.list_api_keys().await.unwrap().len(), 2);
 }
+
+// ---- change stamps ----------------------------------------------------------
+
+#[tokio::test]
+async fn change_stamp_holds_still_without_writes_and_moves_on_every_commit() {
+    let db = TempDb::new();
+    let server = db.open().await;
+    server.create_api_key(new_key("a", None)).await.unwrap();
+
+    let before = server.change_stamp().expect("a WAL database has a stamp");
+    server.list_api_keys().await.unwrap();
+    server
+        .find_active_api_key_by_lookup("sha-a", Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(server.change_stamp(), Some(before), "reads change nothing");
+
+    // Another store on the same file stands for another process (the CLI):
+    // its commit reaches this store through the shared WAL index.
+    let cli = db.open().await;
+    assert!(cli.revoke_api_key("a", Utc::now()).await.unwrap());
+    let after_revoke = server.change_stamp().expect("still readable");
+    assert_ne!(after_revoke, before, "another connection's commit shows");
+
+    server.touch_api_key("a", Utc::now()).await.unwrap();
+    let after_touch = server.change_stamp().expect("still readable");
+    assert_ne!(after_touch, after_revoke, "this store's own commit shows");
+}
+
+#[tokio::test]
+async fn change_stamp_recovers_when_the_wal_index_is_recreated() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    assert!(store.change_stamp().is_some());
+
+    // What SQLite does when the last connection closes: the file goes, a
+    // later connection makes a new one.
+    let shm = db.dir.join("data_v4.db-shm");
+    std::fs::remove_file(&shm).unwrap();
+    std::fs::write(&shm, [0u8; 8]).unwrap();
+    assert_eq!(
+        store.change_stamp(),
+        None,
+        "an unlinked file is not trusted"
+    );
+    assert_eq!(store.change_stamp(), None, "a short header is not trusted");
+
+    std::fs::write(&shm, [7u8; 128]).unwrap();
+    assert!(store.change_stamp().is_some(), "the new file is followed");
+}

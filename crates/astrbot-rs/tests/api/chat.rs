@@ -680,3 +680,34 @@ async fn a_wildcard_user_name_binds_only_its_own_session() {
     );
     assert_eq!(starry.types().last().unwrap(), "end");
 }
+
+#[tokio::test]
+async fn chats_share_one_http2_connection_when_the_client_speaks_it() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+
+    let chats = (0..3).map(|n| {
+        let request = client
+            .post(app.url("/api/v1/chat"))
+            .header("X-API-Key", &key)
+            .json(&json!({"message": format!("over h2 {n}"), "username": "h2"}))
+            .send();
+        async move {
+            let response = request.await.unwrap();
+            assert_eq!(response.version(), reqwest::Version::HTTP_2);
+            read_stream(response).await
+        }
+    });
+    let answers = futures::future::join_all(chats).await;
+
+    for (n, answer) in answers.iter().enumerate() {
+        assert_eq!(answer.status, 200);
+        assert!(answer.content_type.starts_with("text/event-stream"));
+        assert_eq!(answer.text(), format!("Echo: over h2 {n}"));
+        assert_eq!(answer.types().last().unwrap(), "end");
+    }
+}

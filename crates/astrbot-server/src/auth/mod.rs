@@ -3,6 +3,7 @@
 
 pub mod api_key;
 pub mod jwt;
+pub mod key_cache;
 pub mod middleware;
 pub mod password;
 

@@ -2,28 +2,21 @@
 //! the session exists and belongs to the caller's user, applies config
 //! routing, stores the user turn and answers with the SSE stream.
 
-use std::convert::Infallible;
-use std::time::Duration;
-
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::{stream, Stream, StreamExt};
+use futures::{stream, StreamExt};
 use serde_json::{json, Map, Value};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::sse;
 use crate::chat::{ChatEvent, ChatTurn, UserPart};
 use crate::config::{escape_glob, DEFAULT_CONFIG_ID};
-use crate::json::{to_python_json, Envelope};
+use crate::json::Envelope;
 use crate::routes::python::{object_body, to_str, truthy};
 use crate::state::AppState;
 use astrbot_core::store::NewHistory;
 use astrbot_core::{StoreError, Umo};
-
-/// A comment line is sent after this much silence so that proxies and
-/// clients do not time the stream out while the model thinks.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Part types that carry content (a reply alone does not).
 const CONTENT_TYPES: [&str; 5] = ["plain", "image", "record", "file", "video"];
@@ -279,23 +272,7 @@ pub(crate) fn stream_response(state: &AppState, turn: ChatTurn) -> Response {
         session_id: turn.session_id.clone(),
     };
     let events = ReceiverStream::new(state.chat.start(turn));
-    let body = stream::once(async move { first }).chain(events).map(to_sse);
-    sse(body)
-}
-
-fn sse(body: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
-    let mut response = Sse::new(body)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response();
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-cache"),
-    );
-    response
-}
-
-fn to_sse(event: ChatEvent) -> Result<Event, Infallible> {
-    Ok(Event::default().data(to_python_json(&event.to_json())))
+    sse::response(stream::once(async move { first }).chain(events))
 }
 
 fn string_field(payload: &Map<String, Value>, key: &str) -> Option<String> {

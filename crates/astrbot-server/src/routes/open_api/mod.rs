@@ -5,6 +5,7 @@ pub(crate) mod chat;
 mod file;
 mod message;
 pub(crate) mod sessions;
+mod sse;
 
 use axum::extract::State;
 use serde_json::{json, Value};

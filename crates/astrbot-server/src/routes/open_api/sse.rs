@@ -1,0 +1,205 @@
+//! The chat answer as a Server-Sent Events body: `data: {json}` blocks in
+//! AstrBot's format, and a `:` comment after 15 s of silence so that
+//! proxies keep the connection open.
+//!
+//! Events that are already waiting when the body is polled go out together
+//! in one chunk. A fast provider produces tokens faster than the socket is
+//! written, and one write per batch instead of one per event is most of the
+//! server's CPU saving at high concurrency. Nothing waits to fill a batch:
+//! an event that arrives alone is sent alone, at once.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::{FutureExt, Stream, StreamExt};
+
+use crate::chat::ChatEvent;
+use crate::json::to_python_json;
+
+/// Silence after which a keep-alive comment is sent.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// At most this many events go into one chunk.
+const MAX_EVENTS_PER_CHUNK: usize = 64;
+
+/// How long a text delta after the first waits for more events to share
+/// its chunk. Fast providers send tokens far apart in CPU terms but close
+/// in human terms; gathering them costs the reader at most this much.
+const GATHER_WINDOW: Duration = Duration::from_millis(2);
+
+const KEEP_ALIVE_COMMENT: &[u8] = b":\n\n";
+
+/// A `text/event-stream` response carrying `events` to their end.
+pub(crate) fn response(events: impl Stream<Item = ChatEvent> + Send + 'static) -> Response {
+    let state = Batcher {
+        events: Box::pin(events.fuse()),
+        text_started: false,
+    };
+    let body = futures::stream::unfold(state, |mut state| async move {
+        let chunk = state.next_chunk().await?;
+        Some((Ok::<_, Infallible>(chunk), state))
+    });
+
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Turns the events into body chunks.
+struct Batcher<S> {
+    events: S,
+    /// Whether a streamed text delta has gone out yet.
+    text_started: bool,
+}
+
+impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
+    /// The next chunk: a keep-alive comment after [`KEEP_ALIVE`] of
+    /// silence, or the next event and those that follow it closely;
+    /// `None` at the end.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        let first = match tokio::time::timeout(KEEP_ALIVE, self.events.next()).await {
+            Err(_silence) => return Some(Bytes::from_static(KEEP_ALIVE_COMMENT)),
+            Ok(event) => event?,
+        };
+
+        // The first delta goes out at once: it is the latency users see.
+        // Later deltas wait a moment for the ones behind them.
+        let is_delta = matches!(
+            first,
+            ChatEvent::Plain {
+                streaming: true,
+                ..
+            }
+        );
+        let window = (is_delta && self.text_started).then(|| Instant::now() + GATHER_WINDOW);
+        self.text_started |= is_delta;
+
+        let mut chunk = Vec::with_capacity(256);
+        write_event(&mut chunk, &first);
+        for _ in 1..MAX_EVENTS_PER_CHUNK {
+            let next = match self.events.next().now_or_never() {
+                Some(next) => next,
+                None => match window {
+                    Some(deadline) => {
+                        match tokio::time::timeout_at(deadline, self.events.next()).await {
+                            Ok(next) => next,
+                            Err(_elapsed) => break,
+                        }
+                    }
+                    None => break,
+                },
+            };
+            // `None`: the end, seen again on the next poll.
+            let Some(event) = next else { break };
+            write_event(&mut chunk, &event);
+        }
+        Some(Bytes::from(chunk))
+    }
+}
+
+/// One event: its JSON on a single `data:` line, then a blank line. The
+/// JSON is compact, so it never contains a newline.
+fn write_event(chunk: &mut Vec<u8>, event: &ChatEvent) {
+    chunk.extend_from_slice(b"data: ");
+    chunk.extend_from_slice(to_python_json(&event.to_json()).as_bytes());
+    chunk.extend_from_slice(b"\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_chunks(events: Vec<ChatEvent>) -> Vec<String> {
+        let response = response(futures::stream::iter(events));
+        let mut body = response.into_body().into_data_stream();
+        let mut chunks = Vec::new();
+        while let Some(chunk) = body.next().await {
+            chunks.push(String::from_utf8(chunk.unwrap().to_vec()).unwrap());
+        }
+        chunks
+    }
+
+    fn session(id: &str) -> ChatEvent {
+        ChatEvent::SessionId {
+            session_id: id.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn waiting_events_share_one_chunk_in_order() {
+        let chunks = body_chunks(vec![session("a"), session("b")]).await;
+
+        assert_eq!(chunks.len(), 1);
+        let blocks: Vec<&str> = chunks[0].split_terminator("\n\n").collect();
+        assert_eq!(blocks.len(), 2);
+        assert!(blocks[0].starts_with("data: {") && blocks[0].contains("\"a\""));
+        assert!(blocks[1].starts_with("data: {") && blocks[1].contains("\"b\""));
+    }
+
+    fn delta(text: &str) -> ChatEvent {
+        ChatEvent::Plain {
+            text: text.into(),
+            streaming: true,
+            chain_type: None,
+            message_id: "m".into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_delta_goes_alone_and_later_ones_gather_briefly() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        let response = response(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        let mut body = response.into_body().into_data_stream();
+
+        sender.send(delta("one")).await.unwrap();
+        let first = body.next().await.unwrap().unwrap();
+        assert_eq!(String::from_utf8_lossy(&first).matches("data: ").count(), 1);
+
+        tokio::spawn(async move {
+            sender.send(delta("two")).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            sender.send(delta("three")).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            sender.send(delta("four")).await.unwrap();
+        });
+        let gathered = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+        assert!(
+            gathered.contains("two") && gathered.contains("three"),
+            "{gathered}"
+        );
+        assert!(
+            !gathered.contains("four"),
+            "the window is short: {gathered}"
+        );
+        let last = body.next().await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&last).contains("four"));
+        assert!(body.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_gets_a_comment_and_a_late_event_still_arrives() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        let response = response(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        let mut body = response.into_body().into_data_stream();
+
+        let comment = body.next().await.unwrap().unwrap();
+        assert_eq!(&comment[..], KEEP_ALIVE_COMMENT);
+
+        sender.send(session("late")).await.unwrap();
+        drop(sender);
+        let event = body.next().await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&event).contains("late"));
+        assert!(body.next().await.is_none(), "the body ends with the events");
+    }
+}
