@@ -130,13 +130,28 @@ pub fn grants(scopes: Option<&[String]>, scope: &str) -> bool {
     }
 }
 
+/// Lower-case hex; runs on every API request, so one allocation only.
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookup_hash_is_the_lower_case_hex_sha256() {
+        assert_eq!(
+            lookup_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn generated_keys_have_astrbot_shape() {

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# bench/profile.sh json|chat [SECONDS]: where astrbot-rs spends its CPU under
+# one workload, with `perf`.
+#
+# Starts a fake provider (instant, 50 tokens) and a release astrbot-rs on a
+# temp root, drives it with loadgen (json: GET /api/v1/im/bots at 64
+# clients; chat: streamed chat at 128 clients), records the server with
+# `perf record -g` for SECONDS (default 5) and prints the top of the report,
+# by shared object and by symbol (self and children), plus the CPU seconds
+# the server, the fake and loadgen used. The raw profile is kept as
+# perf.data in the current folder for `perf report`. Needs `perf` (Debian:
+# linux-perf) and permission to profile your own processes.
+set -euo pipefail
+export LC_ALL=C
+HERE=$(pwd)
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+WORKLOAD=${1:-}
+SECS=${2:-5}
+case "$WORKLOAD" in
+    json | chat) ;;
+    *) echo "usage: bench/profile.sh json|chat [SECONDS]" >&2; exit 2 ;;
+esac
+command -v perf >/dev/null || { echo "perf is not installed (Debian: apt-get install linux-perf)" >&2; exit 1; }
+
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+
+log "building release binaries"
+cargo build --release -p astrbot-rs -p fake-openai -p astrbot-loadgen >&2
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
+BIN="$TARGET_DIR/release"
+LOADGEN="$BIN/loadgen"
+setup_work
+
+start_fake fast --tokens 50
+ROOT="$WORK/root"
+KEY=$(make_root "$ROOT" "$FAKE_URL")
+PORT=$("$LOADGEN" free-port)
+start_server "$ROOT" "$PORT" server
+BASE="http://127.0.0.1:$PORT"
+"$LOADGEN" wait --url "$BASE/api/v1/im/bots" --key "$KEY" --timeout-secs 30 >/dev/null
+
+# cpu_ticks PID: user + system time of PID so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICKS=$(getconf CLK_TCK)
+
+# The load runs a little longer than the recording on both sides.
+case "$WORKLOAD" in
+    json) LOAD=(json --url "$BASE/api/v1/im/bots" --key "$KEY" --concurrency 64 --duration-secs $((SECS + 2))) ;;
+    chat) LOAD=(chat --url "$BASE" --key "$KEY" --concurrency 128 --messages $(((SECS + 2) * 6)) --timeout-secs 120) ;;
+esac
+SERVER_BEFORE=$(cpu_ticks "$SERVER_PID")
+FAKE_BEFORE=$(cpu_ticks "$FAKE_PID")
+"$LOADGEN" "${LOAD[@]}" >"$WORK/load.json" 2>"$WORK/load.err" &
+LOAD_PID=$!
+PIDS+=("$LOAD_PID")
+sleep 1
+perf record -F 999 -g -p "$SERVER_PID" -o "$HERE/perf.data" -- sleep "$SECS" >&2 2>"$WORK/perf.err" || {
+    cat "$WORK/perf.err" >&2
+    exit 1
+}
+wait "$LOAD_PID" || true
+SERVER_CPU=$(($(cpu_ticks "$SERVER_PID") - SERVER_BEFORE))
+FAKE_CPU=$(($(cpu_ticks "$FAKE_PID") - FAKE_BEFORE))
+
+echo "## $WORKLOAD: loadgen"
+cat "$WORK/load.json"
+awk -v s="$SERVER_CPU" -v f="$FAKE_CPU" -v t="$TICKS" -v l="$(jq -r '.cpu_s // "n/a"' "$WORK/load.json")" \
+    'BEGIN { printf "CPU seconds during the run: server %.2f, fake provider %.2f, loadgen %s\n", s / t, f / t, l }'
+echo
+echo "## By shared object"
+perf report -i "$HERE/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep '%' | head -8
+echo
+echo "## By symbol, self time"
+perf report -i "$HERE/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep '%' | head -25 | cut -c1-140
+echo
+echo "## By symbol, with children (user space)"
+perf report -i "$HERE/perf.data" --children --sort symbol --stdio -g none 2>/dev/null | grep '%' | grep -v '\[k\]' | head -25 | cut -c1-140
