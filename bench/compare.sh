@@ -2,19 +2,31 @@
 # bench/compare.sh [--write]: astrbot-rs side by side with the real AstrBot 4.18.0.
 #
 # Installs AstrBot 4.18.0 into a virtualenv (../shared/peer/astrbot/install.sh,
-# in the background while the release binaries build), starts one fake
-# OpenAI-compatible provider (instant, 50 tokens), gives both servers the same
-# config pointing at it, starts AstrBot (../shared/peer/astrbot/start.sh),
-# astrbot-rs (release) and the ceiling (`loadgen ceiling`, a bare axum route),
-# logs in to each and creates an API key through the admin API, then runs the
-# same workloads against each in alternation (A B A B, two rounds) and prints a
-# Markdown table. With --write it replaces the compare section of
-# docs/benchmarks.md (between the compare markers).
+# in the background while the release binaries build), starts two fake
+# OpenAI-compatible providers ("fake": instant, 50 tokens, the default;
+# "realistic": 300 ms to the first token, 20 ms per token, 200 tokens), gives
+# both servers the same config with both, starts AstrBot
+# (../shared/peer/astrbot/start.sh), astrbot-rs (release) and the ceiling
+# (`loadgen ceiling`, a bare axum route), logs in to each and creates an API
+# key through the admin API, stores the same chat sessions in both databases,
+# then runs the same workloads against each in alternation (A B A B) and
+# prints a Markdown report (targets first). Finally it holds many open
+# streams against fresh astrbot-rs servers (AstrBot is not held). With
+# --write it replaces the compare section of docs/benchmarks.md.
 #
-# Knobs (environment): COMPARE_JSON_SECS (default 5), COMPARE_CHAT_MESSAGES_1
-# (default 5), COMPARE_CHAT_MESSAGES_16 (default 2), ASTRBOT_VENV (the venv,
-# default ~/.cache/astrbot-4.18.0). Everything listens on 127.0.0.1 and is
-# killed on exit. Not run in CI.
+# Knobs (environment; defaults are the full size):
+#   COMPARE_JSON_SECS (5)             seconds per im/bots, ceiling and sessions run
+#   COMPARE_CHAT_MESSAGES_1 (5), COMPARE_CHAT_MESSAGES_16 (2),
+#   COMPARE_CHAT_MESSAGES_128 (4)     instant chat: messages per client
+#   COMPARE_SESSIONS (1000)           sessions stored for the sessions listing
+#   COMPARE_UPLOAD_MB (10), COMPARE_UPLOADS (3)   file size; uploads per client
+#   COMPARE_REALISTIC_CLIENTS ("128 1000")        realistic chat, one message each
+#   COMPARE_REALISTIC_TIMEOUT (300)   seconds allowed per realistic stream
+#   COMPARE_HOLD_H2 (10000), COMPARE_HOLD_H2_CONNECTIONS (100),
+#   COMPARE_HOLD_H1 (9000)            held streams (0 skips that hold)
+#   COMPARE_HOLD_WAIT_MS (30000)      the hold provider's wait before its first token
+#   ASTRBOT_VENV (~/.cache/astrbot-4.18.0)
+# Everything listens on 127.0.0.1 and is killed on exit. Not run in CI.
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,7 +35,7 @@ WRITE=0
 for arg in "$@"; do
     case "$arg" in
         --write) WRITE=1 ;;
-        -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -31,8 +43,24 @@ done
 JSON_SECS=${COMPARE_JSON_SECS:-5}
 CHAT_M1=${COMPARE_CHAT_MESSAGES_1:-5}
 CHAT_M16=${COMPARE_CHAT_MESSAGES_16:-2}
+CHAT_M128=${COMPARE_CHAT_MESSAGES_128:-4}
+SESSIONS=${COMPARE_SESSIONS:-1000}
+UPLOAD_MB=${COMPARE_UPLOAD_MB:-10}
+UPLOADS=${COMPARE_UPLOADS:-3}
+REALISTIC_CLIENTS=${COMPARE_REALISTIC_CLIENTS:-128 1000}
+REALISTIC_TIMEOUT=${COMPARE_REALISTIC_TIMEOUT:-300}
+HOLD_H2=${COMPARE_HOLD_H2:-10000}
+HOLD_H2_CONNECTIONS=${COMPARE_HOLD_H2_CONNECTIONS:-100}
+HOLD_H1=${COMPARE_HOLD_H1:-9000}
+HOLD_WAIT_MS=${COMPARE_HOLD_WAIT_MS:-30000}
+VENV=${ASTRBOT_VENV:-$HOME/.cache/astrbot-4.18.0}
 PEER=../shared/peer/astrbot
 PASSWORD_MD5=77b90590a8945a7d36c963981a307dc9 # MD5 of "astrbot", AstrBot's default
+SESSIONS_USER=bench-sessions
+SESSIONS_PATH="/api/v1/chat/sessions?username=$SESSIONS_USER&page=1&page_size=20"
+UPLOAD_CLIENTS="1 4"
+# The largest and smallest realistic run (the targets speak of the largest).
+REALISTIC_BIG=$(printf '%s\n' $REALISTIC_CLIENTS | sort -n | tail -n 1)
 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
@@ -82,7 +110,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 
-# stop PID: stops one server started here (and its descendants).
+# stop PID: stops one process started here (and its descendants).
 stop() {
     local pid child
     pid=$(echo "$1" | safe_pids)
@@ -97,19 +125,53 @@ stop() {
     wait "$pid" 2>/dev/null || true
 }
 
-# tree_rss_kib PID: VmRSS of PID plus all its descendants.
-tree_rss_kib() {
+# pids_rss_kib PID...: the sum of their VmRSS (KiB); gone ones count 0.
+pids_rss_kib() {
     local total=0 pid rss
-    for pid in "$1" $(descendants "$1"); do
+    for pid in "$@"; do
         rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
         total=$((total + ${rss:-0}))
     done
     echo "$total"
 }
 
+# tree_rss_kib PID: VmRSS of PID plus all its descendants.
+tree_rss_kib() {
+    # shellcheck disable=SC2046 # one PID per word
+    pids_rss_kib "$1" $(descendants "$1")
+}
+
+# tree_cpu_ticks PID: user + system CPU of PID and its descendants, in clock
+# ticks, including the children they have already reaped (cutime, cstime).
+# Fields are counted after the last ")" because the command name may hold
+# spaces.
+tree_cpu_ticks() {
+    local pid total=0 ticks
+    for pid in "$1" $(descendants "$1"); do
+        ticks=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13 + $14 + $15}' || true)
+        total=$((total + ${ticks:-0}))
+    done
+    echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# rss_sampler PID OUT: until killed, writes the peak tree VmRSS (KiB) seen
+# so far to OUT every 200 ms. The descendants are looked up again only
+# every 5 s, so that sampling costs little CPU.
+rss_sampler() {
+    local pid=$1 out=$2 peak=0 rss n=0 kids=()
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ $((n % 25)) = 0 ]; then mapfile -t kids < <(descendants "$pid"); fi
+        n=$((n + 1))
+        rss=$(pids_rss_kib "$pid" "${kids[@]}")
+        [ "$rss" -gt "$peak" ] && peak=$rss && echo "$peak" >"$out.tmp" && mv "$out.tmp" "$out"
+        sleep 0.2
+    done
+}
+
 # ---- install AstrBot in the background, build ours meanwhile ---------------------
 log "installing AstrBot 4.18.0 (background; log in $WORK/install.log)"
-"$PEER/install.sh" >"$WORK/install.log" 2>&1 &
+"$PEER/install.sh" "$VENV" >"$WORK/install.log" 2>&1 &
 INSTALL_PID=$!
 PIDS+=("$INSTALL_PID")
 
@@ -118,7 +180,10 @@ cargo build --release -p astrbot-rs -p fake-openai -p astrbot-loadgen >&2
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
 BIN="$TARGET_DIR/release"
 LOADGEN="$BIN/loadgen"
+# Each open stream costs sockets (client, server, provider); this container's
+# hard limit cannot be raised, so take all of it.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+log "open-file limit: $(ulimit -n)"
 
 log "waiting for the AstrBot install"
 if ! wait "$INSTALL_PID"; then
@@ -129,15 +194,34 @@ fi
 cat "$WORK/install.log" >&2
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# ---- the provider and the configs ----------------------------------------------------
-# A fixed answer: AstrBot adds a "<system_reminder>Current datetime ...</system_reminder>"
+# ---- the providers and the configs ----------------------------------------------------
+# Fixed answers: AstrBot adds a "<system_reminder>Current datetime ...</system_reminder>"
 # part to the user message, so the fake's default echo would differ between the
-# two servers. Both get this text in 50 tokens, and loadgen checks for it.
+# two servers. loadgen checks every stream's text against these.
 ANSWER="Fixed benchmark answer: the quick brown fox jumps over the lazy dog, then over the sleepy cat, then home again."
+# About 200 words, so that 200 tokens are a few characters each, as a real
+# model's are.
+REALISTIC_ANSWER="Here is a short overview of how a small chat gateway handles a request. \
+First, the gateway checks the API key that came with the request and finds the user it belongs to. \
+Then it looks up the conversation, or creates a new one when the client did not name a session, \
+and stores the user's message so that the history stays complete even if the answer fails later. \
+Next, it builds the request for the language model: the system prompt, the earlier turns that \
+still fit into the context window, and the new message. It opens a streaming connection to the \
+provider and waits for the first token, which usually takes a few hundred milliseconds. As the \
+tokens arrive, the gateway forwards each one to the client as a server-sent event, without waiting \
+for the whole answer, so the user sees the reply appear word by word. When the provider signals \
+the end of the answer, the gateway stores the complete reply, updates the session, and sends a \
+final event that tells the client the stream is over. Errors along the way are reported to the \
+client in the same stream, and the connection is closed cleanly, so that nothing is left hanging \
+on either side of the exchange."
 start_fake fast --tokens 50 --text "$ANSWER"
 FAST_URL=$FAKE_URL
-log "fake provider at $FAST_URL"
+FAST_PID=$FAKE_PID
+start_fake realistic --first-token-ms 300 --token-ms 20 --tokens 200 --text "$REALISTIC_ANSWER"
+REALISTIC_URL=$FAKE_URL
+log "fake providers at $FAST_URL (instant) and $REALISTIC_URL (realistic)"
 
+# write_config ROOT: the same config for both servers; "fake" is the default.
 write_config() {
     mkdir -p "$1/data"
     cat >"$1/data/cmd_config.json" <<JSON
@@ -146,10 +230,17 @@ write_config() {
     {"id": "src", "provider": "openai", "type": "openai_chat_completion",
      "provider_type": "chat_completion", "enable": true, "key": ["sk-local"],
      "api_base": "$FAST_URL", "timeout": 60, "proxy": "",
+     "custom_headers": {}},
+    {"id": "src-realistic", "provider": "openai", "type": "openai_chat_completion",
+     "provider_type": "chat_completion", "enable": true, "key": ["sk-local"],
+     "api_base": "$REALISTIC_URL", "timeout": $REALISTIC_TIMEOUT, "proxy": "",
      "custom_headers": {}}
   ],
   "provider": [
     {"id": "fake", "provider_source_id": "src", "model": "fake-model",
+     "modalities": ["text", "image", "tool_use"], "custom_extra_body": {},
+     "max_context_tokens": 0, "enable": true},
+    {"id": "realistic", "provider_source_id": "src-realistic", "model": "fake-model",
      "modalities": ["text", "image", "tool_use"], "custom_extra_body": {},
      "max_context_tokens": 0, "enable": true}
   ],
@@ -174,7 +265,7 @@ BASE_RS="http://127.0.0.1:$PORT_RS"
 start() {
     case "$1" in
         astrbot)
-            "$PEER/start.sh" "$ROOT_PY" "$PORT_PY" >>"$WORK/astrbot.log" 2>&1 &
+            "$PEER/start.sh" "$ROOT_PY" "$PORT_PY" "$VENV" >>"$WORK/astrbot.log" 2>&1 &
             ;;
         astrbot-rs)
             env -u ASTRBOT_LOCAL_MODEL "$BIN/astrbot-rs" --root "$ROOT_RS" serve \
@@ -232,6 +323,34 @@ KEY_PY='' KEY_RS=''
 first_start astrbot "$BASE_PY" KEY_PY
 first_start astrbot-rs "$BASE_RS" KEY_RS
 
+# seed_sessions DB: stores $SESSIONS webchat sessions of $SESSIONS_USER in
+# that (stopped) server's database, in AstrBot's platform_sessions table,
+# which both servers share, with AstrBot's timestamp format.
+seed_sessions() {
+    if [ ! -f "$1" ]; then
+        echo "no database at $1 to store the sessions in" >&2
+        exit 1
+    fi
+    "$VENV/bin/python" - "$1" "$SESSIONS" "$SESSIONS_USER" <<'PY'
+import datetime, sqlite3, sys, uuid
+
+db, count, user = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+start = datetime.datetime(2026, 1, 1)
+rows = []
+for i in range(count):
+    at = (start + datetime.timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    rows.append((str(uuid.UUID(int=i + 1)), "webchat", user, f"Bench session {i}", 0, at, at))
+with sqlite3.connect(db) as con:
+    con.executemany(
+        "INSERT INTO platform_sessions (session_id, platform_id, creator, display_name,"
+        " is_group, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+PY
+}
+seed_sessions "$ROOT_PY/data/data_v4.db"
+seed_sessions "$ROOT_RS/data/astrbot-rs.db"
+
 # timed_start NAME BASE KEY: restarts it (root, config and key already there) and
 # measures the time to the first 200 from GET /api/v1/im/bots; sets SERVER_PID.
 timed_start() {
@@ -263,6 +382,18 @@ IDLE_PY=$(tree_rss_kib "$PID_PY")
 IDLE_RS=$(tree_rss_kib "$PID_RS")
 log "idle RSS: AstrBot $IDLE_PY KiB, astrbot-rs $IDLE_RS KiB"
 
+# Both must list the stored sessions before the listing is timed.
+for t in py rs; do
+    base_var="BASE_${t^^}" key_var="KEY_${t^^}"
+    total=$(curl -s -m 30 -H "Authorization: Bearer ${!key_var}" "${!base_var}$SESSIONS_PATH" |
+        jq -r '.data.total // empty' 2>/dev/null || true)
+    if [ "$total" != "$SESSIONS" ]; then
+        echo "GET $SESSIONS_PATH on ${!base_var} says total '${total}', expected $SESSIONS" >&2
+        exit 1
+    fi
+done
+log "both servers list $SESSIONS sessions for $SESSIONS_USER"
+
 # ---- workloads, A B A B ---------------------------------------------------------------
 # result NAME LOADGEN-ARGS...: keeps loadgen's JSON line in $WORK/NAME.json.
 result() {
@@ -274,6 +405,35 @@ result() {
     fi
 }
 
+# cpu_during NAME SERVER-PID LOADGEN-ARGS...: result NAME, plus the CPU
+# seconds the server (process tree) and the instant fake used meanwhile and
+# the wall time, in $WORK/NAME.cpu ("server fake wall").
+cpu_during() {
+    local name=$1 server=$2 s0 f0 t0 s1 f1 t1
+    shift 2
+    s0=$(tree_cpu_ticks "$server")
+    f0=$(tree_cpu_ticks "$FAST_PID")
+    t0=$EPOCHREALTIME
+    result "$name" "$@"
+    t1=$EPOCHREALTIME
+    s1=$(tree_cpu_ticks "$server")
+    f1=$(tree_cpu_ticks "$FAST_PID")
+    awk -v s="$((s1 - s0))" -v f="$((f1 - f0))" -v hz="$CLK_TCK" -v t0="$t0" -v t1="$t1" \
+        'BEGIN { printf "%.3f %.3f %.3f\n", s / hz, f / hz, t1 - t0 }' >"$WORK/$name.cpu"
+}
+
+# rss_during NAME SERVER-PID LOADGEN-ARGS...: result NAME, with the server's
+# peak tree RSS (sampled every 200 ms) in $WORK/NAME.rss.
+rss_during() {
+    local name=$1 server=$2 sampler
+    shift 2
+    rss_sampler "$server" "$WORK/$name.rss" &
+    sampler=$!
+    PIDS+=("$sampler")
+    result "$name" "$@"
+    stop "$sampler"
+}
+
 for round in 1 2; do
     for t in py rs; do
         base_var="BASE_${t^^}" key_var="KEY_${t^^}"
@@ -282,19 +442,77 @@ for round in 1 2; do
     done
     result "json-ceil-$round" json --url "$BASE_CEIL/api/v1/im/bots" \
         --concurrency 64 --duration-secs "$JSON_SECS" --timeout-secs 30
-    for c in 1 16; do
+    for t in py rs; do
+        base_var="BASE_${t^^}" key_var="KEY_${t^^}"
+        result "sessions-$t-$round" json --url "${!base_var}$SESSIONS_PATH" --key "${!key_var}" \
+            --concurrency 64 --duration-secs "$JSON_SECS" --timeout-secs 30
+    done
+    for c in 1 16 128; do
         m_var="CHAT_M$c"
+        # The provider alone, the baseline for the added latency.
+        result "upstream$c-$round" upstream --url "$FAST_URL" --concurrency "$c" \
+            --messages "${!m_var}" --expect-text "$ANSWER" --timeout-secs 60
+        for t in py rs; do
+            base_var="BASE_${t^^}" key_var="KEY_${t^^}" pid_var="PID_${t^^}"
+            args=(chat --url "${!base_var}" --key "${!key_var}" --concurrency "$c"
+                --messages "${!m_var}" --expect-text "$ANSWER" --timeout-secs 120)
+            if [ "$c" = 128 ]; then
+                cpu_during "chat$c-$t-$round" "${!pid_var}" "${args[@]}"
+            else
+                result "chat$c-$t-$round" "${args[@]}"
+            fi
+        done
+    done
+    for c in $UPLOAD_CLIENTS; do
         for t in py rs; do
             base_var="BASE_${t^^}" key_var="KEY_${t^^}"
-            result "chat$c-$t-$round" chat --url "${!base_var}" --key "${!key_var}" \
-                --concurrency "$c" --messages "${!m_var}" --expect-text "$ANSWER" --timeout-secs 60
+            result "upload$c-$t-$round" upload --url "${!base_var}" --key "${!key_var}" \
+                --concurrency "$c" --uploads "$UPLOADS" --size-mb "$UPLOAD_MB" --timeout-secs 120
         done
+    done
+done
+
+for c in $REALISTIC_CLIENTS; do
+    for t in py rs; do
+        base_var="BASE_${t^^}" key_var="KEY_${t^^}" pid_var="PID_${t^^}"
+        rss_during "realistic$c-$t" "${!pid_var}" chat --url "${!base_var}" --key "${!key_var}" \
+            --provider realistic --concurrency "$c" --messages 1 \
+            --expect-text "$REALISTIC_ANSWER" --timeout-secs "$REALISTIC_TIMEOUT"
     done
 done
 
 sleep 2
 AFTER_PY=$(tree_rss_kib "$PID_PY")
 AFTER_RS=$(tree_rss_kib "$PID_RS")
+stop "$PID_PY"
+stop "$PID_RS"
+
+# ---- many open streams, astrbot-rs only -----------------------------------------------------
+# Each hold gets a fresh provider, root and server; the provider waits
+# HOLD_WAIT_MS before its first token (then 20 tokens 50 ms apart), so that
+# every stream is open at the same time. The provider is fresh too because
+# an old one keeps the sockets of a stopped server until it next writes.
+hold_run() { # NAME STREAMS LOADGEN-HOLD-ARGS...
+    local name=$1 streams=$2 root key port pid fake
+    shift 2
+    [ "$streams" -gt 0 ] || return 0
+    start_fake "$name-provider" --first-token-ms "$HOLD_WAIT_MS" --token-ms 50 --tokens 20
+    fake=$FAKE_PID
+    root="$WORK/$name"
+    key=$(make_root "$root" "$FAKE_URL")
+    port=$("$LOADGEN" free-port)
+    start_server "$root" "$port" "$name"
+    pid=$SERVER_PID
+    "$LOADGEN" wait --url "http://127.0.0.1:$port/api/v1/im/bots" --key "$key" \
+        --timeout-secs 30 >/dev/null
+    sleep 1
+    result "$name" hold --url "http://127.0.0.1:$port" --key "$key" --streams "$streams" \
+        --rss-pid "$pid" --timeout-secs $((HOLD_WAIT_MS / 1000 + 300)) "$@"
+    stop "$pid"
+    stop "$fake"
+}
+hold_run hold-h2 "$HOLD_H2" --http2 --connections "$HOLD_H2_CONNECTIONS"
+hold_run hold-h1 "$HOLD_H1"
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- report ----------------------------------------------------------------------------------
@@ -306,41 +524,144 @@ ratio() {
         if (a == "n/a" || b == "n/a" || a == "" || b == "" || b + 0 == 0 || a + 0 == 0) print "n/a";
         else { r = a / b; if (r >= 10) printf "%.0f× %s", r, word; else printf "%.2f× %s", r, word } }'
 }
-fmt() { awk -v a="$1" 'BEGIN { if (a == "n/a") print a; else printf "%.1f", a }'; }
+fmt() { awk -v a="$1" 'BEGIN { if (a == "n/a" || a == "") print "n/a"; else printf "%.1f", a }'; }
+# sub A B: A - B in ms (3 decimals), n/a if either is missing.
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || a == "" || b == "") print "n/a"; else printf "%.3f", a - b }'; }
+# holds A OP B: 1 if the comparison holds, 0 if not, n/a if A is missing.
+holds() {
+    awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN {
+        if (a == "n/a" || a == "" || a == "null") { print "n/a"; exit }
+        if (op == "<") r = (a + 0 < b + 0); else if (op == ">") r = (a + 0 > b + 0);
+        else if (op == ">=") r = (a + 0 >= b + 0); else r = (a + 0 == b + 0);
+        print r }'
+}
+# verdict FLAG...: met when every flag is 1, missed when one is 0.
+verdict() {
+    local flag result="**met**"
+    for flag in "$@"; do
+        case "$flag" in
+            0) result="**missed**" ;;
+            1) ;;
+            *) echo "not measured"; return 0 ;;
+        esac
+    done
+    echo "$result"
+}
+# share NAME ROUND: rs requests/s as a percentage of the ceiling's.
+share() { awk -v a="$(j "json-rs-$1" .per_sec)" -v b="$(j "json-ceil-$1" .per_sec)" 'BEGIN {
+    if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.1f", a / b * 100 }'; }
+# vs_astrbot ROUND: rs requests/s over AstrBot's.
+vs_astrbot() { awk -v a="$(j "json-rs-$1" .per_sec)" -v b="$(j "json-py-$1" .per_sec)" 'BEGIN {
+    if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.0f", a / b }'; }
+added() { sub "$(j "chat$1-rs-$2" .first_text_p50_ms)" "$(j "upstream$1-$2" .first_text_p50_ms)"; }
+# cpu_cell NAME: "server / provider / loadgen" CPU in % of one core.
+cpu_cell() {
+    local f="$WORK/$1.cpu"
+    [ -f "$f" ] || { echo "n/a"; return 0; }
+    awk -v l="$(j "$1" .cpu_s)" '{ w = $3 > 0 ? $3 : 1
+        printf "%.0f %% / %.0f %% / %s", $1 / w * 100, $2 / w * 100, (l == "n/a" ? "n/a" : sprintf("%.0f %%", l / w * 100)) }' "$f"
+}
+peak() { cat "$WORK/$1.rss" 2>/dev/null || echo "n/a"; }
+failed_of() { echo "$(j "$1" .errors) / $(j "$1" "(.ok + .errors)")"; }
 
-row_json() { # round
-    local r=$1 py rs ceil
-    py=$(j "json-py-$r" .per_sec)
-    rs=$(j "json-rs-$r" .per_sec)
-    ceil=$(j "json-ceil-$r" .per_sec)
-    echo "| \`GET /api/v1/im/bots\`, 64 clients, requests/s (round $r) | $(fmt "$py") | $(fmt "$rs") | $(ratio "$rs" "$py" faster) | $(fmt "$ceil") |"
-    echo "| — p50 / p99 latency, ms | $(j "json-py-$r" .total_p50_ms) / $(j "json-py-$r" .total_p99_ms) | $(j "json-rs-$r" .total_p50_ms) / $(j "json-rs-$r" .total_p99_ms) | | $(j "json-ceil-$r" .total_p50_ms) / $(j "json-ceil-$r" .total_p99_ms) |"
-    echo "| — errors / requests | $(j "json-py-$r" .errors) / $(j "json-py-$r" "(.ok + .errors)") | $(j "json-rs-$r" .errors) / $(j "json-rs-$r" "(.ok + .errors)") | | $(j "json-ceil-$r" .errors) / $(j "json-ceil-$r" "(.ok + .errors)") |"
+row_json() { # NAME-PREFIX LABEL ROUND [CEILING-NAME]
+    local p=$1 label=$2 r=$3 ceil=${4:-} py rs c_rps="" c_lat="" c_err=""
+    py=$(j "$p-py-$r" .per_sec)
+    rs=$(j "$p-rs-$r" .per_sec)
+    if [ -n "$ceil" ]; then
+        c_rps=$(fmt "$(j "$ceil" .per_sec)")
+        c_lat="$(j "$ceil" .total_p50_ms) / $(j "$ceil" .total_p99_ms)"
+        c_err=$(failed_of "$ceil")
+    fi
+    echo "| $label, 64 clients, requests/s (round $r) | $(fmt "$py") | $(fmt "$rs") | $(ratio "$rs" "$py" faster) | $c_rps |"
+    echo "| — p50 / p99 latency, ms | $(j "$p-py-$r" .total_p50_ms) / $(j "$p-py-$r" .total_p99_ms) | $(j "$p-rs-$r" .total_p50_ms) / $(j "$p-rs-$r" .total_p99_ms) | | $c_lat |"
+    echo "| — errors / requests | $(failed_of "$p-py-$r") | $(failed_of "$p-rs-$r") | | $c_err |"
 }
 row_chat() { # clients round
-    local c=$1 r=$2 py rs
+    local c=$1 r=$2 py rs up="upstream$1-$2"
     py=$(j "chat$c-py-$r" .per_sec)
     rs=$(j "chat$c-rs-$r" .per_sec)
-    echo "| Chat, $c client(s), correct streams/s (round $r) | $(fmt "$py") | $(fmt "$rs") | $(ratio "$rs" "$py" faster) | |"
-    echo "| — first text p50 / stream total p50, ms | $(j "chat$c-py-$r" .first_text_p50_ms) / $(j "chat$c-py-$r" .total_p50_ms) | $(j "chat$c-rs-$r" .first_text_p50_ms) / $(j "chat$c-rs-$r" .total_p50_ms) | | |"
-    echo "| — failed / all streams | $(j "chat$c-py-$r" .errors) / $(j "chat$c-py-$r" "(.ok + .errors)") | $(j "chat$c-rs-$r" .errors) / $(j "chat$c-rs-$r" "(.ok + .errors)") | | |"
+    echo "| Chat, instant provider, $c client(s), correct streams/s (round $r) | $(fmt "$py") | $(fmt "$rs") | $(ratio "$rs" "$py" faster) | $(fmt "$(j "$up" .per_sec)") |"
+    echo "| — first text p50 / stream total p50, ms | $(j "chat$c-py-$r" .first_text_p50_ms) / $(j "chat$c-py-$r" .total_p50_ms) | $(j "chat$c-rs-$r" .first_text_p50_ms) / $(j "chat$c-rs-$r" .total_p50_ms) | | $(j "$up" .first_text_p50_ms) / $(j "$up" .total_p50_ms) |"
+    echo "| — first text p50 added to the provider alone's, ms | $(sub "$(j "chat$c-py-$r" .first_text_p50_ms)" "$(j "$up" .first_text_p50_ms)") | $(added "$c" "$r") | | |"
+    echo "| — failed / all streams | $(failed_of "chat$c-py-$r") | $(failed_of "chat$c-rs-$r") | | $(failed_of "$up") |"
+    if [ "$c" = 128 ]; then
+        echo "| — CPU during the run, server / fake provider / loadgen, % of one core (all: $(($(nproc) * 100)) %) | $(cpu_cell "chat$c-py-$r") | $(cpu_cell "chat$c-rs-$r") | | |"
+    fi
+}
+row_upload() { # clients round
+    local c=$1 r=$2 py rs
+    py=$(j "upload$c-py-$r" .per_sec)
+    rs=$(j "upload$c-rs-$r" .per_sec)
+    echo "| Upload of a $UPLOAD_MB MB file, $c client(s), uploads/s (round $r) | $(fmt "$py") | $(fmt "$rs") | $(ratio "$rs" "$py" faster) | |"
+    echo "| — MB/s; p50 / p99 per upload, ms | $(fmt "$(j "upload$c-py-$r" .mb_per_sec)"); $(j "upload$c-py-$r" .total_p50_ms) / $(j "upload$c-py-$r" .total_p99_ms) | $(fmt "$(j "upload$c-rs-$r" .mb_per_sec)"); $(j "upload$c-rs-$r" .total_p50_ms) / $(j "upload$c-rs-$r" .total_p99_ms) | | |"
+    echo "| — errors / uploads | $(failed_of "upload$c-py-$r") | $(failed_of "upload$c-rs-$r") | | |"
+}
+row_realistic() { # clients
+    local c=$1 py rs
+    py=$(j "realistic$c-py" .per_sec)
+    rs=$(j "realistic$c-rs" .per_sec)
+    echo "| Chat, realistic provider, $c clients at once, one message each, correct streams/s | $(fmt "$py") | $(fmt "$rs") | $(ratio "$rs" "$py" faster) | |"
+    echo "| — first text p50 / stream total p50 / total p99, ms | $(j "realistic$c-py" .first_text_p50_ms) / $(j "realistic$c-py" .total_p50_ms) / $(j "realistic$c-py" .total_p99_ms) | $(j "realistic$c-rs" .first_text_p50_ms) / $(j "realistic$c-rs" .total_p50_ms) / $(j "realistic$c-rs" .total_p99_ms) | | |"
+    echo "| — failed / all streams (run took, s) | $(failed_of "realistic$c-py") ($(j "realistic$c-py" .elapsed_s)) | $(failed_of "realistic$c-rs") ($(j "realistic$c-rs" .elapsed_s)) | | |"
+    echo "| — peak RSS during the run, MiB | $(mib "$(peak "realistic$c-py")") | $(mib "$(peak "realistic$c-rs")") | $(ratio "$(peak "realistic$c-py")" "$(peak "realistic$c-rs")" less) | |"
+}
+row_hold() { # name label
+    local n=$1
+    [ -f "$WORK/$n.json" ] || return 0
+    echo "| $2: open at once / errors (run took, s) | not run | $(j "$n" .max_open) / $(j "$n" .errors) ($(j "$n" .elapsed_s)) | | |"
+    echo "| — RSS before / while all were open (peak) / peak, MiB | | $(mib "$(j "$n" .rss_before_kib)") / $(mib "$(j "$n" .rss_all_open_kib)") / $(mib "$(j "$n" .rss_peak_kib)") | | |"
+}
+
+# Both rounds must meet a target for it to count as met.
+targets() {
+    local big=realistic$REALISTIC_BIG-rs cold idle
+    cold=$(j coldstart-astrbot-rs .ready_ms)
+    echo "| Target | Measured (round 1; round 2) | Result |"
+    echo "|---|---|---|"
+    echo "| \`GET /api/v1/im/bots\` with a key ≥ 50 % of the ceiling's requests/s | $(share 1) %; $(share 2) % | $(verdict "$(holds "$(share 1)" ">=" 50)" "$(holds "$(share 2)" ">=" 50)") |"
+    echo "| … and > 1,000× AstrBot's | $(vs_astrbot 1)×; $(vs_astrbot 2)× | $(verdict "$(holds "$(vs_astrbot 1)" ">" 1000)" "$(holds "$(vs_astrbot 2)" ">" 1000)") |"
+    echo "| … p99 < 5 ms at 64 clients | $(j json-rs-1 .total_p99_ms) ms; $(j json-rs-2 .total_p99_ms) ms | $(verdict "$(holds "$(j json-rs-1 .total_p99_ms)" "<" 5)" "$(holds "$(j json-rs-2 .total_p99_ms)" "<" 5)") |"
+    echo "| Instant chat at 128 clients: 0 failed streams (failed / all) | $(failed_of chat128-rs-1); $(failed_of chat128-rs-2) | $(verdict "$(holds "$(j chat128-rs-1 .errors)" "=" 0)" "$(holds "$(j chat128-rs-1 .ok)" ">" 0)" "$(holds "$(j chat128-rs-2 .errors)" "=" 0)" "$(holds "$(j chat128-rs-2 .ok)" ">" 0)") |"
+    for c in 1 128; do
+        echo "| Added latency to the first text delta < 2 ms p50, $c client(s) (astrbot-rs minus provider alone) | $(added "$c" 1) ms; $(added "$c" 2) ms | $(verdict "$(holds "$(added "$c" 1)" "<" 2)" "$(holds "$(added "$c" 2)" "<" 2)") |"
+    done
+    echo "| Realistic chat at $REALISTIC_BIG clients: every stream correct | $(j "$big" .ok) of $REALISTIC_BIG correct, $(j "$big" .errors) failed | $(verdict "$(holds "$(j "$big" .ok)" "=" "$REALISTIC_BIG")" "$(holds "$(j "$big" .errors)" "=" 0)") |"
+    echo "| … RSS < 200 MB (190.7 MiB), peak during the run | $(mib "$(peak "$big")") MiB | $(verdict "$(holds "$(peak "$big")" "<" 195312.5)") |"
+    idle=$IDLE_RS
+    echo "| Idle RSS < 15 MB (14.3 MiB) | $(mib "$idle") MiB | $(verdict "$(holds "$idle" "<" 14648.4)") |"
+    echo "| Cold start to the first 200 < 100 ms | $cold ms | $(verdict "$(holds "$cold" "<" 100)") |"
+    echo "| $HOLD_H2 streams held at once (HTTP/2, $HOLD_H2_CONNECTIONS connections), RSS < 1 GiB | $(j hold-h2 .max_open) open at once, $(j hold-h2 .errors) errors, peak $(mib "$(j hold-h2 .rss_peak_kib)") MiB | $(verdict "$(holds "$(j hold-h2 .max_open)" "=" "$HOLD_H2")" "$(holds "$(j hold-h2 .errors)" "=" 0)" "$(holds "$(j hold-h2 .rss_peak_kib)" "<" 1048576)") |"
 }
 
 report() {
     echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(uname -sr)."
     echo "Load average (1/5/15 min) at start: $LOAD_START; at end: $LOAD_END."
-    echo "AstrBot 4.18.0 (PyPI, $("${ASTRBOT_VENV:-$HOME/.cache/astrbot-4.18.0}/bin/python" --version 2>&1)) and astrbot-rs (release) alternate A B A B; the ceiling is \`loadgen ceiling\`, a bare axum route with the same JSON and no auth."
-    echo "Chat: ${CHAT_M1} messages per client at 1 client, ${CHAT_M16} at 16; the fake provider answers instantly with one fixed text in 50 tokens; a stream counts only if its text is that answer (ratio n/a when AstrBot completed none)."
+    echo "AstrBot 4.18.0 (PyPI, $("$VENV/bin/python" --version 2>&1)) and astrbot-rs (release) alternate A B A B; the ceiling is \`loadgen ceiling\`, a bare axum route with the same JSON and no auth; \"provider alone\" is \`loadgen upstream\` straight against the instant fake."
+    echo "Instant chat, 50 tokens, messages per client: ${CHAT_M1} at 1 client, ${CHAT_M16} at 16, ${CHAT_M128} at 128; realistic chat: 300 ms to the first token, then 200 tokens 20 ms apart. A stream counts only if its text is the expected answer (ratio n/a when AstrBot completed none). Sessions: $SESSIONS stored, page 1 of 20. Uploads: $UPLOADS per client. Held streams: astrbot-rs only (AstrBot is not held), provider waiting $HOLD_WAIT_MS ms; open-file limit $(ulimit -n)."
     echo
-    echo "| Measure | AstrBot 4.18.0 | astrbot-rs | astrbot-rs advantage | Ceiling |"
+    echo "### Targets"
+    echo
+    targets
+    echo
+    echo "### Figures"
+    echo
+    echo "| Measure | AstrBot 4.18.0 | astrbot-rs | astrbot-rs advantage | Ceiling / provider alone |"
     echo "|---|---:|---:|---:|---:|"
-    for r in 1 2; do row_json "$r"; done
-    for c in 1 16; do
+    for r in 1 2; do row_json json "\`GET /api/v1/im/bots\`" "$r" "json-ceil-$r"; done
+    for r in 1 2; do row_json sessions "\`GET /api/v1/chat/sessions\` ($SESSIONS stored, page of 20)" "$r"; done
+    for c in 1 16 128; do
         for r in 1 2; do row_chat "$c" "$r"; done
+    done
+    for c in $REALISTIC_CLIENTS; do row_realistic "$c"; done
+    for c in $UPLOAD_CLIENTS; do
+        for r in 1 2; do row_upload "$c" "$r"; done
     done
     echo "| Idle RSS after start, MiB | $(mib "$IDLE_PY") | $(mib "$IDLE_RS") | $(ratio "$IDLE_PY" "$IDLE_RS" less) | |"
     echo "| RSS after the runs, MiB | $(mib "$AFTER_PY") | $(mib "$AFTER_RS") | $(ratio "$AFTER_PY" "$AFTER_RS" less) | |"
     echo "| Start to first 200 from \`GET /api/v1/im/bots\`, ms | $(j coldstart-astrbot .ready_ms) | $(j coldstart-astrbot-rs .ready_ms) | $(ratio "$(j coldstart-astrbot .ready_ms)" "$(j coldstart-astrbot-rs .ready_ms)" faster) | |"
+    row_hold hold-h2 "$HOLD_H2 streams held over $HOLD_H2_CONNECTIONS HTTP/2 connections"
+    row_hold hold-h1 "$HOLD_H1 streams held over HTTP/1.1 (one connection each)"
 }
 
 REPORT=$(report)

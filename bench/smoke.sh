@@ -45,10 +45,17 @@ PID_B=$SERVER_PID
 BASE_B="http://127.0.0.1:$PORT_B"
 
 failed=0
+runs=0
+# run MODE ARGS...: one loadgen run; fails the smoke on a reported error,
+# and on a result line without the load generator's CPU figure.
 run() {
+    runs=$((runs + 1))
     log "loadgen $*"
-    if ! "$LOADGEN" "$@"; then
+    if ! "$LOADGEN" "$@" | tee "$WORK/run-$runs.json"; then
         echo "FAILED: loadgen $1" >&2
+        failed=1
+    elif [ "$1" != wait ] && ! jq -e '.cpu_s != null' "$WORK/run-$runs.json" >/dev/null; then
+        echo "FAILED: loadgen $1 reported no cpu_s" >&2
         failed=1
     fi
 }
@@ -58,7 +65,11 @@ run wait --url "$BASE_B/api/v1/im/bots" --key "$KEY_B" --since-epoch "$T0" --tim
 run json --url "$BASE_A/api/v1/im/bots" --key "$KEY_A" --concurrency 2 --duration-secs 1 --timeout-secs 10
 run upstream --url "$FAST_URL" --concurrency 2 --messages 3 --timeout-secs 10
 run chat --url "$BASE_A" --key "$KEY_A" --concurrency 2 --messages 3 --timeout-secs 10
+run chat --url "$BASE_A" --key "$KEY_A" --concurrency 2 --messages 1 --provider fake --timeout-secs 10
+run upload --url "$BASE_A" --key "$KEY_A" --concurrency 2 --uploads 2 --size-mb 0.2 --timeout-secs 10
 run hold --url "$BASE_B" --key "$KEY_B" --streams 5 --rss-pid "$PID_B" --timeout-secs 10
+run hold --url "$BASE_B" --key "$KEY_B" --streams 6 --http2 --connections 2 --provider fake \
+    --rss-pid "$PID_B" --timeout-secs 10
 
 PORT_C=$("$LOADGEN" free-port)
 "$LOADGEN" ceiling --port "$PORT_C" >"$WORK/ceiling.out" 2>"$WORK/ceiling.err" &

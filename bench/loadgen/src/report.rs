@@ -1,8 +1,9 @@
 //! Measurements and their summary: per-request samples, error counts,
-//! percentiles over a sorted `Vec<Duration>`, and the one-line JSON result
-//! that `bench/run.sh` reads. Also the small SSE framing helper.
+//! percentiles over a sorted `Vec<Duration>`, the run's wall and CPU time,
+//! and the one-line JSON result that the bench scripts read. Also the small
+//! SSE framing helper.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
@@ -49,6 +50,37 @@ impl Tally {
     }
 }
 
+/// Wall clock and the load generator's own CPU time from the start of a run.
+pub struct RunClock {
+    started: Instant,
+    cpu_before: Option<f64>,
+}
+
+/// What a [`RunClock`] measured when the run was over.
+pub struct Measured {
+    pub elapsed: Duration,
+    /// CPU seconds (user + system) the load generator used during the run.
+    pub cpu_s: Option<f64>,
+}
+
+impl RunClock {
+    pub fn start() -> RunClock {
+        RunClock {
+            started: Instant::now(),
+            cpu_before: crate::cpu::process_cpu_seconds(),
+        }
+    }
+
+    pub fn stop(&self) -> Measured {
+        let elapsed = self.started.elapsed();
+        let cpu_s = match (self.cpu_before, crate::cpu::process_cpu_seconds()) {
+            (Some(before), Some(after)) => Some((after - before).max(0.0)),
+            _ => None,
+        };
+        Measured { elapsed, cpu_s }
+    }
+}
+
 /// Nearest-rank percentile of a sorted slice, in milliseconds.
 fn percentile_ms(sorted: &[Duration], p: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -74,10 +106,11 @@ fn percentiles(name: &str, mut values: Vec<Duration>, out: &mut Map<String, Valu
 pub fn print_summary(
     mode: &str,
     concurrency: usize,
-    elapsed: Duration,
+    measured: &Measured,
     tally: &Tally,
     extra: Value,
 ) {
+    let elapsed = measured.elapsed;
     let count = tally.samples.len() as u64;
     let per_sec = count as f64 / elapsed.as_secs_f64().max(1e-9);
     let mut out = Map::new();
@@ -87,6 +120,13 @@ pub fn print_summary(
     out.insert("errors".into(), json!(tally.errors));
     out.insert("elapsed_s".into(), json!(round3(elapsed.as_secs_f64())));
     out.insert("per_sec".into(), json!(round3(per_sec)));
+    // The load generator's CPU: seconds, and percent of one core over the
+    // run, so a reader can tell whether the client side was the bottleneck.
+    let cpu_pct = measured
+        .cpu_s
+        .map(|cpu| round3(cpu / elapsed.as_secs_f64().max(1e-9) * 100.0));
+    out.insert("cpu_s".into(), json!(measured.cpu_s.map(round3)));
+    out.insert("cpu_pct".into(), json!(cpu_pct));
     let first_event: Vec<Duration> = tally.samples.iter().filter_map(|s| s.first_event).collect();
     let first_text: Vec<Duration> = tally.samples.iter().filter_map(|s| s.first_text).collect();
     let total: Vec<Duration> = tally.samples.iter().map(|s| s.total).collect();
@@ -102,9 +142,11 @@ pub fn print_summary(
     }
 
     eprintln!(
-        "{mode}: concurrency {concurrency}, {count} ok, {} errors in {:.2} s ({per_sec:.1}/s)",
+        "{mode}: concurrency {concurrency}, {count} ok, {} errors in {:.2} s ({per_sec:.1}/s), \
+         loadgen CPU {:.2} s",
         tally.errors,
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        measured.cpu_s.unwrap_or_default()
     );
     for key in ["first_event", "first_text", "total"] {
         if let Some(p50) = out.get(&format!("{key}_p50_ms")).and_then(Value::as_f64) {
@@ -117,6 +159,18 @@ pub fn print_summary(
         eprintln!("  error: {example}");
     }
     println!("{}", Value::Object(out));
+}
+
+/// "WHAT: error: cause: cause ...": reqwest's own message ("error sending
+/// request") hides why, which sits in the source chain.
+pub fn failure(what: &str, error: &dyn std::error::Error) -> String {
+    let mut text = format!("{what}: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 pub fn round3(value: f64) -> f64 {
@@ -155,6 +209,27 @@ mod tests {
         assert_eq!(percentile_ms(&values, 50.0), Some(50.0));
         assert_eq!(percentile_ms(&values, 99.0), Some(99.0));
         assert_eq!(percentile_ms(&[], 50.0), None);
+    }
+
+    #[test]
+    fn failures_carry_their_causes() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error sending request")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let error = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(
+            failure("request", &error),
+            "request: error sending request: connection refused"
+        );
     }
 
     #[test]

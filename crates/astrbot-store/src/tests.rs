@@ -577,6 +577,14 @@ async fn project_sessions_are_excluded_from_listing() {
     ids.sort();
     assert_eq!(ids, ["free", "orphaned"]);
     assert_eq!(page.total, 2);
+    let any_platform = store.list_sessions("alice", None, 1, 1).await.unwrap();
+    assert_eq!(any_platform.sessions.len(), 1);
+    assert_eq!(any_platform.total, 2, "the count ignores the page size");
+    let other_platform = store
+        .list_sessions("alice", Some("telegram"), 1, 20)
+        .await
+        .unwrap();
+    assert_eq!(other_platform.total, 0);
     // Still reachable directly.
     assert!(store.get_session("in-project").await.unwrap().is_some());
 }

@@ -241,6 +241,15 @@ fn stream_answer(plan: Plan, body: &Value, shared: &Shared) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// Waits until `due`, or not at all when it has passed: tokio's timer
+/// rounds deadlines up to the next millisecond, which would add up to a
+/// millisecond to an answer meant to be instant.
+async fn pace(due: Instant) {
+    if due > Instant::now() {
+        tokio::time::sleep_until(due).await;
+    }
+}
+
 /// Sends the SSE events of one answer, paced against a fixed schedule so
 /// that slow sends do not add up: delta `i` is due at
 /// `first_token_delay + i * token_delay` after the start.
@@ -257,7 +266,7 @@ async fn produce_stream(
     };
     let meta = &plan.meta;
     let mut due = start + plan.first_token_delay;
-    tokio::time::sleep_until(due).await;
+    pace(due).await;
 
     let role = json!({"role": "assistant", "content": ""});
     if !send(wire::chunk(meta, role, None, include_usage)).await {
@@ -272,7 +281,7 @@ async fn produce_stream(
     for piece in reasoning {
         if sent_any {
             due += plan.token_delay;
-            tokio::time::sleep_until(due).await;
+            pace(due).await;
         }
         let delta = json!({"reasoning_content": piece});
         if !send(wire::chunk(meta, delta, None, include_usage)).await {
@@ -287,7 +296,7 @@ async fn produce_stream(
         }
         if sent_any {
             due += plan.token_delay;
-            tokio::time::sleep_until(due).await;
+            pace(due).await;
         }
         let delta = json!({"content": piece});
         if !send(wire::chunk(meta, delta, None, include_usage)).await {

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use astrbot_core::store::NewHistory;
+use astrbot_core::store::{ConversationRecord, NewHistory};
 use astrbot_core::{
-    ChatMessage, ChatProvider, ChatRequest, ProviderError, StreamChunk, TokenUsage,
+    ChatMessage, ChatProvider, ChatRequest, ProviderError, StoreResult, StreamChunk, TokenUsage,
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -37,8 +37,27 @@ impl ChatService {
         let config = self.configs.resolve_for_umo(&turn.umo);
         let has_content = turn.parts.iter().any(UserPart::is_content);
         if config.chat.enable && has_content {
-            if let Some(provider) = self.pick_provider(&config, &turn).await {
-                self.answer(&config, provider, &turn, &events).await;
+            // Independent reads, so they run side by side: both stand
+            // between the request and the provider's first token.
+            let (provider, conversation) = tokio::join!(
+                self.pick_provider(&config, &turn),
+                self.find_current_conversation(&turn.umo)
+            );
+            if let Some(provider) = provider {
+                let conversation = match conversation {
+                    Ok(Some(conversation)) => Ok(conversation),
+                    Ok(None) => self.new_conversation(&turn.umo).await,
+                    Err(error) => Err(error),
+                };
+                match conversation {
+                    Ok(conversation) => {
+                        self.answer(&config, provider, conversation, &turn, &events)
+                            .await
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, umo = %turn.umo, "could not load the conversation")
+                    }
+                }
             }
         }
         send(
@@ -104,16 +123,10 @@ impl ChatService {
         &self,
         config: &LoadedConfig,
         provider: Arc<dyn ChatProvider>,
+        conversation: ConversationRecord,
         turn: &ChatTurn,
         events: &Sender<ChatEvent>,
     ) {
-        let conversation = match self.current_conversation(&turn.umo).await {
-            Ok(conversation) => conversation,
-            Err(error) => {
-                tracing::error!(%error, umo = %turn.umo, "could not load the conversation");
-                return;
-            }
-        };
         let history: Vec<ChatMessage> =
             serde_json::from_value(conversation.content.clone()).unwrap_or_default();
         let (for_model, for_storage) = user_turn(config, &turn.parts, &*self.store).await;
@@ -311,21 +324,27 @@ impl ChatService {
     }
 
     /// The session's current conversation, created on first use.
-    pub(super) async fn current_conversation(
+    pub(super) async fn current_conversation(&self, umo: &str) -> StoreResult<ConversationRecord> {
+        match self.find_current_conversation(umo).await? {
+            Some(conversation) => Ok(conversation),
+            None => self.new_conversation(umo).await,
+        }
+    }
+
+    /// The session's current conversation, if it has one; reads only.
+    async fn find_current_conversation(
         &self,
         umo: &str,
-    ) -> astrbot_core::StoreResult<astrbot_core::store::ConversationRecord> {
+    ) -> StoreResult<Option<ConversationRecord>> {
         let selected = self
             .store
             .get_preference("umo", umo, CONVERSATION_PREFERENCE)
             .await?
             .and_then(|value| value.as_str().map(str::to_owned));
-        if let Some(id) = selected {
-            if let Some(conversation) = self.store.get_conversation(&id).await? {
-                return Ok(conversation);
-            }
+        match selected {
+            Some(id) => self.store.get_conversation(&id).await,
+            None => Ok(None),
         }
-        self.new_conversation(umo).await
     }
 }
 
