@@ -26,6 +26,7 @@
 #   COMPARE_HOLD_H1 (9000)            held streams (0 skips that hold)
 #   COMPARE_HOLD_WAIT_MS (30000)      the hold provider's wait before its first token
 #   ASTRBOT_VENV (~/.cache/astrbot-4.18.0)
+#   ASTRBOT_PEER (../shared/peer/astrbot)  the folder with AstrBot's install.sh and start.sh
 # Everything listens on 127.0.0.1 and is killed on exit. Not run in CI.
 set -euo pipefail
 export LC_ALL=C
@@ -35,7 +36,7 @@ WRITE=0
 for arg in "$@"; do
     case "$arg" in
         --write) WRITE=1 ;;
-        -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -54,7 +55,13 @@ HOLD_H2_CONNECTIONS=${COMPARE_HOLD_H2_CONNECTIONS:-100}
 HOLD_H1=${COMPARE_HOLD_H1:-9000}
 HOLD_WAIT_MS=${COMPARE_HOLD_WAIT_MS:-30000}
 VENV=${ASTRBOT_VENV:-$HOME/.cache/astrbot-4.18.0}
-PEER=../shared/peer/astrbot
+# The scripts that install and start AstrBot live beside this repository
+# (ASTRBOT_PEER to point elsewhere).
+PEER=${ASTRBOT_PEER:-../shared/peer/astrbot}
+if [ ! -x "$PEER/install.sh" ] || [ ! -x "$PEER/start.sh" ]; then
+    echo "bench/compare.sh needs AstrBot's install.sh and start.sh in $PEER (set ASTRBOT_PEER)" >&2
+    exit 1
+fi
 PASSWORD_MD5=77b90590a8945a7d36c963981a307dc9 # MD5 of "astrbot", AstrBot's default
 SESSIONS_USER=bench-sessions
 SESSIONS_PATH="/api/v1/chat/sessions?username=$SESSIONS_USER&page=1&page_size=20"
