@@ -39,12 +39,13 @@ pub async fn run_json(common: &Common, concurrency: usize, duration: Duration) -
 
 /// One GET; success is HTTP 200 with a JSON body whose `status` is "ok".
 pub async fn json_once(http: &reqwest::Client, url: &str, key: &str) -> Result<(), String> {
-    let response = http
-        .get(url)
-        .bearer_auth(key)
-        .send()
-        .await
-        .map_err(|e| failure("request", &e))?;
+    ok_envelope(http.get(url).bearer_auth(key)).await.map(drop)
+}
+
+/// Sends `request`; success is HTTP 200 with a JSON envelope whose
+/// `status` is "ok", which is returned.
+pub async fn ok_envelope(request: reqwest::RequestBuilder) -> Result<Value, String> {
+    let response = request.send().await.map_err(|e| failure("request", &e))?;
     let status = response.status();
     let body = response.bytes().await.map_err(|e| failure("body", &e))?;
     if status != reqwest::StatusCode::OK {
@@ -54,7 +55,7 @@ pub async fn json_once(http: &reqwest::Client, url: &str, key: &str) -> Result<(
     if value["status"] != "ok" {
         return Err(format!("status not ok: {value}"));
     }
-    Ok(())
+    Ok(value)
 }
 
 pub async fn run_wait(common: &Common, since_epoch: Option<f64>) -> bool {

@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use clap::Args;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::report::{failure, print_summary, round3, RunClock, Sample, Tally};
+use crate::json::ok_envelope;
+use crate::report::{print_summary, round3, RunClock, Sample, Tally};
 use crate::{client, join_all, Common};
 
 #[derive(Debug, Args)]
@@ -98,22 +99,7 @@ async fn upload_once(
         .mime_str("application/octet-stream")
         .map_err(|e| format!("multipart: {e}"))?;
     let form = reqwest::multipart::Form::new().part("file", part);
-    let response = http
-        .post(url)
-        .bearer_auth(key)
-        .multipart(form)
-        .send()
-        .await
-        .map_err(|e| failure("request", &e))?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(|e| failure("body", &e))?;
-    if status != reqwest::StatusCode::OK {
-        return Err(format!("HTTP {status}"));
-    }
-    let value: Value = serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
-    if value["status"] != "ok" {
-        return Err(format!("status not ok: {value}"));
-    }
+    let value = ok_envelope(http.post(url).bearer_auth(key).multipart(form)).await?;
     match value["data"]["attachment_id"].as_str() {
         Some(id) if !id.is_empty() => Ok(()),
         _ => Err(format!("no attachment_id: {value}")),
