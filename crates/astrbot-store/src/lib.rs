@@ -73,8 +73,13 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let opening =
             |e: sqlx::Error| StoreError::Backend(format!("opening {}: {e}", path.display()));
+        // Pooled connections are not pinged before each use (sqlx's
+        // default): a SQLite connection is a local file that cannot drop
+        // like a network link, and the ping was a second round trip to the
+        // connection's worker thread for every query.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(opening)?;
@@ -84,6 +89,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", path.display())))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await
             .map_err(opening)?;
