@@ -62,6 +62,7 @@ if [ ! -x "$PEER/install.sh" ] || [ ! -x "$PEER/start.sh" ]; then
     echo "bench/compare.sh needs AstrBot's install.sh and start.sh in $PEER (set ASTRBOT_PEER)" >&2
     exit 1
 fi
+PEER=$(cd "$PEER" && pwd)
 PASSWORD_MD5=77b90590a8945a7d36c963981a307dc9 # MD5 of "astrbot", AstrBot's default
 SESSIONS_USER=bench-sessions
 SESSIONS_PATH="/api/v1/chat/sessions?username=$SESSIONS_USER&page=1&page_size=20"
@@ -178,7 +179,10 @@ rss_sampler() {
 
 # ---- install AstrBot in the background, build ours meanwhile ---------------------
 log "installing AstrBot 4.18.0 (background; log in $WORK/install.log)"
-"$PEER/install.sh" "$VENV" >"$WORK/install.log" 2>&1 &
+# From $WORK: importing astrbot (the install's last check) writes a default
+# data/ folder into the current one, and this repository's folder doubles as
+# astrbot-rs's default data root.
+(cd "$WORK" && exec "$PEER/install.sh" "$VENV") >"$WORK/install.log" 2>&1 &
 INSTALL_PID=$!
 PIDS+=("$INSTALL_PID")
 
@@ -272,7 +276,7 @@ BASE_RS="http://127.0.0.1:$PORT_RS"
 start() {
     case "$1" in
         astrbot)
-            "$PEER/start.sh" "$ROOT_PY" "$PORT_PY" "$VENV" >>"$WORK/astrbot.log" 2>&1 &
+            (cd "$WORK" && exec "$PEER/start.sh" "$ROOT_PY" "$PORT_PY" "$VENV") >>"$WORK/astrbot.log" 2>&1 &
             ;;
         astrbot-rs)
             env -u ASTRBOT_LOCAL_MODEL "$BIN/astrbot-rs" --root "$ROOT_RS" serve \
@@ -568,6 +572,15 @@ cpu_cell() {
     awk -v l="$(j "$1" .cpu_s)" '{ w = $3 > 0 ? $3 : 1
         printf "%.0f %% / %.0f %% / %s", $1 / w * 100, $2 / w * 100, (l == "n/a" ? "n/a" : sprintf("%.0f %%", l / w * 100)) }' "$f"
 }
+# not_server_bound NAME: 1 when the server used no more CPU during that run
+# than the fake provider or loadgen did, 0 when it used the most, n/a when
+# not measured.
+not_server_bound() {
+    local f="$WORK/$1.cpu"
+    [ -f "$f" ] || { echo "n/a"; return 0; }
+    awk -v l="$(j "$1" .cpu_s)" '{ if (l == "n/a") { print "n/a"; exit }
+        most = ($2 > l + 0 ? $2 : l + 0); print ($1 <= most ? 1 : 0) }' "$f"
+}
 peak() { cat "$WORK/$1.rss" 2>/dev/null || echo "n/a"; }
 failed_of() { echo "$(j "$1" .errors) / $(j "$1" "(.ok + .errors)")"; }
 
@@ -630,6 +643,7 @@ targets() {
     echo "| … and > 1,000× AstrBot's | $(vs_astrbot 1)×; $(vs_astrbot 2)× | $(verdict "$(holds "$(vs_astrbot 1)" ">" 1000)" "$(holds "$(vs_astrbot 2)" ">" 1000)") |"
     echo "| … p99 < 5 ms at 64 clients | $(j json-rs-1 .total_p99_ms) ms; $(j json-rs-2 .total_p99_ms) ms | $(verdict "$(holds "$(j json-rs-1 .total_p99_ms)" "<" 5)" "$(holds "$(j json-rs-2 .total_p99_ms)" "<" 5)") |"
     echo "| Instant chat at 128 clients: 0 failed streams (failed / all) | $(failed_of chat128-rs-1); $(failed_of chat128-rs-2) | $(verdict "$(holds "$(j chat128-rs-1 .errors)" "=" 0)" "$(holds "$(j chat128-rs-1 .ok)" ">" 0)" "$(holds "$(j chat128-rs-2 .errors)" "=" 0)" "$(holds "$(j chat128-rs-2 .ok)" ">" 0)") |"
+    echo "| … streams/s bounded by the load generator or the provider, not the server (CPU: server / provider / loadgen, % of one core) | $(cpu_cell chat128-rs-1); $(cpu_cell chat128-rs-2) | $(verdict "$(not_server_bound chat128-rs-1)" "$(not_server_bound chat128-rs-2)") |"
     for c in 1 128; do
         echo "| Added latency to the first text delta < 2 ms p50, $c client(s) (astrbot-rs minus provider alone) | $(added "$c" 1) ms; $(added "$c" 2) ms | $(verdict "$(holds "$(added "$c" 1)" "<" 2)" "$(holds "$(added "$c" 2)" "<" 2)") |"
     done

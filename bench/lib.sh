@@ -1,4 +1,4 @@
-# bench/lib.sh: shell helpers shared by bench/run.sh and bench/smoke.sh.
+# bench/lib.sh: shell helpers shared by the bench/*.sh scripts.
 # Expects BIN (the folder holding astrbot-rs, fake-openai and loadgen).
 # Everything started here listens on 127.0.0.1 and is killed on exit.
 

@@ -69,11 +69,23 @@ cat "$WORK/load.json"
 awk -v s="$SERVER_CPU" -v f="$FAKE_CPU" -v t="$TICKS" -v l="$(jq -r '.cpu_s // "n/a"' "$WORK/load.json")" \
     'BEGIN { printf "CPU seconds during the run: server %.2f, fake provider %.2f, loadgen %s\n", s / t, f / t, l }'
 echo
+# top N PERF-REPORT-ARGS...: the first N lines of a report that carry a
+# percentage. `head` closes the pipe early, so the pipeline's status is not
+# perf's and is ignored.
+top() {
+    local lines=$1
+    shift
+    perf report -i "$HERE/perf.data" --stdio -g none "$@" 2>/dev/null | grep '%' | head -n "$lines" | cut -c1-140 || true
+}
+
 echo "## By shared object"
-perf report -i "$HERE/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep '%' | head -8
+top 8 --no-children --sort dso
 echo
 echo "## By symbol, self time"
-perf report -i "$HERE/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep '%' | head -25 | cut -c1-140
+top 25 --no-children --sort symbol
+echo
+echo "## By thread name (tokio workers, SQLite worker threads)"
+top 6 --no-children --sort comm
 echo
 echo "## By symbol, with children (user space)"
-perf report -i "$HERE/perf.data" --children --sort symbol --stdio -g none 2>/dev/null | grep '%' | grep -v '\[k\]' | head -25 | cut -c1-140
+top 60 --children --sort symbol | grep -v '\[k\]' | head -n 25 || true

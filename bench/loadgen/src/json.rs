@@ -75,7 +75,10 @@ pub async fn run_wait(common: &Common, since_epoch: Option<f64>) -> bool {
                 .map(|d| d.as_secs_f64())
                 .unwrap_or_default();
             let ready_ms = since_epoch.map(|since| round3((now - since) * 1000.0));
-            eprintln!("ready after {attempts} attempts ({ready_ms:?} ms since start)");
+            match ready_ms {
+                Some(ms) => eprintln!("ready after {attempts} attempts ({ms} ms since start)"),
+                None => eprintln!("ready after {attempts} attempts"),
+            }
             println!(
                 "{}",
                 json!({"mode": "wait", "ready_ms": ready_ms, "attempts": attempts})

@@ -131,7 +131,14 @@ pub struct ConversationRecord {
 /// current. Lets callers cache hot reads without missing a change made
 /// elsewhere (for example a key revoked with the CLI while the server runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChangeStamp(pub [u8; 96]);
+pub struct ChangeStamp {
+    /// What the database file shows of every process's commits.
+    pub shared: [u8; 96],
+    /// Writes made through this store, counted in memory, so that this
+    /// process's own changes always show even if the file cannot be
+    /// watched reliably.
+    pub local_writes: u64,
+}
 
 /// The persistence interface of astrbot-rs. Every method is one short
 /// transaction; implementations must be safe to share between tasks.

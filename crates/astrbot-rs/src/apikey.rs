@@ -1,6 +1,7 @@
 //! `astrbot-rs apikey …`: key management straight on the data root's
 //! database, for admins at a shell. A running server sees the changes on
-//! its next request, because it checks the database on every request.
+//! its next request: it keeps verified keys in memory only until the
+//! database records a commit, from any process.
 
 use anyhow::{bail, Context};
 use astrbot_core::store::ApiKeyRecord;

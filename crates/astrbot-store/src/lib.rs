@@ -16,7 +16,9 @@ mod sessions;
 #[cfg(test)]
 mod tests;
 
+use std::future::Future;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +57,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
     wal_index: Arc<WalIndexWatch>,
+    /// Writes made through this store (and its clones), for change stamps.
+    local_writes: Arc<AtomicU64>,
 }
 
 impl SqliteStore {
@@ -100,7 +104,16 @@ impl SqliteStore {
             reader,
             writer,
             wal_index,
+            local_writes: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Runs a write, then counts it: once the write has returned, every
+    /// later change stamp differs from those taken before it.
+    async fn counted<T>(&self, write: impl Future<Output = T>) -> T {
+        let result = write.await;
+        self.local_writes.fetch_add(1, Ordering::AcqRel);
+        result
     }
 
     /// Closes every pooled connection, checkpointing the WAL. Optional: the
@@ -114,11 +127,16 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     fn change_stamp(&self) -> Option<ChangeStamp> {
-        self.wal_index.stamp()
+        let local_writes = self.local_writes.load(Ordering::Acquire);
+        let shared = self.wal_index.header()?;
+        Some(ChangeStamp {
+            shared,
+            local_writes,
+        })
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKeyRecord> {
-        api_keys::create(&self.writer, key).await
+        self.counted(api_keys::create(&self.writer, key)).await
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
@@ -150,19 +168,22 @@ impl Store for SqliteStore {
     }
 
     async fn set_api_key_lookup(&self, key_id: &str, lookup_hash: &str) -> StoreResult<()> {
-        api_keys::set_lookup(&self.writer, key_id, lookup_hash).await
+        self.counted(api_keys::set_lookup(&self.writer, key_id, lookup_hash))
+            .await
     }
 
     async fn touch_api_key(&self, key_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        api_keys::touch(&self.writer, key_id, now).await
+        self.counted(api_keys::touch(&self.writer, key_id, now))
+            .await
     }
 
     async fn revoke_api_key(&self, key_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
-        api_keys::revoke(&self.writer, key_id, now).await
+        self.counted(api_keys::revoke(&self.writer, key_id, now))
+            .await
     }
 
     async fn delete_api_key(&self, key_id: &str) -> StoreResult<bool> {
-        api_keys::delete(&self.writer, key_id).await
+        self.counted(api_keys::delete(&self.writer, key_id)).await
     }
 
     async fn get_session(&self, session_id: &str) -> StoreResult<Option<SessionRecord>> {
@@ -176,7 +197,14 @@ impl Store for SqliteStore {
         creator: &str,
         is_group: bool,
     ) -> StoreResult<SessionRecord> {
-        sessions::create(&self.writer, session_id, platform_id, creator, is_group).await
+        self.counted(sessions::create(
+            &self.writer,
+            session_id,
+            platform_id,
+            creator,
+            is_group,
+        ))
+        .await
     }
 
     async fn list_sessions(
@@ -190,7 +218,8 @@ impl Store for SqliteStore {
     }
 
     async fn set_session_display_name(&self, session_id: &str, name: &str) -> StoreResult<()> {
-        sessions::set_display_name(&self.writer, session_id, name).await
+        self.counted(sessions::set_display_name(&self.writer, session_id, name))
+            .await
     }
 
     async fn create_attachment(
@@ -200,7 +229,14 @@ impl Store for SqliteStore {
         kind: &str,
         mime_type: &str,
     ) -> StoreResult<AttachmentRecord> {
-        attachments::create(&self.writer, attachment_id, path, kind, mime_type).await
+        self.counted(attachments::create(
+            &self.writer,
+            attachment_id,
+            path,
+            kind,
+            mime_type,
+        ))
+        .await
     }
 
     async fn get_attachment(&self, attachment_id: &str) -> StoreResult<Option<AttachmentRecord>> {
@@ -208,7 +244,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_history(&self, turn: NewHistory) -> StoreResult<HistoryRecord> {
-        history::insert(&self.writer, turn).await
+        self.counted(history::insert(&self.writer, turn)).await
     }
 
     async fn get_history(&self, id: i64) -> StoreResult<Option<HistoryRecord>> {
@@ -228,7 +264,8 @@ impl Store for SqliteStore {
         platform_id: &str,
         umo: &str,
     ) -> StoreResult<ConversationRecord> {
-        conversations::create(&self.writer, platform_id, umo).await
+        self.counted(conversations::create(&self.writer, platform_id, umo))
+            .await
     }
 
     async fn get_conversation(
@@ -244,7 +281,13 @@ impl Store for SqliteStore {
         content: &Value,
         token_usage: i64,
     ) -> StoreResult<()> {
-        conversations::update(&self.writer, conversation_id, content, token_usage).await
+        self.counted(conversations::update(
+            &self.writer,
+            conversation_id,
+            content,
+            token_usage,
+        ))
+        .await
     }
 
     async fn get_preference(
@@ -263,10 +306,12 @@ impl Store for SqliteStore {
         key: &str,
         value: &Value,
     ) -> StoreResult<()> {
-        preferences::put(&self.writer, scope, scope_id, key, value).await
+        self.counted(preferences::put(&self.writer, scope, scope_id, key, value))
+            .await
     }
 
     async fn delete_preference(&self, scope: &str, scope_id: &str, key: &str) -> StoreResult<()> {
-        preferences::delete(&self.writer, scope, scope_id, key).await
+        self.counted(preferences::delete(&self.writer, scope, scope_id, key))
+            .await
     }
 }

@@ -970,3 +970,58 @@ async fn change_stamp_recovers_when_the_wal_index_is_recreated() {
     std::fs::write(&shm, [7u8; 128]).unwrap();
     assert!(store.change_stamp().is_some(), "the new file is followed");
 }
+
+#[tokio::test]
+async fn a_symlinked_database_is_watched_where_sqlite_keeps_its_index() {
+    let db = TempDb::new();
+    let real = db.dir.join("elsewhere");
+    std::fs::create_dir_all(&real).unwrap();
+    let real_db = real.join("real.db");
+    drop(SqliteStore::open(&real_db).await.unwrap());
+    std::os::unix::fs::symlink(&real_db, db.path()).unwrap();
+    // A leftover index beside the link must not be what is watched.
+    std::fs::write(db.dir.join("data_v4.db-shm"), [9u8; 128]).unwrap();
+
+    let store = db.open().await;
+    store.create_api_key(new_key("a", None)).await.unwrap();
+    let before = store.change_stamp().expect("the real index is readable");
+    let cli = SqliteStore::open(&real_db).await.unwrap();
+    assert!(cli.revoke_api_key("a", Utc::now()).await.unwrap());
+
+    let after = store.change_stamp().expect("still readable");
+    assert_ne!(
+        after.shared, before.shared,
+        "the other process's commit shows"
+    );
+}
+
+#[tokio::test]
+async fn own_writes_move_the_stamp_even_when_the_database_was_replaced() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    store.create_api_key(new_key("a", None)).await.unwrap();
+    assert!(store.change_stamp().is_some());
+
+    // The files are deleted under the running store and another process
+    // creates a new database at the same path.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.path().display()));
+    }
+    let other = db.open().await;
+    other.create_api_key(new_key("b", None)).await.unwrap();
+
+    assert_eq!(
+        store.change_stamp(),
+        None,
+        "the new database's index is not ours"
+    );
+    assert_eq!(store.change_stamp(), None, "and stays untrusted");
+
+    // With a readable index, this store's own writes always move the stamp.
+    let fresh = TempDb::new();
+    let store = fresh.open().await;
+    let before = store.change_stamp().unwrap();
+    store.touch_api_key("missing", Utc::now()).await.unwrap();
+    let after = store.change_stamp().unwrap();
+    assert_eq!(after.local_writes, before.local_writes + 1);
+}

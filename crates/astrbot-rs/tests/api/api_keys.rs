@@ -500,3 +500,30 @@ async fn the_plaintext_key_is_written_to_no_file_of_the_data_root() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_expiry_written_by_another_tool_in_iso_form_still_ends_the_key() {
+    let app = spawn_app().await;
+    let (key, key_id) = app.create_key(&["im"]).await;
+    assert_eq!(app.get("/api/v1/im/bots", Some(&key)).await.0, 200);
+
+    // `2026-12-04T10:00:00.000000`: a `T` instead of the space sorts after
+    // every same-day time in SQL's text comparison.
+    let expired = (Utc::now() - Duration::seconds(1))
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string();
+    let database = app.data_dir().join("astrbot-rs.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&database);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::query("UPDATE api_keys SET expires_at = ? WHERE key_id = ?")
+        .bind(&expired)
+        .bind(&key_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let (status, body) = app.get("/api/v1/im/bots", Some(&key)).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["message"], "Invalid API key");
+}

@@ -15,6 +15,8 @@ use astrbot_core::store::ApiKeyRecord;
 use astrbot_core::ChangeStamp;
 use chrono::{DateTime, Utc};
 
+use crate::state::is_active;
+
 /// Beyond this many keys the cache starts over rather than grow: only
 /// keys that verified are stored, so this is only reached by deployments
 /// with very many live keys.
@@ -41,9 +43,7 @@ impl VerifiedKeys {
     ) -> Option<ApiKeyRecord> {
         let entries = self.entries.read().ok()?;
         let cached = entries.get(lookup_hash)?;
-        let current = cached.stamp == stamp
-            && cached.record.revoked_at.is_none()
-            && cached.record.expires_at.is_none_or(|expiry| expiry > now);
+        let current = cached.stamp == stamp && is_active(&cached.record, now);
         current.then(|| cached.record.clone())
     }
 
@@ -62,6 +62,13 @@ impl VerifiedKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stamp(byte: u8) -> ChangeStamp {
+        ChangeStamp {
+            shared: [byte; 96],
+            local_writes: 0,
+        }
+    }
 
     fn record(expires_at: Option<DateTime<Utc>>) -> ApiKeyRecord {
         let now = Utc::now();
@@ -85,11 +92,11 @@ mod tests {
     fn a_hit_needs_the_same_stamp() {
         let keys = VerifiedKeys::default();
         let now = Utc::now();
-        keys.insert("sha".into(), ChangeStamp([1; 96]), record(None));
+        keys.insert("sha".into(), stamp(1), record(None));
 
-        assert!(keys.get("sha", ChangeStamp([1; 96]), now).is_some());
-        assert!(keys.get("sha", ChangeStamp([2; 96]), now).is_none());
-        assert!(keys.get("other", ChangeStamp([1; 96]), now).is_none());
+        assert!(keys.get("sha", stamp(1), now).is_some());
+        assert!(keys.get("sha", stamp(2), now).is_none());
+        assert!(keys.get("other", stamp(1), now).is_none());
     }
 
     #[test]
@@ -97,17 +104,17 @@ mod tests {
         let keys = VerifiedKeys::default();
         let now = Utc::now();
         let expiry = now + chrono::Duration::seconds(1);
-        keys.insert("sha".into(), ChangeStamp([1; 96]), record(Some(expiry)));
+        keys.insert("sha".into(), stamp(1), record(Some(expiry)));
 
-        assert!(keys.get("sha", ChangeStamp([1; 96]), now).is_some());
-        assert!(keys.get("sha", ChangeStamp([1; 96]), expiry).is_none());
+        assert!(keys.get("sha", stamp(1), now).is_some());
+        assert!(keys.get("sha", stamp(1), expiry).is_none());
     }
 
     #[test]
     fn the_cache_starts_over_instead_of_growing_without_bound() {
         let keys = VerifiedKeys::default();
         for n in 0..=MAX_ENTRIES {
-            keys.insert(format!("sha{n}"), ChangeStamp([1; 96]), record(None));
+            keys.insert(format!("sha{n}"), stamp(1), record(None));
         }
         let entries = keys.entries.read().unwrap();
         assert!(entries.len() <= MAX_ENTRIES);

@@ -2,7 +2,9 @@
 //! the events of AstrBot's catalogue in AstrBot's order, and the writes to
 //! the conversation and the UI history.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use astrbot_core::store::{ConversationRecord, NewHistory};
 use astrbot_core::{
@@ -10,6 +12,7 @@ use astrbot_core::{
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
+use tokio::sync::mpsc::error::SendTimeoutError;
 use tokio::sync::mpsc::Sender;
 
 use super::context::{persona_messages, recent_history, user_turn};
@@ -33,6 +36,7 @@ struct Answer {
 
 impl ChatService {
     pub(super) async fn run(self: Arc<Self>, turn: ChatTurn, events: Sender<ChatEvent>) {
+        let events = EventSink::new(events);
         let _session = self.locks.acquire(&turn.umo).await;
         let config = self.configs.resolve_for_umo(&turn.umo);
         let has_content = turn.parts.iter().any(UserPart::is_content);
@@ -125,7 +129,7 @@ impl ChatService {
         provider: Arc<dyn ChatProvider>,
         conversation: ConversationRecord,
         turn: &ChatTurn,
-        events: &Sender<ChatEvent>,
+        events: &EventSink,
     ) {
         let history: Vec<ChatMessage> =
             serde_json::from_value(conversation.content.clone()).unwrap_or_default();
@@ -174,7 +178,7 @@ impl ChatService {
         provider: &dyn ChatProvider,
         request: ChatRequest,
         turn: &ChatTurn,
-        events: &Sender<ChatEvent>,
+        events: &EventSink,
     ) -> Answer {
         let start = epoch_seconds();
         let mut first_token = None;
@@ -250,7 +254,7 @@ impl ChatService {
         provider: &dyn ChatProvider,
         request: ChatRequest,
         turn: &ChatTurn,
-        events: &Sender<ChatEvent>,
+        events: &EventSink,
     ) -> Answer {
         let start = epoch_seconds();
         let answer = match provider.chat(request).await {
@@ -286,7 +290,7 @@ impl ChatService {
         turn: &ChatTurn,
         answer: &Answer,
         stats: Option<&AgentStats>,
-        events: &Sender<ChatEvent>,
+        events: &EventSink,
     ) {
         let mut message = Vec::new();
         if !answer.text.is_empty() {
@@ -369,9 +373,38 @@ fn failure_text(provider: &dyn ChatProvider, error: &ProviderError, turn: &ChatT
     format!("LLM 响应错误: {error}")
 }
 
-/// A dropped receiver means the client left; the run carries on regardless.
-async fn send(events: &Sender<ChatEvent>, event: ChatEvent) {
-    let _ = events.send(event).await;
+/// How long a run waits for a reader that has stopped taking its events
+/// (a client that stopped reading, an HTTP/2 window left at zero).
+const STALLED_READER: Duration = Duration::from_secs(30);
+
+/// Where a run's events go. A dropped receiver means the client left; a
+/// reader that takes nothing for [`STALLED_READER`] is given up on and gets
+/// no more events. Either way the run carries on, so the turn is saved and
+/// the session's lock is released.
+pub(super) struct EventSink {
+    sender: Sender<ChatEvent>,
+    stalled: AtomicBool,
+}
+
+impl EventSink {
+    fn new(sender: Sender<ChatEvent>) -> EventSink {
+        EventSink {
+            sender,
+            stalled: AtomicBool::new(false),
+        }
+    }
+}
+
+async fn send(events: &EventSink, event: ChatEvent) {
+    if events.stalled.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Err(SendTimeoutError::Timeout(_)) =
+        events.sender.send_timeout(event, STALLED_READER).await
+    {
+        tracing::warn!("a chat client stopped reading its answer; the turn goes on without it");
+        events.stalled.store(true, Ordering::Relaxed);
+    }
 }
 
 fn epoch_seconds() -> f64 {
@@ -379,4 +412,35 @@ fn epoch_seconds() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end() -> ChatEvent {
+        ChatEvent::End {
+            message_id: "m".into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_that_stops_reading_is_given_up_on_once() {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
+        let events = EventSink::new(sender);
+        send(&events, end()).await;
+
+        let started = tokio::time::Instant::now();
+        send(&events, end()).await;
+        assert_eq!(
+            started.elapsed(),
+            STALLED_READER,
+            "waited for the reader once"
+        );
+        send(&events, end()).await;
+        assert_eq!(started.elapsed(), STALLED_READER, "then stopped waiting");
+
+        assert!(receiver.recv().await.is_some());
+        assert!(receiver.try_recv().is_err(), "later events were dropped");
+    }
 }

@@ -29,9 +29,11 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const MAX_EVENTS_PER_CHUNK: usize = 64;
 
 /// How long a text delta after the first waits for more events to share
-/// its chunk. Fast providers send tokens far apart in CPU terms but close
-/// in human terms; gathering them costs the reader at most this much.
-const GATHER_WINDOW: Duration = Duration::from_millis(2);
+/// its chunk, when deltas are arriving faster than this. Fast providers
+/// send tokens far apart in CPU terms but close in human terms. Tokio's
+/// timer rounds up to the next millisecond, so a delta is held for less
+/// than 2 ms.
+const GATHER_WINDOW: Duration = Duration::from_millis(1);
 
 const KEEP_ALIVE_COMMENT: &[u8] = b":\n\n";
 
@@ -39,7 +41,8 @@ const KEEP_ALIVE_COMMENT: &[u8] = b":\n\n";
 pub(crate) fn response(events: impl Stream<Item = ChatEvent> + Send + 'static) -> Response {
     let state = Batcher {
         events: Box::pin(events.fuse()),
-        text_started: false,
+        started: Vec::new(),
+        last_event: None,
     };
     let body = futures::stream::unfold(state, |mut state| async move {
         let chunk = state.next_chunk().await?;
@@ -59,8 +62,10 @@ pub(crate) fn response(events: impl Stream<Item = ChatEvent> + Send + 'static) -
 /// Turns the events into body chunks.
 struct Batcher<S> {
     events: S,
-    /// Whether a streamed text delta has gone out yet.
-    text_started: bool,
+    /// The chain types (answer, reasoning) whose first delta has gone out.
+    started: Vec<Option<&'static str>>,
+    /// When the previous event arrived.
+    last_event: Option<Instant>,
 }
 
 impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
@@ -73,17 +78,29 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
             Ok(event) => event?,
         };
 
-        // The first delta goes out at once: it is the latency users see.
-        // Later deltas wait a moment for the ones behind them.
-        let is_delta = matches!(
-            first,
+        // The first answer delta (and the first reasoning delta) go out at
+        // once: that is the latency users see. A later delta waits a moment
+        // for the ones behind it, but only while deltas come faster than
+        // that moment; a model writing at reading speed is never held.
+        let arrived = Instant::now();
+        let came_fast = self
+            .last_event
+            .is_some_and(|last| arrived.duration_since(last) < GATHER_WINDOW);
+        self.last_event = Some(arrived);
+        let window = match &first {
             ChatEvent::Plain {
                 streaming: true,
+                chain_type,
                 ..
+            } => {
+                let seen = self.started.contains(chain_type);
+                if !seen {
+                    self.started.push(*chain_type);
+                }
+                (seen && came_fast).then(|| arrived + GATHER_WINDOW)
             }
-        );
-        let window = (is_delta && self.text_started).then(|| Instant::now() + GATHER_WINDOW);
-        self.text_started |= is_delta;
+            _ => None,
+        };
 
         let mut chunk = Vec::with_capacity(256);
         write_event(&mut chunk, &first);
@@ -102,6 +119,7 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
             };
             // `None`: the end, seen again on the next poll.
             let Some(event) = next else { break };
+            self.last_event = Some(Instant::now());
             write_event(&mut chunk, &event);
         }
         Some(Bytes::from(chunk))
@@ -168,7 +186,10 @@ mod tests {
 
         tokio::spawn(async move {
             sender.send(delta("two")).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            // "three" comes a little later, but well within the window.
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
             sender.send(delta("three")).await.unwrap();
             tokio::time::sleep(Duration::from_secs(1)).await;
             sender.send(delta("four")).await.unwrap();
@@ -185,6 +206,22 @@ mod tests {
         let last = body.next().await.unwrap().unwrap();
         assert!(String::from_utf8_lossy(&last).contains("four"));
         assert!(body.next().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deltas_at_reading_speed_are_never_held() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        let response = response(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        let mut body = response.into_body().into_data_stream();
+
+        for word in ["one", "two", "three"] {
+            sender.send(delta(word)).await.unwrap();
+            let sent = Instant::now();
+            let chunk = body.next().await.unwrap().unwrap();
+            assert!(String::from_utf8_lossy(&chunk).contains(word));
+            assert_eq!(sent.elapsed(), Duration::ZERO, "{word} was held");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test(start_paused = true)]
