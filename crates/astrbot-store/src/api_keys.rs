@@ -98,7 +98,11 @@ pub(crate) async fn find_active(
         .fetch_optional(pool)
         .await
         .map_err(db_err)?;
-    row.as_ref().map(from_row).transpose()
+    // The SQL compares timestamps as text, exact for the format we write. A
+    // row written by another tool in another format (a `T`, an offset) can
+    // compare wrongly, so the parsed instant is checked again.
+    let record = row.as_ref().map(from_row).transpose()?;
+    Ok(record.filter(|record| record.expires_at.is_none_or(|expiry| expiry > now)))
 }
 
 pub(crate) async fn count_without_lookup(pool: &SqlitePool) -> StoreResult<u64> {

@@ -1025,3 +1025,36 @@ async fn own_writes_move_the_stamp_even_when_the_database_was_replaced() {
     let after = store.change_stamp().unwrap();
     assert_eq!(after.local_writes, before.local_writes + 1);
 }
+
+#[tokio::test]
+async fn an_expiry_written_in_iso_form_by_another_tool_still_counts() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    store.create_api_key(new_key("a", None)).await.unwrap();
+    let now = Utc::now();
+    // `T` sorts after the space of our own format, so as text this past
+    // instant compares as later than any same-day `now`.
+    let past = (now - chrono::Duration::seconds(1))
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string();
+    sqlx::query("UPDATE api_keys SET expires_at = ? WHERE key_id = 'a'")
+        .bind(past)
+        .execute(&store.writer)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store
+            .find_active_api_key_by_lookup("sha-a", now)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .find_active_api_key_by_hash("pbkdf2-a", now)
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -15,8 +15,6 @@ use astrbot_core::store::ApiKeyRecord;
 use astrbot_core::ChangeStamp;
 use chrono::{DateTime, Utc};
 
-use crate::state::is_active;
-
 /// Beyond this many keys the cache starts over rather than grow: only
 /// keys that verified are stored, so this is only reached by deployments
 /// with very many live keys.
@@ -57,6 +55,11 @@ impl VerifiedKeys {
         }
         entries.insert(lookup_hash, CachedKey { stamp, record });
     }
+}
+
+/// Not revoked and not expired at `now`.
+fn is_active(record: &ApiKeyRecord, now: DateTime<Utc>) -> bool {
+    record.revoked_at.is_none() && record.expires_at.is_none_or(|expiry| expiry > now)
 }
 
 #[cfg(test)]
