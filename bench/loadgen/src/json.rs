@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::report::{failure, print_summary, round3, RunClock, Sample, Tally};
+use crate::report::{failure, print_summary, round3, RunClock, Tally};
 use crate::{client, join_all, Common};
 
 pub async fn run_json(common: &Common, concurrency: usize, duration: Duration) -> bool {
@@ -21,13 +21,8 @@ pub async fn run_json(common: &Common, concurrency: usize, duration: Duration) -
             let mut tally = Tally::default();
             while Instant::now() < deadline {
                 let begun = Instant::now();
-                match json_once(&http, &url, &key).await {
-                    Ok(()) => tally.ok(Sample {
-                        total: begun.elapsed(),
-                        ..Sample::default()
-                    }),
-                    Err(error) => tally.error(error),
-                }
+                let outcome = json_once(&http, &url, &key).await;
+                tally.timed(begun, outcome);
             }
             tally
         }));

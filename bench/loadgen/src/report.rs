@@ -39,6 +39,17 @@ impl Tally {
         }
     }
 
+    /// A request that has only a total latency: timed from `begun`.
+    pub fn timed(&mut self, begun: Instant, outcome: Result<(), String>) {
+        match outcome {
+            Ok(()) => self.ok(Sample {
+                total: begun.elapsed(),
+                ..Sample::default()
+            }),
+            Err(error) => self.error(error),
+        }
+    }
+
     pub fn merge(&mut self, other: Tally) {
         self.samples.extend(other.samples);
         self.errors += other.errors;

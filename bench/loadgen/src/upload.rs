@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::json;
 
 use crate::json::ok_envelope;
-use crate::report::{print_summary, round3, RunClock, Sample, Tally};
+use crate::report::{print_summary, round3, RunClock, Tally};
 use crate::{client, join_all, Common};
 
 #[derive(Debug, Args)]
@@ -56,13 +56,8 @@ pub async fn run_upload(args: &UploadArgs) -> bool {
                 // the name it was given, so equal names would overwrite.
                 let name = format!("bench-{client_index}-{n}.bin");
                 let begun = Instant::now();
-                match upload_once(&http, &url, &key, &name, content.clone()).await {
-                    Ok(()) => tally.ok(Sample {
-                        total: begun.elapsed(),
-                        ..Sample::default()
-                    }),
-                    Err(error) => tally.error(error),
-                }
+                let outcome = upload_once(&http, &url, &key, &name, content.clone()).await;
+                tally.timed(begun, outcome);
             }
             tally
         }));

@@ -268,6 +268,35 @@ impl TestApp {
             .collect()
     }
 
+    /// Bot `id`'s entry in `/api/v1/im/bots/status` (null when absent).
+    pub async fn bot_status(&self, key: &str, id: &str) -> Value {
+        let (_, body) = self.get("/api/v1/im/bots/status", Some(key)).await;
+        body["data"]["bots"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|bot| bot["id"] == id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits (bounded) until bot `id` runs, so that a proactive send finds it.
+    pub async fn wait_bot_running(&self, key: &str, id: &str) {
+        self.eventually(&format!("bot {id} runs"), || async {
+            self.bot_status(key, id).await["running"] == true
+        })
+        .await;
+    }
+
+    /// Waits (bounded) until bot `id` reports an error; its status entry.
+    pub async fn wait_bot_error(&self, key: &str, id: &str) -> Value {
+        self.eventually(&format!("bot {id} reports an error"), || async {
+            self.bot_status(key, id).await["last_error"].is_string()
+        })
+        .await;
+        self.bot_status(key, id).await
+    }
+
     /// Polls until `check` holds or the deadline passes.
     pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
     where

@@ -167,11 +167,7 @@ async fn an_image_file_reaches_the_model() {
 async fn proactive_sends_reach_the_channel() {
     let mut bot = connected().await;
     let (key, _) = bot.app.create_key(&["im"]).await;
-    bot.app
-        .eventually("the slack bot runs", || async {
-            bot_status(&bot.app, &key).await["running"] == true
-        })
-        .await;
+    bot.app.wait_bot_running(&key, "slack").await;
 
     let (_, body) = bot
         .app
@@ -195,29 +191,13 @@ async fn a_rejected_token_shows_in_the_bot_status() {
     let app = app_with_slack(&fake).await;
     let (key, _) = app.create_key(&["im"]).await;
 
-    app.eventually("the token error is reported", || async {
-        bot_status(&app, &key).await["last_error"].is_string()
-    })
-    .await;
-    let bot = bot_status(&app, &key).await;
+    let bot = app.wait_bot_error(&key, "slack").await;
 
     assert_eq!(bot["type"], "slack");
     assert_eq!(bot["running"], false, "{bot}");
     let error = bot["last_error"].as_str().unwrap();
     assert!(error.contains("Slack rejected the bot token"), "{error}");
     assert!(!error.contains(BOT_TOKEN), "{error}");
-}
-
-/// The bot's entry in `/api/v1/im/bots/status`.
-async fn bot_status(app: &TestApp, key: &str) -> Value {
-    let (_, body) = app.get("/api/v1/im/bots/status", Some(key)).await;
-    body["data"]["bots"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|bot| bot["id"] == "slack")
-        .cloned()
-        .unwrap_or_default()
 }
 
 #[tokio::test]

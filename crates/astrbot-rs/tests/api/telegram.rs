@@ -42,26 +42,6 @@ fn group_message(message_id: i64, text: &str) -> Value {
     })
 }
 
-/// The bot's entry in `/api/v1/im/bots/status`.
-async fn bot_status(app: &TestApp, key: &str) -> Value {
-    let (_, body) = app.get("/api/v1/im/bots/status", Some(key)).await;
-    body["data"]["bots"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|bot| bot["id"] == "tg")
-        .cloned()
-        .unwrap_or_default()
-}
-
-/// Waits (bounded) until the bot is running, so a proactive send finds it.
-async fn wait_running(app: &TestApp, key: &str) {
-    app.eventually("the telegram bot runs", || async {
-        bot_status(app, key).await["running"] == true
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn a_group_message_with_the_wake_prefix_is_answered_in_that_group() {
     let (_app, fake) = app_with_telegram(TOKEN).await;
@@ -146,7 +126,7 @@ async fn a_photo_in_a_group_message_reaches_the_model() {
 async fn proactive_sends_reach_the_chat() {
     let (app, fake) = app_with_telegram(TOKEN).await;
     let (key, _) = app.create_key(&["im"]).await;
-    wait_running(&app, &key).await;
+    app.wait_bot_running(&key, "tg").await;
 
     let (_, body) = app
         .post_json(
@@ -167,11 +147,7 @@ async fn a_rejected_token_shows_in_the_bot_status() {
     let (app, _fake) = app_with_telegram("999:WRONG-token").await;
     let (key, _) = app.create_key(&["im"]).await;
 
-    app.eventually("the token error is reported", || async {
-        bot_status(&app, &key).await["last_error"].is_string()
-    })
-    .await;
-    let last = bot_status(&app, &key).await;
+    let last = app.wait_bot_error(&key, "tg").await;
 
     assert_eq!(last["type"], "telegram");
     assert_eq!(last["running"], false, "{last}");

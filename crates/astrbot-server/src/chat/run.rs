@@ -48,12 +48,7 @@ impl ChatService {
                 self.find_current_conversation(&turn.umo)
             );
             if let Some(provider) = provider {
-                let conversation = match conversation {
-                    Ok(Some(conversation)) => Ok(conversation),
-                    Ok(None) => self.new_conversation(&turn.umo).await,
-                    Err(error) => Err(error),
-                };
-                match conversation {
+                match self.or_new_conversation(&turn.umo, conversation).await {
                     Ok(conversation) => {
                         self.answer(&config, provider, conversation, &turn, &events)
                             .await
@@ -329,7 +324,17 @@ impl ChatService {
 
     /// The session's current conversation, created on first use.
     pub(super) async fn current_conversation(&self, umo: &str) -> StoreResult<ConversationRecord> {
-        match self.find_current_conversation(umo).await? {
+        let found = self.find_current_conversation(umo).await;
+        self.or_new_conversation(umo, found).await
+    }
+
+    /// `found`, or a new current conversation when the session has none.
+    async fn or_new_conversation(
+        &self,
+        umo: &str,
+        found: StoreResult<Option<ConversationRecord>>,
+    ) -> StoreResult<ConversationRecord> {
+        match found? {
             Some(conversation) => Ok(conversation),
             None => self.new_conversation(umo).await,
         }
