@@ -4,12 +4,13 @@
 #
 # Starts a fake provider (instant, 50 tokens) and a release astrbot-rs on a
 # temp root, drives it with loadgen (json: GET /api/v1/im/bots at 64
-# clients; chat: streamed chat at 128 clients), records the server with
-# `perf record -g` for SECONDS (default 5) and prints the top of the report,
-# by shared object and by symbol (self and children), plus the CPU seconds
-# the server, the fake and loadgen used. The raw profile is kept as
-# perf.data in the current folder for `perf report`. Needs `perf` (Debian:
-# linux-perf) and permission to profile your own processes.
+# clients; chat: streamed chat at 128 clients, four messages per session),
+# records the server with `perf record -g` for SECONDS (default 5) and
+# prints the top of the report, by shared object and by symbol (self and
+# children), plus the CPU seconds the server, the fake and loadgen used.
+# The raw profile is kept as perf.data in the current folder for
+# `perf report`. Needs `perf` (Debian: linux-perf) and permission to
+# profile your own processes.
 set -euo pipefail
 export LC_ALL=C
 HERE=$(pwd)
@@ -48,7 +49,9 @@ TICKS=$(getconf CLK_TCK)
 # The load runs a little longer than the recording on both sides.
 case "$WORKLOAD" in
     json) LOAD=(json --url "$BASE/api/v1/im/bots" --key "$KEY" --concurrency 64 --duration-secs $((SECS + 2))) ;;
-    chat) LOAD=(chat --url "$BASE" --key "$KEY" --concurrency 128 --messages $(((SECS + 2) * 6)) --timeout-secs 120) ;;
+    # Four messages per session, as in bench/compare.sh, however long the
+    # run: longer conversations would make the profile about history size.
+    chat) LOAD=(chat --url "$BASE" --key "$KEY" --concurrency 128 --messages $(((SECS + 2) * 10)) --session-messages 4 --timeout-secs 120) ;;
 esac
 SERVER_BEFORE=$(cpu_ticks "$SERVER_PID")
 FAKE_BEFORE=$(cpu_ticks "$FAKE_PID")

@@ -64,7 +64,7 @@ run wait --url "$BASE_A/api/v1/im/bots" --key "$KEY_A" --timeout-secs 30
 run wait --url "$BASE_B/api/v1/im/bots" --key "$KEY_B" --since-epoch "$T0" --timeout-secs 30
 run json --url "$BASE_A/api/v1/im/bots" --key "$KEY_A" --concurrency 2 --duration-secs 1 --timeout-secs 10
 run upstream --url "$FAST_URL" --concurrency 2 --messages 3 --timeout-secs 10
-run chat --url "$BASE_A" --key "$KEY_A" --concurrency 2 --messages 3 --timeout-secs 10
+run chat --url "$BASE_A" --key "$KEY_A" --concurrency 2 --messages 3 --session-messages 2 --timeout-secs 10
 run chat --url "$BASE_A" --key "$KEY_A" --concurrency 2 --messages 1 --provider fake --timeout-secs 10
 run upload --url "$BASE_A" --key "$KEY_A" --concurrency 2 --uploads 2 --size-mb 0.2 --timeout-secs 10
 run hold --url "$BASE_B" --key "$KEY_B" --streams 5 --rss-pid "$PID_B" --timeout-secs 10

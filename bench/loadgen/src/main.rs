@@ -127,6 +127,11 @@ pub struct Workload {
     /// Messages each client sends (one stream each).
     #[arg(long, default_value_t = 10)]
     pub messages: usize,
+    /// Messages per session: after this many a client opens a new session,
+    /// so long runs keep conversations as short as short runs have them.
+    /// 0 keeps one session for all of a client's messages.
+    #[arg(long, default_value_t = 0)]
+    pub session_messages: usize,
     #[command(flatten)]
     pub expect: Expect,
 }

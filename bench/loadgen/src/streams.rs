@@ -49,12 +49,16 @@ pub async fn run_streams(common: &Common, workload: &Workload, target: Target) -
         let key = common.key.clone();
         let target = target.clone();
         let messages = workload.messages;
+        let session_messages = workload.session_messages;
         let expect = workload.expect.clone();
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
             let mut session: Option<String> = None;
             let username = format!("bench-{client_index}");
             for n in 0..messages {
+                if session_messages > 0 && n % session_messages == 0 {
+                    session = None;
+                }
                 let message = message_for(client_index, n);
                 let expected = expect.for_message(&message);
                 let result = match &target {

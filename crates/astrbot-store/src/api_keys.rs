@@ -2,13 +2,12 @@
 //! when it is neither revoked nor past its expiry.
 
 use astrbot_core::store::{ApiKeyRecord, NewApiKey};
-use astrbot_core::StoreResult;
 use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, Row};
 use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
 
-use crate::codec::{count, db_err, encode_ts, opt_ts, truncate_micros, ts};
+use crate::codec::{count, encode_ts, opt_ts, truncate_micros, ts};
+use crate::db::{all_rows, execute, optional_row, DbResult};
 
 const COLUMNS: &str = "key_id, name, key_hash, lookup_hash, key_prefix, scopes, created_by, \
                        created_at, updated_at, last_used_at, expires_at, revoked_at";
@@ -22,16 +21,16 @@ pub(crate) enum By {
     Hash,
 }
 
-pub(crate) async fn create(pool: &SqlitePool, key: NewApiKey) -> StoreResult<ApiKeyRecord> {
+pub(crate) fn create(connection: &Connection, key: &NewApiKey) -> DbResult<ApiKeyRecord> {
     let now = astrbot_core::time::now();
     let record = ApiKeyRecord {
-        key_id: key.key_id,
-        name: key.name,
-        key_hash: key.key_hash,
-        lookup_hash: Some(key.lookup_hash),
-        key_prefix: key.key_prefix,
-        scopes: Some(key.scopes),
-        created_by: key.created_by,
+        key_id: key.key_id.clone(),
+        name: key.name.clone(),
+        key_hash: key.key_hash.clone(),
+        lookup_hash: Some(key.lookup_hash.clone()),
+        key_prefix: key.key_prefix.clone(),
+        scopes: Some(key.scopes.clone()),
+        created_by: key.created_by.clone(),
         created_at: now,
         updated_at: now,
         last_used_at: None,
@@ -40,50 +39,44 @@ pub(crate) async fn create(pool: &SqlitePool, key: NewApiKey) -> StoreResult<Api
     };
     // A Vec<String> always serialises; the fallback only avoids an unwrap.
     let scopes = serde_json::to_string(&record.scopes).unwrap_or_else(|_| "[]".to_owned());
-    sqlx::query(
+    execute(
+        connection,
         "INSERT INTO api_keys (key_id, name, key_hash, lookup_hash, key_prefix, scopes, \
          created_by, created_at, updated_at, expires_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&record.key_id)
-    .bind(&record.name)
-    .bind(&record.key_hash)
-    .bind(&record.lookup_hash)
-    .bind(&record.key_prefix)
-    .bind(scopes)
-    .bind(&record.created_by)
-    .bind(encode_ts(now))
-    .bind(encode_ts(now))
-    .bind(record.expires_at.map(encode_ts))
-    .execute(pool)
-    .await
-    .map_err(db_err)?;
+        params![
+            record.key_id,
+            record.name,
+            record.key_hash,
+            record.lookup_hash,
+            record.key_prefix,
+            scopes,
+            record.created_by,
+            encode_ts(now),
+            encode_ts(now),
+            record.expires_at.map(encode_ts),
+        ],
+    )?;
     Ok(record)
 }
 
-pub(crate) async fn list(pool: &SqlitePool) -> StoreResult<Vec<ApiKeyRecord>> {
+pub(crate) fn list(connection: &Connection) -> DbResult<Vec<ApiKeyRecord>> {
     // inner_id breaks ties between keys created in the same microsecond.
     let sql = format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, inner_id DESC");
-    let rows = sqlx::query(&sql).fetch_all(pool).await.map_err(db_err)?;
-    rows.iter().map(from_row).collect()
+    all_rows(connection, &sql, [], from_row)
 }
 
-pub(crate) async fn get(pool: &SqlitePool, key_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+pub(crate) fn get(connection: &Connection, key_id: &str) -> DbResult<Option<ApiKeyRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE key_id = ?");
-    let row = sqlx::query(&sql)
-        .bind(key_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(db_err)?;
-    row.as_ref().map(from_row).transpose()
+    optional_row(connection, &sql, [key_id], from_row)
 }
 
-pub(crate) async fn find_active(
-    pool: &SqlitePool,
+pub(crate) fn find_active(
+    connection: &Connection,
     by: By,
     hash: &str,
     now: DateTime<Utc>,
-) -> StoreResult<Option<ApiKeyRecord>> {
+) -> DbResult<Option<ApiKeyRecord>> {
     let column = match by {
         By::Lookup => "lookup_hash",
         By::Hash => "key_hash",
@@ -92,92 +85,72 @@ pub(crate) async fn find_active(
         "SELECT {COLUMNS} FROM api_keys WHERE {column} = ? \
          AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"
     );
-    let row = sqlx::query(&sql)
-        .bind(hash)
-        .bind(encode_ts(now))
-        .fetch_optional(pool)
-        .await
-        .map_err(db_err)?;
+    let record = optional_row(connection, &sql, params![hash, encode_ts(now)], from_row)?;
     // The SQL compares timestamps as text, exact for the format we write. A
     // row written by another tool in another format (a `T`, an offset) can
     // compare wrongly, so the parsed instant is checked again.
-    let record = row.as_ref().map(from_row).transpose()?;
     Ok(record.filter(|record| record.expires_at.is_none_or(|expiry| expiry > now)))
 }
 
-pub(crate) async fn count_without_lookup(pool: &SqlitePool) -> StoreResult<u64> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE lookup_hash IS NULL")
-        .fetch_one(pool)
-        .await
-        .map_err(db_err)?;
-    count(n)
+pub(crate) fn count_without_lookup(connection: &Connection) -> DbResult<u64> {
+    let n: i64 = connection
+        .prepare_cached("SELECT COUNT(*) FROM api_keys WHERE lookup_hash IS NULL")?
+        .query_row([], |row| row.get(0))?;
+    Ok(count(n)?)
 }
 
-pub(crate) async fn set_lookup(
-    pool: &SqlitePool,
-    key_id: &str,
-    lookup_hash: &str,
-) -> StoreResult<()> {
+pub(crate) fn set_lookup(connection: &Connection, key_id: &str, lookup_hash: &str) -> DbResult<()> {
     // updated_at is left alone: this is a storage migration, not a change
     // of the key that an admin would want to see.
-    sqlx::query("UPDATE api_keys SET lookup_hash = ? WHERE key_id = ?")
-        .bind(lookup_hash)
-        .bind(key_id)
-        .execute(pool)
-        .await
-        .map_err(db_err)?;
+    execute(
+        connection,
+        "UPDATE api_keys SET lookup_hash = ? WHERE key_id = ?",
+        [lookup_hash, key_id],
+    )?;
     Ok(())
 }
 
-pub(crate) async fn touch(pool: &SqlitePool, key_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+pub(crate) fn touch(connection: &Connection, key_id: &str, now: DateTime<Utc>) -> DbResult<()> {
     let now = encode_ts(now);
-    sqlx::query("UPDATE api_keys SET last_used_at = ?, updated_at = ? WHERE key_id = ?")
-        .bind(&now)
-        .bind(&now)
-        .bind(key_id)
-        .execute(pool)
-        .await
-        .map_err(db_err)?;
+    execute(
+        connection,
+        "UPDATE api_keys SET last_used_at = ?, updated_at = ? WHERE key_id = ?",
+        [&now, &now, key_id],
+    )?;
     Ok(())
 }
 
-pub(crate) async fn revoke(
-    pool: &SqlitePool,
-    key_id: &str,
-    now: DateTime<Utc>,
-) -> StoreResult<bool> {
+pub(crate) fn revoke(connection: &Connection, key_id: &str, now: DateTime<Utc>) -> DbResult<bool> {
     // No `revoked_at IS NULL` condition: AstrBot lets a second revoke succeed
     // and overwrite the instant.
     let now = encode_ts(now);
-    let done = sqlx::query("UPDATE api_keys SET revoked_at = ?, updated_at = ? WHERE key_id = ?")
-        .bind(&now)
-        .bind(&now)
-        .bind(key_id)
-        .execute(pool)
-        .await
-        .map_err(db_err)?;
-    Ok(done.rows_affected() > 0)
+    let changed = execute(
+        connection,
+        "UPDATE api_keys SET revoked_at = ?, updated_at = ? WHERE key_id = ?",
+        [&now, &now, key_id],
+    )?;
+    Ok(changed > 0)
 }
 
-pub(crate) async fn delete(pool: &SqlitePool, key_id: &str) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM api_keys WHERE key_id = ?")
-        .bind(key_id)
-        .execute(pool)
-        .await
-        .map_err(db_err)?;
-    Ok(done.rows_affected() > 0)
+pub(crate) fn delete(connection: &Connection, key_id: &str) -> DbResult<bool> {
+    let changed = execute(
+        connection,
+        "DELETE FROM api_keys WHERE key_id = ?",
+        [key_id],
+    )?;
+    Ok(changed > 0)
 }
 
-fn from_row(row: &SqliteRow) -> StoreResult<ApiKeyRecord> {
-    let scopes: Option<String> = row.try_get("scopes").map_err(db_err)?;
+fn from_row(row: &Row) -> DbResult<ApiKeyRecord> {
+    let scopes: Option<String> = row.get("scopes")?;
     Ok(ApiKeyRecord {
-        key_id: row.try_get("key_id").map_err(db_err)?,
-        name: row.try_get("name").map_err(db_err)?,
-        key_hash: row.try_get("key_hash").map_err(db_err)?,
-        lookup_hash: row.try_get("lookup_hash").map_err(db_err)?,
-        key_prefix: row.try_get("key_prefix").map_err(db_err)?,
+        key_id: row.get("key_id")?,
+        name: row.get("name")?,
+        key_hash: row.get("key_hash")?,
+        lookup_hash: row.get("lookup_hash")?,
+        key_prefix: row.get("key_prefix")?,
         scopes: scopes.as_deref().and_then(decode_scopes),
-        created_by: row.try_get("created_by").map_err(db_err)?,
+        created_by: row.get("created_by")?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
         last_used_at: opt_ts(row, "last_used_at")?,

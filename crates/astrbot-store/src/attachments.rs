@@ -2,34 +2,33 @@
 //! `path`; only its metadata is stored here.
 
 use astrbot_core::store::AttachmentRecord;
-use astrbot_core::StoreResult;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use rusqlite::{params, Connection, Row};
 
-use crate::codec::{db_err, encode_ts, ts};
+use crate::codec::{encode_ts, ts};
+use crate::db::{execute, optional_row, DbResult};
 
-pub(crate) async fn create(
-    pool: &SqlitePool,
+pub(crate) fn create(
+    connection: &Connection,
     attachment_id: &str,
     path: &str,
     kind: &str,
     mime_type: &str,
-) -> StoreResult<AttachmentRecord> {
+) -> DbResult<AttachmentRecord> {
     let now = astrbot_core::time::now();
     // The column is AstrBot's `type`; the record calls it `kind`.
-    sqlx::query(
+    execute(
+        connection,
         "INSERT INTO attachments (attachment_id, path, type, mime_type, created_at, updated_at) \
          VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(attachment_id)
-    .bind(path)
-    .bind(kind)
-    .bind(mime_type)
-    .bind(encode_ts(now))
-    .bind(encode_ts(now))
-    .execute(pool)
-    .await
-    .map_err(db_err)?;
+        params![
+            attachment_id,
+            path,
+            kind,
+            mime_type,
+            encode_ts(now),
+            encode_ts(now)
+        ],
+    )?;
     Ok(AttachmentRecord {
         attachment_id: attachment_id.to_owned(),
         path: path.to_owned(),
@@ -39,27 +38,25 @@ pub(crate) async fn create(
     })
 }
 
-pub(crate) async fn get(
-    pool: &SqlitePool,
+pub(crate) fn get(
+    connection: &Connection,
     attachment_id: &str,
-) -> StoreResult<Option<AttachmentRecord>> {
-    let row = sqlx::query(
+) -> DbResult<Option<AttachmentRecord>> {
+    optional_row(
+        connection,
         "SELECT attachment_id, path, type, mime_type, created_at \
          FROM attachments WHERE attachment_id = ?",
+        [attachment_id],
+        from_row,
     )
-    .bind(attachment_id)
-    .fetch_optional(pool)
-    .await
-    .map_err(db_err)?;
-    row.as_ref().map(from_row).transpose()
 }
 
-fn from_row(row: &SqliteRow) -> StoreResult<AttachmentRecord> {
+fn from_row(row: &Row) -> DbResult<AttachmentRecord> {
     Ok(AttachmentRecord {
-        attachment_id: row.try_get("attachment_id").map_err(db_err)?,
-        path: row.try_get("path").map_err(db_err)?,
-        kind: row.try_get("type").map_err(db_err)?,
-        mime_type: row.try_get("mime_type").map_err(db_err)?,
+        attachment_id: row.get("attachment_id")?,
+        path: row.get("path")?,
+        kind: row.get("type")?,
+        mime_type: row.get("mime_type")?,
         created_at: ts(row, "created_at")?,
     })
 }

@@ -1,11 +1,12 @@
 //! Conversions between Rust values and what is stored: the timestamp text
-//! format, JSON columns, and the mapping of sqlx errors onto `StoreError`.
+//! format and JSON columns.
 
 use astrbot_core::StoreError;
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
+use rusqlite::Row;
 use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+
+use crate::db::DbResult;
 
 /// The one format every timestamp is written in: naive UTC with exactly six
 /// fractional digits, as SQLAlchemy writes it for AstrBot. Fixed width means
@@ -41,43 +42,27 @@ pub(crate) fn decode_ts(text: &str) -> Result<DateTime<Utc>, StoreError> {
 }
 
 /// A NOT NULL timestamp column.
-pub(crate) fn ts(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
-    let text: String = row.try_get(column).map_err(db_err)?;
-    decode_ts(&text)
+pub(crate) fn ts(row: &Row, column: &str) -> DbResult<DateTime<Utc>> {
+    let text: String = row.get(column)?;
+    Ok(decode_ts(&text)?)
 }
 
 /// A nullable timestamp column.
-pub(crate) fn opt_ts(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let text: Option<String> = row.try_get(column).map_err(db_err)?;
-    text.as_deref().map(decode_ts).transpose()
+pub(crate) fn opt_ts(row: &Row, column: &str) -> DbResult<Option<DateTime<Utc>>> {
+    let text: Option<String> = row.get(column)?;
+    Ok(text.as_deref().map(decode_ts).transpose()?)
 }
 
 /// A JSON column that must hold valid JSON.
-pub(crate) fn json(row: &SqliteRow, column: &str) -> Result<Value, StoreError> {
-    let text: String = row.try_get(column).map_err(db_err)?;
+pub(crate) fn json(row: &Row, column: &str) -> DbResult<Value> {
+    let text: String = row.get(column)?;
     serde_json::from_str(&text)
-        .map_err(|e| StoreError::Corrupt(format!("column {column} is not JSON: {e}")))
+        .map_err(|e| StoreError::Corrupt(format!("column {column} is not JSON: {e}")).into())
 }
 
 /// Serialises a value for a JSON column.
 pub(crate) fn to_json_text(value: &Value) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))
-}
-
-/// Maps a sqlx error: unique violations are conflicts with existing data,
-/// decode problems mean the stored data is bad, the rest is the database's.
-pub(crate) fn db_err(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(db.message().to_owned())
-        }
-        sqlx::Error::ColumnDecode { .. }
-        | sqlx::Error::Decode(_)
-        | sqlx::Error::ColumnNotFound(_)
-        | sqlx::Error::ColumnIndexOutOfBounds { .. }
-        | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(error.to_string()),
-        _ => StoreError::Backend(error.to_string()),
-    }
 }
 
 /// A count from SQL (`i64`) as the trait's `u64`; a negative count cannot

@@ -1,26 +1,27 @@
 //! The SQLite implementation of `astrbot_core::Store`.
 //!
-//! One file per table family; each holds free functions over the pool, and
-//! the `Store` impl below only forwards to them. Queries avoid SQLite-only
-//! functions and compare timestamps against values bound from Rust, so the
-//! same SQL can later serve PostgreSQL.
+//! One file per table family; each holds plain functions over a
+//! connection, and the `Store` impl below only forwards to them. Queries
+//! avoid SQLite-only functions and compare timestamps against values bound
+//! from Rust, so the same SQL can later serve PostgreSQL.
 
 mod api_keys;
 mod attachments;
 mod change_stamp;
+mod checkpoint;
 mod codec;
 mod conversations;
+mod db;
 mod history;
+mod migrate;
 mod preferences;
 mod sessions;
 #[cfg(test)]
 mod tests;
 
-use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use astrbot_core::store::{
     ApiKeyRecord, AttachmentRecord, ConversationRecord, HistoryRecord, NewApiKey, NewHistory,
@@ -29,106 +30,135 @@ use astrbot_core::store::{
 use astrbot_core::{ChangeStamp, Store, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use rusqlite::Connection;
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
 
 use change_stamp::WalIndexWatch;
+use checkpoint::Checkpointer;
+use db::DbResult;
 
-/// Reading connections: WAL lets readers run beside the one writer.
-const READ_CONNECTIONS: u32 = 4;
-
-/// How long a statement waits for another connection's write lock before
-/// failing with "database is locked".
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The migrations in `migrations/`, compiled into the binary.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Idle reading connections kept open for the next reads. Reads run on
+/// the calling thread, so no more than the process's threads are ever
+/// busy at once.
+const IDLE_READERS: usize = 8;
 
 /// A `Store` backed by one SQLite file. Cheap to clone: clones share the
-/// pools.
+/// connections.
 ///
-/// SQLite takes one writer at a time. Writes go through a pool of a single
-/// connection, so concurrent writers queue in the pool (async, in order)
-/// instead of colliding on the file lock, where SQLite's busy handler
-/// would make them sleep and retry. Reads use their own pool.
+/// SQLite takes one writer at a time, so writes share a single connection
+/// and queue for it (async, in order) instead of colliding on the file
+/// lock. Reads take a read-only connection of their own; in WAL mode they
+/// never wait for the writer. See `db` for why statements run on the
+/// calling thread.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    reader: SqlitePool,
-    writer: SqlitePool,
-    wal_index: Arc<WalIndexWatch>,
-    /// Writes made through this store (and its clones), for change stamps.
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    writer: tokio::sync::Mutex<Connection>,
+    idle_readers: Mutex<Vec<Connection>>,
+    wal_index: WalIndexWatch,
+    /// Writes made through this store (and its clones), for change stamps
+    /// and checkpoints.
     local_writes: Arc<AtomicU64>,
+    checkpointer: Option<Checkpointer>,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path` and brings
-    /// its schema up to date. Safe to call on a file opened before.
+    /// its schema up to date. Safe to call on a file opened before, also
+    /// while another process has it open.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL is durable across application crashes in WAL mode and
-            // only risks the last commits on power loss; FULL costs an fsync
-            // per commit.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let opening =
-            |e: sqlx::Error| StoreError::Backend(format!("opening {}: {e}", path.display()));
-        // Pooled connections are not pinged before each use (sqlx's
-        // default): a SQLite connection is a local file that cannot drop
-        // like a network link, and the ping was a second round trip to the
-        // connection's worker thread for every query.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(options.clone())
-            .await
-            .map_err(opening)?;
-        MIGRATOR
-            .run(&writer)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migrating {}: {e}", path.display())))?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READ_CONNECTIONS)
-            .test_before_acquire(false)
-            .connect_with(options.read_only(true))
-            .await
-            .map_err(opening)?;
-        // The `-shm` file exists once the connections above are open in
+        let opening = |e: rusqlite::Error| backend(format!("opening {}: {e}", path.display()));
+        let mut writer = db::open(path, false).map_err(opening)?;
+        db::run(&mut writer, migrate::run)
+            .map_err(|e| backend(format!("migrating {}: {}", path.display(), message(&e))))?;
+        // A first reader proves read-only opening works before anything
+        // relies on it; the `-shm` file exists now that the writer is in
         // WAL mode.
-        let wal_index = Arc::new(WalIndexWatch::new(path));
+        let reader = db::open(path, true).map_err(opening)?;
+
+        let local_writes = Arc::new(AtomicU64::new(0));
+        let checkpointer = Checkpointer::start(path, local_writes.clone());
+        if checkpointer.is_some() {
+            writer
+                .pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(opening)?;
+        }
         Ok(SqliteStore {
-            reader,
-            writer,
-            wal_index,
-            local_writes: Arc::new(AtomicU64::new(0)),
+            shared: Arc::new(Shared {
+                path: path.to_owned(),
+                writer: tokio::sync::Mutex::new(writer),
+                idle_readers: Mutex::new(vec![reader]),
+                wal_index: WalIndexWatch::new(path),
+                local_writes,
+                checkpointer,
+            }),
         })
     }
 
-    /// Runs a write, then counts it: once the write has returned, every
-    /// later change stamp differs from those taken before it.
-    async fn counted<T>(&self, write: impl Future<Output = T>) -> T {
-        let result = write.await;
-        self.local_writes.fetch_add(1, Ordering::AcqRel);
+    /// Runs reads on an idle read-only connection (opening one if none is
+    /// idle).
+    fn read<T>(&self, work: impl Fn(&mut Connection) -> DbResult<T>) -> StoreResult<T> {
+        let idle = self.idle_readers().pop();
+        let mut connection = match idle {
+            Some(connection) => connection,
+            None => db::open(&self.shared.path, true)
+                .map_err(|e| backend(format!("opening a reader: {e}")))?,
+        };
+        let result = db::run(&mut connection, work);
+        let mut idle = self.idle_readers();
+        if idle.len() < IDLE_READERS {
+            idle.push(connection);
+        }
         result
     }
 
-    /// Closes every pooled connection, checkpointing the WAL. Optional: the
-    /// pool also closes when the last clone is dropped.
-    pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
+    /// Runs a write (one statement or one transaction) on the writing
+    /// connection, then counts it: once the write has returned, every
+    /// later change stamp differs from those taken before it.
+    async fn write<T>(&self, work: impl Fn(&mut Connection) -> DbResult<T>) -> StoreResult<T> {
+        let mut writer = self.shared.writer.lock().await;
+        let result = db::run(&mut writer, work);
+        drop(writer);
+
+        let writes = self.shared.local_writes.fetch_add(1, Ordering::AcqRel) + 1;
+        if writes.is_multiple_of(checkpoint::NUDGE_EVERY) {
+            if let Some(checkpointer) = &self.shared.checkpointer {
+                checkpointer.nudge();
+            }
+        }
+        result
+    }
+
+    fn idle_readers(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        // A panic while the list was held cannot leave it half-changed.
+        self.shared
+            .idle_readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn backend(message: String) -> StoreError {
+    StoreError::Backend(message)
+}
+
+/// A store error's own text, without the variant's prefix.
+fn message(error: &StoreError) -> &str {
+    match error {
+        StoreError::Conflict(text) | StoreError::Corrupt(text) | StoreError::Backend(text) => text,
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     fn change_stamp(&self) -> Option<ChangeStamp> {
-        let local_writes = self.local_writes.load(Ordering::Acquire);
-        let shared = self.wal_index.header()?;
+        let local_writes = self.shared.local_writes.load(Ordering::Acquire);
+        let shared = self.shared.wal_index.header()?;
         Some(ChangeStamp {
             shared,
             local_writes,
@@ -136,15 +166,15 @@ impl Store for SqliteStore {
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKeyRecord> {
-        self.counted(api_keys::create(&self.writer, key)).await
+        self.write(|c| api_keys::create(c, &key)).await
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
-        api_keys::list(&self.reader).await
+        self.read(|c| api_keys::list(c))
     }
 
     async fn get_api_key(&self, key_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
-        api_keys::get(&self.reader, key_id).await
+        self.read(|c| api_keys::get(c, key_id))
     }
 
     async fn find_active_api_key_by_lookup(
@@ -152,7 +182,7 @@ impl Store for SqliteStore {
         lookup_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ApiKeyRecord>> {
-        api_keys::find_active(&self.reader, api_keys::By::Lookup, lookup_hash, now).await
+        self.read(|c| api_keys::find_active(c, api_keys::By::Lookup, lookup_hash, now))
     }
 
     async fn find_active_api_key_by_hash(
@@ -160,34 +190,32 @@ impl Store for SqliteStore {
         key_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<ApiKeyRecord>> {
-        api_keys::find_active(&self.reader, api_keys::By::Hash, key_hash, now).await
+        self.read(|c| api_keys::find_active(c, api_keys::By::Hash, key_hash, now))
     }
 
     async fn count_api_keys_without_lookup(&self) -> StoreResult<u64> {
-        api_keys::count_without_lookup(&self.reader).await
+        self.read(|c| api_keys::count_without_lookup(c))
     }
 
     async fn set_api_key_lookup(&self, key_id: &str, lookup_hash: &str) -> StoreResult<()> {
-        self.counted(api_keys::set_lookup(&self.writer, key_id, lookup_hash))
+        self.write(|c| api_keys::set_lookup(c, key_id, lookup_hash))
             .await
     }
 
     async fn touch_api_key(&self, key_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        self.counted(api_keys::touch(&self.writer, key_id, now))
-            .await
+        self.write(|c| api_keys::touch(c, key_id, now)).await
     }
 
     async fn revoke_api_key(&self, key_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
-        self.counted(api_keys::revoke(&self.writer, key_id, now))
-            .await
+        self.write(|c| api_keys::revoke(c, key_id, now)).await
     }
 
     async fn delete_api_key(&self, key_id: &str) -> StoreResult<bool> {
-        self.counted(api_keys::delete(&self.writer, key_id)).await
+        self.write(|c| api_keys::delete(c, key_id)).await
     }
 
     async fn get_session(&self, session_id: &str) -> StoreResult<Option<SessionRecord>> {
-        sessions::get(&self.reader, session_id).await
+        self.read(|c| sessions::get(c, session_id))
     }
 
     async fn create_session(
@@ -197,14 +225,8 @@ impl Store for SqliteStore {
         creator: &str,
         is_group: bool,
     ) -> StoreResult<SessionRecord> {
-        self.counted(sessions::create(
-            &self.writer,
-            session_id,
-            platform_id,
-            creator,
-            is_group,
-        ))
-        .await
+        self.write(|c| sessions::create(c, session_id, platform_id, creator, is_group))
+            .await
     }
 
     async fn list_sessions(
@@ -214,11 +236,11 @@ impl Store for SqliteStore {
         page: u32,
         page_size: u32,
     ) -> StoreResult<SessionPage> {
-        sessions::list(&self.reader, creator, platform_id, page, page_size).await
+        self.read(|c| sessions::list(c, creator, platform_id, page, page_size))
     }
 
     async fn set_session_display_name(&self, session_id: &str, name: &str) -> StoreResult<()> {
-        self.counted(sessions::set_display_name(&self.writer, session_id, name))
+        self.write(|c| sessions::set_display_name(c, session_id, name))
             .await
     }
 
@@ -229,26 +251,20 @@ impl Store for SqliteStore {
         kind: &str,
         mime_type: &str,
     ) -> StoreResult<AttachmentRecord> {
-        self.counted(attachments::create(
-            &self.writer,
-            attachment_id,
-            path,
-            kind,
-            mime_type,
-        ))
-        .await
+        self.write(|c| attachments::create(c, attachment_id, path, kind, mime_type))
+            .await
     }
 
     async fn get_attachment(&self, attachment_id: &str) -> StoreResult<Option<AttachmentRecord>> {
-        attachments::get(&self.reader, attachment_id).await
+        self.read(|c| attachments::get(c, attachment_id))
     }
 
     async fn insert_history(&self, turn: NewHistory) -> StoreResult<HistoryRecord> {
-        self.counted(history::insert(&self.writer, turn)).await
+        self.write(|c| history::insert(c, &turn)).await
     }
 
     async fn get_history(&self, id: i64) -> StoreResult<Option<HistoryRecord>> {
-        history::get(&self.reader, id).await
+        self.read(|c| history::get(c, id))
     }
 
     async fn list_history(
@@ -256,7 +272,7 @@ impl Store for SqliteStore {
         platform_id: &str,
         user_id: &str,
     ) -> StoreResult<Vec<HistoryRecord>> {
-        history::list(&self.reader, platform_id, user_id).await
+        self.read(|c| history::list(c, platform_id, user_id))
     }
 
     async fn create_conversation(
@@ -264,7 +280,7 @@ impl Store for SqliteStore {
         platform_id: &str,
         umo: &str,
     ) -> StoreResult<ConversationRecord> {
-        self.counted(conversations::create(&self.writer, platform_id, umo))
+        self.write(|c| conversations::create(c, platform_id, umo))
             .await
     }
 
@@ -272,7 +288,7 @@ impl Store for SqliteStore {
         &self,
         conversation_id: &str,
     ) -> StoreResult<Option<ConversationRecord>> {
-        conversations::get(&self.reader, conversation_id).await
+        self.read(|c| conversations::get(c, conversation_id))
     }
 
     async fn update_conversation(
@@ -281,13 +297,8 @@ impl Store for SqliteStore {
         content: &Value,
         token_usage: i64,
     ) -> StoreResult<()> {
-        self.counted(conversations::update(
-            &self.writer,
-            conversation_id,
-            content,
-            token_usage,
-        ))
-        .await
+        self.write(|c| conversations::update(c, conversation_id, content, token_usage))
+            .await
     }
 
     async fn get_preference(
@@ -296,7 +307,7 @@ impl Store for SqliteStore {
         scope_id: &str,
         key: &str,
     ) -> StoreResult<Option<Value>> {
-        preferences::get(&self.reader, scope, scope_id, key).await
+        self.read(|c| preferences::get(c, scope, scope_id, key))
     }
 
     async fn put_preference(
@@ -306,12 +317,12 @@ impl Store for SqliteStore {
         key: &str,
         value: &Value,
     ) -> StoreResult<()> {
-        self.counted(preferences::put(&self.writer, scope, scope_id, key, value))
+        self.write(|c| preferences::put(c, scope, scope_id, key, value))
             .await
     }
 
     async fn delete_preference(&self, scope: &str, scope_id: &str, key: &str) -> StoreResult<()> {
-        self.counted(preferences::delete(&self.writer, scope, scope_id, key))
+        self.write(|c| preferences::delete(c, scope, scope_id, key))
             .await
     }
 }

@@ -2,27 +2,25 @@
 //! as `{"val": value}`, exactly as AstrBot writes them, so a database can be
 //! shared with it; callers see only the inner value.
 
-use astrbot_core::{StoreError, StoreResult};
+use astrbot_core::StoreError;
+use rusqlite::{params, Connection};
 use serde_json::{json, Value};
-use sqlx::SqlitePool;
 
-use crate::codec::{db_err, encode_ts, to_json_text};
+use crate::codec::{encode_ts, to_json_text};
+use crate::db::{execute, optional_row, DbResult};
 
-pub(crate) async fn get(
-    pool: &SqlitePool,
+pub(crate) fn get(
+    connection: &Connection,
     scope: &str,
     scope_id: &str,
     key: &str,
-) -> StoreResult<Option<Value>> {
-    let text: Option<String> = sqlx::query_scalar(
+) -> DbResult<Option<Value>> {
+    let text: Option<String> = optional_row(
+        connection,
         "SELECT value FROM preferences WHERE scope = ? AND scope_id = ? AND \"key\" = ?",
-    )
-    .bind(scope)
-    .bind(scope_id)
-    .bind(key)
-    .fetch_optional(pool)
-    .await
-    .map_err(db_err)?;
+        [scope, scope_id, key],
+        |row| Ok(row.get(0)?),
+    )?;
     let Some(text) = text else {
         return Ok(None);
     };
@@ -30,51 +28,43 @@ pub(crate) async fn get(
         Ok(Value::Object(mut wrapper)) if wrapper.contains_key("val") => Ok(wrapper.remove("val")),
         _ => Err(StoreError::Corrupt(format!(
             "preference {scope}/{scope_id}/{key} is not {{\"val\": ...}}"
-        ))),
+        ))
+        .into()),
     }
 }
 
-pub(crate) async fn put(
-    pool: &SqlitePool,
+pub(crate) fn put(
+    connection: &Connection,
     scope: &str,
     scope_id: &str,
     key: &str,
     value: &Value,
-) -> StoreResult<()> {
+) -> DbResult<()> {
     let now = encode_ts(astrbot_core::time::now());
     let wrapped = to_json_text(&json!({ "val": value }))?;
     // One statement, so concurrent writers of the same key cannot race
     // between a SELECT and an INSERT. Same syntax in PostgreSQL.
-    sqlx::query(
+    execute(
+        connection,
         "INSERT INTO preferences (scope, scope_id, \"key\", value, created_at, updated_at) \
          VALUES (?, ?, ?, ?, ?, ?) \
          ON CONFLICT (scope, scope_id, \"key\") \
          DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-    )
-    .bind(scope)
-    .bind(scope_id)
-    .bind(key)
-    .bind(wrapped)
-    .bind(&now)
-    .bind(&now)
-    .execute(pool)
-    .await
-    .map_err(db_err)?;
+        params![scope, scope_id, key, wrapped, now, now],
+    )?;
     Ok(())
 }
 
-pub(crate) async fn delete(
-    pool: &SqlitePool,
+pub(crate) fn delete(
+    connection: &Connection,
     scope: &str,
     scope_id: &str,
     key: &str,
-) -> StoreResult<()> {
-    sqlx::query("DELETE FROM preferences WHERE scope = ? AND scope_id = ? AND \"key\" = ?")
-        .bind(scope)
-        .bind(scope_id)
-        .bind(key)
-        .execute(pool)
-        .await
-        .map_err(db_err)?;
+) -> DbResult<()> {
+    execute(
+        connection,
+        "DELETE FROM preferences WHERE scope = ? AND scope_id = ? AND \"key\" = ?",
+        [scope, scope_id, key],
+    )?;
     Ok(())
 }

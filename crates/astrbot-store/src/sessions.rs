@@ -2,11 +2,11 @@
 //! sessions that belong to a ChatUI project left out, as AstrBot does.
 
 use astrbot_core::store::{SessionPage, SessionRecord};
-use astrbot_core::StoreResult;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, Row};
 
-use crate::codec::{count, db_err, encode_ts, ts};
+use crate::codec::{count, encode_ts, ts};
+use crate::db::{all_rows, execute, optional_row, DbResult};
 
 const COLUMNS: &str = "s.session_id, s.platform_id, s.creator, s.display_name, s.is_group, \
                        s.created_at, s.updated_at";
@@ -19,39 +19,34 @@ const FILTERED: &str = "FROM platform_sessions s \
      LEFT JOIN chatui_projects p ON p.project_id = r.project_id \
      WHERE s.creator = ? AND p.project_id IS NULL";
 
-pub(crate) async fn get(pool: &SqlitePool, session_id: &str) -> StoreResult<Option<SessionRecord>> {
+pub(crate) fn get(connection: &Connection, session_id: &str) -> DbResult<Option<SessionRecord>> {
     let sql = format!("SELECT {COLUMNS} FROM platform_sessions s WHERE s.session_id = ?");
-    let row = sqlx::query(&sql)
-        .bind(session_id)
-        .fetch_optional(pool)
-        .await
-        .map_err(db_err)?;
-    row.as_ref().map(from_row).transpose()
+    optional_row(connection, &sql, [session_id], from_row)
 }
 
-pub(crate) async fn create(
-    pool: &SqlitePool,
+pub(crate) fn create(
+    connection: &Connection,
     session_id: &str,
     platform_id: &str,
     creator: &str,
     is_group: bool,
-) -> StoreResult<SessionRecord> {
+) -> DbResult<SessionRecord> {
     let now = astrbot_core::time::now();
     // A duplicate session_id hits uix_platform_session_id → Conflict.
-    sqlx::query(
+    execute(
+        connection,
         "INSERT INTO platform_sessions \
          (session_id, platform_id, creator, is_group, created_at, updated_at) \
          VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(session_id)
-    .bind(platform_id)
-    .bind(creator)
-    .bind(i64::from(is_group))
-    .bind(encode_ts(now))
-    .bind(encode_ts(now))
-    .execute(pool)
-    .await
-    .map_err(db_err)?;
+        params![
+            session_id,
+            platform_id,
+            creator,
+            i64::from(is_group),
+            encode_ts(now),
+            encode_ts(now),
+        ],
+    )?;
     Ok(SessionRecord {
         session_id: session_id.to_owned(),
         platform_id: platform_id.to_owned(),
@@ -65,13 +60,13 @@ pub(crate) async fn create(
 
 /// One page of `creator`'s sessions. An empty `platform_id` means no filter,
 /// as in AstrBot's endpoint; page 0 is read as page 1.
-pub(crate) async fn list(
-    pool: &SqlitePool,
+pub(crate) fn list(
+    connection: &Connection,
     creator: &str,
     platform_id: Option<&str>,
     page: u32,
     page_size: u32,
-) -> StoreResult<SessionPage> {
+) -> DbResult<SessionPage> {
     let platform_id = platform_id.filter(|p| !p.is_empty());
     // The platform condition is appended rather than written as
     // `(? IS NULL OR ...)`, which PostgreSQL cannot type.
@@ -87,16 +82,21 @@ pub(crate) async fn list(
         "SELECT {COLUMNS} {FILTERED}{platform_filter} \
          ORDER BY s.updated_at DESC, s.inner_id DESC LIMIT ? OFFSET ?"
     );
-    let mut query = sqlx::query(&page_sql).bind(creator);
+    let mut filter_values = vec![SqlValue::Text(creator.to_owned())];
     if let Some(platform_id) = platform_id {
-        query = query.bind(platform_id);
+        filter_values.push(SqlValue::Text(platform_id.to_owned()));
     }
-    let rows = query
-        .bind(i64::from(page_size))
-        .bind(offset)
-        .fetch_all(pool)
-        .await
-        .map_err(db_err)?;
+    let mut page_values = filter_values.clone();
+    page_values.extend([
+        SqlValue::Integer(i64::from(page_size)),
+        SqlValue::Integer(offset),
+    ]);
+    let sessions = all_rows(
+        connection,
+        &page_sql,
+        params_from_iter(page_values),
+        from_row,
+    )?;
 
     // The same rows as FILTERED, counted as "the creator's sessions minus
     // those in a live project". A session has at most one project
@@ -106,45 +106,37 @@ pub(crate) async fn list(
     let count_sql = format!(
         "SELECT (SELECT COUNT(*) FROM platform_sessions s WHERE s.creator = ?{platform_filter})          - (SELECT COUNT(*) FROM session_project_relations r             JOIN chatui_projects p ON p.project_id = r.project_id             WHERE EXISTS (SELECT 1 FROM platform_sessions s               WHERE s.session_id = r.session_id AND s.creator = ?{platform_filter}))"
     );
-    let mut count_query = sqlx::query_scalar::<_, i64>(&count_sql);
-    for _ in 0..2 {
-        count_query = count_query.bind(creator);
-        if let Some(platform_id) = platform_id {
-            count_query = count_query.bind(platform_id);
-        }
-    }
-    let total = count_query.fetch_one(pool).await.map_err(db_err)?;
+    let count_values = filter_values.iter().chain(&filter_values);
+    let total: i64 = connection
+        .prepare_cached(&count_sql)?
+        .query_row(params_from_iter(count_values), |row| row.get(0))?;
 
     Ok(SessionPage {
-        sessions: rows.iter().map(from_row).collect::<StoreResult<_>>()?,
+        sessions,
         total: count(total)?,
     })
 }
 
-pub(crate) async fn set_display_name(
-    pool: &SqlitePool,
+pub(crate) fn set_display_name(
+    connection: &Connection,
     session_id: &str,
     name: &str,
-) -> StoreResult<()> {
-    sqlx::query(
+) -> DbResult<()> {
+    execute(
+        connection,
         "UPDATE platform_sessions SET display_name = ?, updated_at = ? WHERE session_id = ?",
-    )
-    .bind(name)
-    .bind(encode_ts(astrbot_core::time::now()))
-    .bind(session_id)
-    .execute(pool)
-    .await
-    .map_err(db_err)?;
+        params![name, encode_ts(astrbot_core::time::now()), session_id],
+    )?;
     Ok(())
 }
 
-fn from_row(row: &SqliteRow) -> StoreResult<SessionRecord> {
-    let is_group: i64 = row.try_get("is_group").map_err(db_err)?;
+fn from_row(row: &Row) -> DbResult<SessionRecord> {
+    let is_group: i64 = row.get("is_group")?;
     Ok(SessionRecord {
-        session_id: row.try_get("session_id").map_err(db_err)?,
-        platform_id: row.try_get("platform_id").map_err(db_err)?,
-        creator: row.try_get("creator").map_err(db_err)?,
-        display_name: row.try_get("display_name").map_err(db_err)?,
+        session_id: row.get("session_id")?,
+        platform_id: row.get("platform_id")?,
+        creator: row.get("creator")?,
+        display_name: row.get("display_name")?,
         is_group: is_group != 0,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,

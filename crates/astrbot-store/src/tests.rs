@@ -56,6 +56,19 @@ fn at(text: &str) -> DateTime<Utc> {
     decode_ts(text).expect("test timestamp")
 }
 
+/// Runs SQL on the store's writing connection, for states the `Store` API
+/// cannot make.
+async fn exec(store: &SqliteStore, sql: &str, params: impl rusqlite::Params) {
+    let writer = store.shared.writer.lock().await;
+    writer.execute(sql, params).expect(sql);
+}
+
+/// The first column of the first row `sql` returns.
+async fn scalar<T: rusqlite::types::FromSql>(store: &SqliteStore, sql: &str) -> T {
+    let writer = store.shared.writer.lock().await;
+    writer.query_row(sql, [], |row| row.get(0)).expect(sql)
+}
+
 /// Makes sure the next `time::now()` differs from the last one.
 async fn tick() {
     tokio::time::sleep(Duration::from_millis(3)).await;
@@ -113,10 +126,11 @@ async fn timestamps_round_trip_through_the_database() {
     assert_eq!(created.expires_at, Some(expires));
     assert_eq!(store.get_api_key("k2").await.unwrap().unwrap(), created);
 
-    let raw: String = sqlx::query_scalar("SELECT expires_at FROM api_keys WHERE key_id = 'k1'")
-        .fetch_one(&store.writer)
-        .await
-        .unwrap();
+    let raw: String = scalar(
+        &store,
+        "SELECT expires_at FROM api_keys WHERE key_id = 'k1'",
+    )
+    .await;
     assert_eq!(raw, "2031-01-02 03:04:05.654321");
 }
 
@@ -128,10 +142,12 @@ async fn unreadable_stored_data_is_corrupt_not_a_panic() {
         .create_session("s1", "webchat", "alice", false)
         .await
         .unwrap();
-    sqlx::query("UPDATE platform_sessions SET created_at = 'not a time'")
-        .execute(&store.writer)
-        .await
-        .unwrap();
+    exec(
+        &store,
+        "UPDATE platform_sessions SET created_at = 'not a time'",
+        [],
+    )
+    .await;
     assert!(matches!(
         store.get_session("s1").await,
         Err(StoreError::Corrupt(_))
@@ -141,10 +157,12 @@ async fn unreadable_stored_data_is_corrupt_not_a_panic() {
         .insert_history(history("webchat", "s1", json!({"type": "user"})))
         .await;
     let id = turn.unwrap().id;
-    sqlx::query("UPDATE platform_message_history SET content = '{broken'")
-        .execute(&store.writer)
-        .await
-        .unwrap();
+    exec(
+        &store,
+        "UPDATE platform_message_history SET content = '{broken'",
+        [],
+    )
+    .await;
     assert!(matches!(
         store.get_history(id).await,
         Err(StoreError::Corrupt(_))
@@ -183,10 +201,12 @@ async fn api_key_create_get_and_list_newest_first() {
     assert_eq!(ids, ["c", "b", "a"]);
 
     // Equal created_at: the later insert still comes first.
-    sqlx::query("UPDATE api_keys SET created_at = '2026-01-01 00:00:00.000000'")
-        .execute(&store.writer)
-        .await
-        .unwrap();
+    exec(
+        &store,
+        "UPDATE api_keys SET created_at = '2026-01-01 00:00:00.000000'",
+        [],
+    )
+    .await;
     let ids: Vec<String> = store
         .list_api_keys()
         .await
@@ -240,11 +260,12 @@ async fn scopes_decode_to_none_unless_a_list() {
         (Some(r#"["file", 1, null]"#), Some(vec!["file"])),
     ];
     for (stored, expected) in cases {
-        sqlx::query("UPDATE api_keys SET scopes = ? WHERE key_id = 'a'")
-            .bind(stored)
-            .execute(&store.writer)
-            .await
-            .unwrap();
+        exec(
+            &store,
+            "UPDATE api_keys SET scopes = ? WHERE key_id = 'a'",
+            [stored],
+        )
+        .await;
         let scopes = store.get_api_key("a").await.unwrap().unwrap().scopes;
         let expected = expected.map(|v| v.into_iter().map(str::to_owned).collect::<Vec<_>>());
         assert_eq!(scopes, expected, "stored {stored:?}");
@@ -322,14 +343,14 @@ async fn keys_without_lookup_hash_can_be_backfilled() {
     store.create_api_key(new_key("new", None)).await.unwrap();
     assert_eq!(store.count_api_keys_without_lookup().await.unwrap(), 0);
     // As AstrBot would have written it: no lookup_hash, json.dumps scopes.
-    sqlx::query(
+    exec(
+        &store,
         "INSERT INTO api_keys (key_id, name, key_hash, key_prefix, scopes, created_by, \
          created_at, updated_at) VALUES ('old', 'old', 'pbkdf2-old', 'abk_', '[\"chat\", \"im\"]', \
          'astrbot', '2025-12-01 08:00:00.123456', '2025-12-01 08:00:00.123456')",
+        [],
     )
-    .execute(&store.writer)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(store.count_api_keys_without_lookup().await.unwrap(), 1);
     let now = astrbot_core::time::now();
     let old = store
@@ -526,10 +547,12 @@ async fn session_listing_pages_filters_and_counts() {
     assert_eq!(ids(&top), ["s0"]);
 
     // Equal updated_at: the later-created session comes first, stably.
-    sqlx::query("UPDATE platform_sessions SET updated_at = '2026-01-01 00:00:00.000000'")
-        .execute(&store.writer)
-        .await
-        .unwrap();
+    exec(
+        &store,
+        "UPDATE platform_sessions SET updated_at = '2026-01-01 00:00:00.000000'",
+        [],
+    )
+    .await;
     let p1 = store
         .list_sessions("alice", Some("webchat"), 1, 3)
         .await
@@ -553,22 +576,26 @@ async fn project_sessions_are_excluded_from_listing() {
             .unwrap();
     }
     let ts = "'2026-01-01 00:00:00.000000'";
-    sqlx::query(&format!(
-        "INSERT INTO chatui_projects (project_id, creator, title, created_at, updated_at) \
+    exec(
+        &store,
+        &format!(
+            "INSERT INTO chatui_projects (project_id, creator, title, created_at, updated_at) \
          VALUES ('p1', 'alice', 'Project', {ts}, {ts})"
-    ))
-    .execute(&store.writer)
-    .await
-    .unwrap();
+        ),
+        [],
+    )
+    .await;
     // "orphaned" points at a project that no longer exists: AstrBot's LEFT
     // JOIN keeps it visible.
-    sqlx::query(&format!(
+    exec(
+        &store,
+        &format!(
         "INSERT INTO session_project_relations (session_id, project_id, created_at, updated_at) \
          VALUES ('in-project', 'p1', {ts}, {ts}), ('orphaned', 'gone', {ts}, {ts})"
-    ))
-    .execute(&store.writer)
-    .await
-    .unwrap();
+    ),
+        [],
+    )
+    .await;
     let page = store
         .list_sessions("alice", Some("webchat"), 1, 20)
         .await
@@ -744,11 +771,11 @@ async fn preferences_upsert_get_delete() {
             .unwrap(),
         Some(json!("conv-1"))
     );
-    let raw: String =
-        sqlx::query_scalar("SELECT value FROM preferences WHERE \"key\" = 'sel_conv_id'")
-            .fetch_one(&store.writer)
-            .await
-            .unwrap();
+    let raw: String = scalar(
+        &store,
+        "SELECT value FROM preferences WHERE \"key\" = 'sel_conv_id'",
+    )
+    .await;
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&raw).unwrap(),
         json!({"val": "conv-1"})
@@ -765,10 +792,7 @@ async fn preferences_upsert_get_delete() {
             .unwrap(),
         Some(json!("conv-2"))
     );
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM preferences")
-        .fetch_one(&store.writer)
-        .await
-        .unwrap();
+    let rows: i64 = scalar(&store, "SELECT COUNT(*) FROM preferences").await;
     assert_eq!(rows, 1, "upsert keeps one row");
 
     // Scope, scope id and key together identify a value; null is a value.
@@ -817,10 +841,12 @@ async fn preferences_upsert_get_delete() {
         .await
         .unwrap();
 
-    sqlx::query("UPDATE preferences SET value = '[1]' WHERE scope_id = 'other'")
-        .execute(&store.writer)
-        .await
-        .unwrap();
+    exec(
+        &store,
+        "UPDATE preferences SET value = '[1]' WHERE scope_id = 'other'",
+        [],
+    )
+    .await;
     let bad = store.get_preference("umo", "other", "sel_conv_id").await;
     assert!(matches!(bad, Err(StoreError::Corrupt(_))));
 }
@@ -840,17 +866,10 @@ async fn reopening_keeps_data_and_migrations_are_idempotent() {
         .put_preference("global", "global", "k", &json!([1, 2]))
         .await
         .unwrap();
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&store.writer)
-        .await
-        .unwrap();
+    let mode: String = scalar(&store, "PRAGMA journal_mode").await;
     assert_eq!(mode, "wal");
-    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-        .fetch_one(&store.writer)
-        .await
-        .unwrap();
+    let fk: i64 = scalar(&store, "PRAGMA foreign_keys").await;
     assert_eq!(fk, 1);
-    store.close().await;
     drop(store);
 
     let store = db.open().await;
@@ -875,32 +894,22 @@ async fn open_fails_cleanly_on_a_bad_path() {
 
 #[tokio::test]
 async fn opens_a_database_that_astrbot_created() {
-    use sqlx::sqlite::SqliteConnectOptions;
     let db = TempDb::new();
-    // AstrBot's own api_keys table: no lookup_hash, no sqlx bookkeeping.
-    let options = SqliteConnectOptions::new()
-        .filename(db.path())
-        .create_if_missing(true);
-    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    sqlx::query(
-        "CREATE TABLE api_keys (inner_id INTEGER NOT NULL PRIMARY KEY, key_id VARCHAR(36) NOT NULL, \
-         name VARCHAR(255) NOT NULL, key_hash VARCHAR(128) NOT NULL, key_prefix VARCHAR(24) NOT NULL, \
-         scopes JSON, created_by VARCHAR(255) NOT NULL, last_used_at DATETIME, expires_at DATETIME, \
-         revoked_at DATETIME, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL, \
-         CONSTRAINT uix_api_key_id UNIQUE (key_id), CONSTRAINT uix_api_key_hash UNIQUE (key_hash))",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO api_keys (key_id, name, key_hash, key_prefix, scopes, created_by, created_at, \
-         updated_at) VALUES ('old', 'old', 'pbkdf2-old', 'abk_', NULL, 'astrbot', \
-         '2025-12-01 08:00:00.000000', '2025-12-01 08:00:00.000000')",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
+    // AstrBot's own api_keys table: no lookup_hash, no migration bookkeeping.
+    let astrbot = rusqlite::Connection::open(db.path()).unwrap();
+    astrbot
+        .execute_batch(
+            "CREATE TABLE api_keys (inner_id INTEGER NOT NULL PRIMARY KEY, key_id VARCHAR(36) NOT NULL, \
+             name VARCHAR(255) NOT NULL, key_hash VARCHAR(128) NOT NULL, key_prefix VARCHAR(24) NOT NULL, \
+             scopes JSON, created_by VARCHAR(255) NOT NULL, last_used_at DATETIME, expires_at DATETIME, \
+             revoked_at DATETIME, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL, \
+             CONSTRAINT uix_api_key_id UNIQUE (key_id), CONSTRAINT uix_api_key_hash UNIQUE (key_hash)); \
+             INSERT INTO api_keys (key_id, name, key_hash, key_prefix, scopes, created_by, created_at, \
+             updated_at) VALUES ('old', 'old', 'pbkdf2-old', 'abk_', NULL, 'astrbot', \
+             '2025-12-01 08:00:00.000000', '2025-12-01 08:00:00.000000');",
+        )
+        .unwrap();
+    drop(astrbot);
 
     let store = db.open().await;
     assert_eq!(store.count_api_keys_without_lookup().await.unwrap(), 1);
@@ -1037,11 +1046,12 @@ async fn an_expiry_written_in_iso_form_by_another_tool_still_counts() {
     let past = (now - chrono::Duration::seconds(1))
         .format("%Y-%m-%dT%H:%M:%S%.6f")
         .to_string();
-    sqlx::query("UPDATE api_keys SET expires_at = ? WHERE key_id = 'a'")
-        .bind(past)
-        .execute(&store.writer)
-        .await
-        .unwrap();
+    exec(
+        &store,
+        "UPDATE api_keys SET expires_at = ? WHERE key_id = 'a'",
+        [past],
+    )
+    .await;
 
     assert_eq!(
         store
@@ -1057,4 +1067,193 @@ async fn an_expiry_written_in_iso_form_by_another_tool_still_counts() {
             .unwrap(),
         None
     );
+}
+
+// ---- migrations -------------------------------------------------------------
+
+/// `_sqlx_migrations` as earlier builds (sqlx's migrator) wrote it for the
+/// two migration files: version, description, SHA-384 of the file.
+const SQLX_WRITTEN: [(i64, &str, &str); 2] = [
+    (
+        1,
+        "astrbot tables",
+        "96646D0E53C5C030B40A94002372ABA4B4C7B6C40FB89A2C855110A7D8FA061F1E2A5548833CE360CDC3BB29282E6422",
+    ),
+    (
+        2,
+        "api key lookup hash",
+        "07D0F6BAEA50F8FE8696C9262E4C20BD82E9D657ADDBE57B660E7E154638043081C2D9C75D683792BC4AF1650F39516D",
+    ),
+];
+
+fn migration_rows(path: &std::path::Path) -> Vec<(i64, String, String)> {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    let mut statement = connection
+        .prepare(
+            "SELECT version, description, hex(checksum) FROM _sqlx_migrations ORDER BY version",
+        )
+        .unwrap();
+    let rows = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[tokio::test]
+async fn migrations_are_recorded_as_earlier_builds_recorded_them() {
+    let db = TempDb::new();
+    drop(db.open().await);
+    let expected: Vec<_> = SQLX_WRITTEN
+        .iter()
+        .map(|&(v, d, c)| (v, d.to_owned(), c.to_owned()))
+        .collect();
+    assert_eq!(migration_rows(&db.path()), expected);
+}
+
+#[tokio::test]
+async fn a_database_migrated_by_an_earlier_build_opens_unchanged() {
+    let db = TempDb::new();
+    let earlier = rusqlite::Connection::open(db.path()).unwrap();
+    earlier
+        .execute_batch(concat!(
+            include_str!("../migrations/0001_astrbot_tables.sql"),
+            include_str!("../migrations/0002_api_key_lookup_hash.sql"),
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+             installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+             checksum BLOB NOT NULL, execution_time BIGINT NOT NULL);",
+        ))
+        .unwrap();
+    for (version, description, checksum) in SQLX_WRITTEN {
+        earlier
+            .execute(
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+                 execution_time) VALUES (?, ?, TRUE, unhex(?), 1)",
+                rusqlite::params![version, description, checksum],
+            )
+            .unwrap();
+    }
+    earlier
+        .execute(
+            "INSERT INTO platform_sessions (session_id, platform_id, creator, is_group, \
+             created_at, updated_at) VALUES ('kept', 'webchat', 'alice', 0, \
+             '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')",
+            [],
+        )
+        .unwrap();
+    drop(earlier);
+
+    let store = db.open().await;
+    assert!(store.get_session("kept").await.unwrap().is_some());
+    assert_eq!(migration_rows(&db.path()).len(), 2, "nothing re-applied");
+}
+
+#[tokio::test]
+async fn a_changed_half_done_or_newer_migration_stops_the_open() {
+    let cases = [
+        (
+            "UPDATE _sqlx_migrations SET checksum = x'00' WHERE version = 2",
+            "applied with different content",
+        ),
+        (
+            "UPDATE _sqlx_migrations SET success = FALSE WHERE version = 2",
+            "left partly applied",
+        ),
+        (
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+             execution_time) VALUES (99, 'future', TRUE, x'00', 1)",
+            "newer build",
+        ),
+    ];
+    for (change, expected) in cases {
+        let db = TempDb::new();
+        let store = db.open().await;
+        store
+            .create_session("s", "webchat", "a", false)
+            .await
+            .unwrap();
+        exec(&store, change, []).await;
+        drop(store);
+
+        match SqliteStore::open(&db.path()).await {
+            Err(StoreError::Backend(message)) => {
+                assert!(message.contains(expected), "{change}: {message}")
+            }
+            other => panic!("{change}: opened anyway: {other:?}"),
+        }
+    }
+}
+
+// ---- locks and checkpoints ----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_waits_for_another_processs_lock_and_reads_do_not() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    store
+        .create_session("before", "webchat", "a", false)
+        .await
+        .unwrap();
+
+    // Another program (the CLI, a backup tool) holds the write lock.
+    let other = rusqlite::Connection::open(db.path()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        other.execute_batch("COMMIT").unwrap();
+    });
+
+    let started = std::time::Instant::now();
+    assert!(store.get_session("before").await.unwrap().is_some());
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "a read does not wait for the writer"
+    );
+    store
+        .create_session("during", "webchat", "a", false)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "the write waited for the lock instead of failing"
+    );
+    holder.join().unwrap();
+    assert!(store.get_session("during").await.unwrap().is_some());
+}
+
+/// `mxFrame` (frames in the WAL) and `nBackfill` (frames copied back into
+/// the database) from the `-shm` file; see SQLite's WAL format.
+fn wal_frames(db: &TempDb) -> (u32, u32) {
+    let mut shm = db.path().into_os_string();
+    shm.push("-shm");
+    let bytes = std::fs::read(shm).unwrap();
+    let word = |at: usize| u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap());
+    (word(16), word(96))
+}
+
+#[tokio::test]
+async fn the_wal_is_checkpointed_in_the_background() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let autocheckpoint: i64 = scalar(&store, "PRAGMA wal_autocheckpoint").await;
+    assert_eq!(autocheckpoint, 0, "commits never checkpoint themselves");
+
+    for n in 0..300 {
+        let value = json!("x".repeat(2_000));
+        store
+            .put_preference("umo", &format!("s{n}"), "k", &value)
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (frames, copied) = wal_frames(&db);
+        if frames > 0 && copied == frames {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "WAL not checkpointed: {copied} of {frames} frames copied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -513,15 +513,14 @@ async fn an_expiry_written_by_another_tool_in_iso_form_still_ends_the_key() {
         .format("%Y-%m-%dT%H:%M:%S%.6f")
         .to_string();
     let database = app.data_dir().join("astrbot-rs.db");
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&database);
-    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    sqlx::query("UPDATE api_keys SET expires_at = ? WHERE key_id = ?")
-        .bind(&expired)
-        .bind(&key_id)
-        .execute(&pool)
-        .await
+    let another_tool = rusqlite::Connection::open(&database).unwrap();
+    another_tool
+        .execute(
+            "UPDATE api_keys SET expires_at = ? WHERE key_id = ?",
+            [&expired, &key_id],
+        )
         .unwrap();
-    pool.close().await;
+    drop(another_tool);
 
     let (status, body) = app.get("/api/v1/im/bots", Some(&key)).await;
     assert_eq!(status, 401, "{body}");
