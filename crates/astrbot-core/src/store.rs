@@ -9,7 +9,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// What can go wrong in the store, split so that callers can tell a clash
 /// with existing data from a broken database.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A unique constraint was hit (for example a session id created twice).
     #[error("conflict: {0}")]

@@ -56,10 +56,11 @@ pub(crate) fn get(
     )
 }
 
+/// `content` is the new context, already encoded as JSON text.
 pub(crate) fn update(
     connection: &Connection,
     conversation_id: &str,
-    content: &Value,
+    content: &str,
     token_usage: i64,
 ) -> DbResult<()> {
     execute(
@@ -67,7 +68,7 @@ pub(crate) fn update(
         "UPDATE conversations SET content = ?, token_usage = ?, updated_at = ? \
          WHERE conversation_id = ?",
         params![
-            to_json_text(content)?,
+            content,
             token_usage,
             encode_ts(astrbot_core::time::now()),
             conversation_id,

@@ -18,6 +18,7 @@ mod preferences;
 mod sessions;
 #[cfg(test)]
 mod tests;
+mod write_queue;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +36,9 @@ use serde_json::Value;
 
 use change_stamp::WalIndexWatch;
 use checkpoint::Checkpointer;
+use codec::to_json_text;
 use db::DbResult;
+use write_queue::WriteQueue;
 
 /// Idle reading connections kept open for the next reads. Reads run on
 /// the calling thread, so no more than the process's threads are ever
@@ -59,6 +62,8 @@ pub struct SqliteStore {
 struct Shared {
     path: PathBuf,
     writer: tokio::sync::Mutex<Connection>,
+    /// Writes waiting for the writer; see `write_queue`.
+    queue: Arc<WriteQueue>,
     idle_readers: Mutex<Vec<Connection>>,
     wal_index: WalIndexWatch,
     /// Writes made through this store (and its clones), for change stamps
@@ -92,6 +97,7 @@ impl SqliteStore {
             shared: Arc::new(Shared {
                 path: path.to_owned(),
                 writer: tokio::sync::Mutex::new(writer),
+                queue: Arc::new(WriteQueue::default()),
                 idle_readers: Mutex::new(vec![reader]),
                 wal_index: WalIndexWatch::new(path),
                 local_writes,
@@ -117,21 +123,32 @@ impl SqliteStore {
         result
     }
 
-    /// Runs a write (one statement or one transaction) on the writing
-    /// connection, then counts it: once the write has returned, every
-    /// later change stamp differs from those taken before it.
-    async fn write<T>(&self, work: impl Fn(&mut Connection) -> DbResult<T>) -> StoreResult<T> {
-        let mut writer = self.shared.writer.lock().await;
-        let result = db::run(&mut writer, work);
-        drop(writer);
-
-        let writes = self.shared.local_writes.fetch_add(1, Ordering::AcqRel) + 1;
-        if writes.is_multiple_of(checkpoint::NUDGE_EVERY) {
-            if let Some(checkpointer) = &self.shared.checkpointer {
-                checkpointer.nudge();
+    /// Runs a write on the writing connection, committed together with
+    /// the writes queued beside it (see `write_queue`), then counts it:
+    /// once the write has returned, every later change stamp differs from
+    /// those taken before it.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> DbResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (result, withdraw) = self.shared.queue.push(work);
+        {
+            let mut writer = self.shared.writer.lock().await;
+            // Ours ran before the lock was ours, or runs now.
+            let ran = self.shared.queue.run_waiting(&mut writer);
+            let before = self.shared.local_writes.fetch_add(ran, Ordering::AcqRel);
+            let crossed =
+                before / checkpoint::NUDGE_EVERY != (before + ran) / checkpoint::NUDGE_EVERY;
+            if crossed {
+                if let Some(checkpointer) = &self.shared.checkpointer {
+                    checkpointer.nudge();
+                }
             }
         }
+        drop(withdraw);
         result
+            .await
+            .unwrap_or_else(|_| Err(backend("the write was dropped".to_owned())))
     }
 
     fn idle_readers(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
@@ -166,7 +183,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKeyRecord> {
-        self.write(|c| api_keys::create(c, &key)).await
+        self.write(move |c| api_keys::create(c, &key)).await
     }
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
@@ -198,20 +215,24 @@ impl Store for SqliteStore {
     }
 
     async fn set_api_key_lookup(&self, key_id: &str, lookup_hash: &str) -> StoreResult<()> {
-        self.write(|c| api_keys::set_lookup(c, key_id, lookup_hash))
+        let (key_id, lookup_hash) = (key_id.to_owned(), lookup_hash.to_owned());
+        self.write(move |c| api_keys::set_lookup(c, &key_id, &lookup_hash))
             .await
     }
 
     async fn touch_api_key(&self, key_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        self.write(|c| api_keys::touch(c, key_id, now)).await
+        let key_id = key_id.to_owned();
+        self.write(move |c| api_keys::touch(c, &key_id, now)).await
     }
 
     async fn revoke_api_key(&self, key_id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
-        self.write(|c| api_keys::revoke(c, key_id, now)).await
+        let key_id = key_id.to_owned();
+        self.write(move |c| api_keys::revoke(c, &key_id, now)).await
     }
 
     async fn delete_api_key(&self, key_id: &str) -> StoreResult<bool> {
-        self.write(|c| api_keys::delete(c, key_id)).await
+        let key_id = key_id.to_owned();
+        self.write(move |c| api_keys::delete(c, &key_id)).await
     }
 
     async fn get_session(&self, session_id: &str) -> StoreResult<Option<SessionRecord>> {
@@ -225,7 +246,12 @@ impl Store for SqliteStore {
         creator: &str,
         is_group: bool,
     ) -> StoreResult<SessionRecord> {
-        self.write(|c| sessions::create(c, session_id, platform_id, creator, is_group))
+        let (session_id, platform_id, creator) = (
+            session_id.to_owned(),
+            platform_id.to_owned(),
+            creator.to_owned(),
+        );
+        self.write(move |c| sessions::create(c, &session_id, &platform_id, &creator, is_group))
             .await
     }
 
@@ -240,7 +266,8 @@ impl Store for SqliteStore {
     }
 
     async fn set_session_display_name(&self, session_id: &str, name: &str) -> StoreResult<()> {
-        self.write(|c| sessions::set_display_name(c, session_id, name))
+        let (session_id, name) = (session_id.to_owned(), name.to_owned());
+        self.write(move |c| sessions::set_display_name(c, &session_id, &name))
             .await
     }
 
@@ -251,7 +278,9 @@ impl Store for SqliteStore {
         kind: &str,
         mime_type: &str,
     ) -> StoreResult<AttachmentRecord> {
-        self.write(|c| attachments::create(c, attachment_id, path, kind, mime_type))
+        let [attachment_id, path, kind, mime_type] =
+            [attachment_id, path, kind, mime_type].map(str::to_owned);
+        self.write(move |c| attachments::create(c, &attachment_id, &path, &kind, &mime_type))
             .await
     }
 
@@ -260,7 +289,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_history(&self, turn: NewHistory) -> StoreResult<HistoryRecord> {
-        self.write(|c| history::insert(c, &turn)).await
+        self.write(move |c| history::insert(c, &turn)).await
     }
 
     async fn get_history(&self, id: i64) -> StoreResult<Option<HistoryRecord>> {
@@ -280,7 +309,8 @@ impl Store for SqliteStore {
         platform_id: &str,
         umo: &str,
     ) -> StoreResult<ConversationRecord> {
-        self.write(|c| conversations::create(c, platform_id, umo))
+        let (platform_id, umo) = (platform_id.to_owned(), umo.to_owned());
+        self.write(move |c| conversations::create(c, &platform_id, &umo))
             .await
     }
 
@@ -297,7 +327,10 @@ impl Store for SqliteStore {
         content: &Value,
         token_usage: i64,
     ) -> StoreResult<()> {
-        self.write(|c| conversations::update(c, conversation_id, content, token_usage))
+        // Encoded before queueing, so the writer's turn holds no JSON work.
+        let content = to_json_text(content)?;
+        let conversation_id = conversation_id.to_owned();
+        self.write(move |c| conversations::update(c, &conversation_id, &content, token_usage))
             .await
     }
 
@@ -317,12 +350,15 @@ impl Store for SqliteStore {
         key: &str,
         value: &Value,
     ) -> StoreResult<()> {
-        self.write(|c| preferences::put(c, scope, scope_id, key, value))
+        let wrapped = preferences::wrap(value)?;
+        let [scope, scope_id, key] = [scope, scope_id, key].map(str::to_owned);
+        self.write(move |c| preferences::put(c, &scope, &scope_id, &key, &wrapped))
             .await
     }
 
     async fn delete_preference(&self, scope: &str, scope_id: &str, key: &str) -> StoreResult<()> {
-        self.write(|c| preferences::delete(c, scope, scope_id, key))
+        let [scope, scope_id, key] = [scope, scope_id, key].map(str::to_owned);
+        self.write(move |c| preferences::delete(c, &scope, &scope_id, &key))
             .await
     }
 }

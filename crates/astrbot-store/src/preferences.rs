@@ -33,15 +33,20 @@ pub(crate) fn get(
     }
 }
 
+/// A value as stored: `{"val": value}` as JSON text.
+pub(crate) fn wrap(value: &Value) -> Result<String, StoreError> {
+    to_json_text(&json!({ "val": value }))
+}
+
+/// Stores `wrapped` (see [`wrap`]) under the key.
 pub(crate) fn put(
     connection: &Connection,
     scope: &str,
     scope_id: &str,
     key: &str,
-    value: &Value,
+    wrapped: &str,
 ) -> DbResult<()> {
     let now = encode_ts(astrbot_core::time::now());
-    let wrapped = to_json_text(&json!({ "val": value }))?;
     // One statement, so concurrent writers of the same key cannot race
     // between a SELECT and an INSERT. Same syntax in PostgreSQL.
     execute(

@@ -1257,3 +1257,45 @@ async fn the_wal_is_checkpointed_in_the_background() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_all_land_and_a_duplicate_fails_alone() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let mut writes = Vec::new();
+    for n in 0..200 {
+        let store = store.clone();
+        // Session 7 is created twice.
+        let id = if n == 199 {
+            "s7".to_owned()
+        } else {
+            format!("s{n}")
+        };
+        writes.push(tokio::spawn(async move {
+            store.create_session(&id, "webchat", "alice", false).await
+        }));
+    }
+    let mut conflicts = 0;
+    for write in writes {
+        match write.await.unwrap() {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) => conflicts += 1,
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(conflicts, 1);
+    let page = store.list_sessions("alice", None, 1, 500).await.unwrap();
+    assert_eq!(page.total, 199);
+
+    // What was committed is on disk for a new store too.
+    drop(store);
+    let reopened = db.open().await;
+    assert_eq!(
+        reopened
+            .list_sessions("alice", None, 1, 1)
+            .await
+            .unwrap()
+            .total,
+        199
+    );
+}

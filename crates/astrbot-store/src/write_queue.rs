@@ -1,0 +1,245 @@
+//! Group commit: concurrent writes share one transaction.
+//!
+//! Every commit costs the same fixed work whatever it holds: taking the
+//! WAL's write lock, writing the changed pages (the newest page of a busy
+//! table is changed by nearly every insert) and a frame header each,
+//! releasing the lock. Under load many writes wait for the one writing
+//! connection at once, so whoever gets the connection runs every write
+//! that is waiting, each in its own savepoint, and commits them together.
+//! A write that fails (a duplicate id) is rolled back alone; the others
+//! still commit. Results are handed out only after the commit, so a write
+//! never reports success for a transaction that was then lost.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use astrbot_core::StoreError;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::db::{self, DbError, DbResult};
+
+/// One queued write: runs its statements (given the connection; `None`
+/// when the batch could not start), and returns what to tell its caller
+/// once the outcome of the commit is known.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Delivery + Send>;
+
+/// Tells a caller its result, given how the commit went.
+type Delivery = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+
+/// Writes waiting for the writing connection, in the order they came.
+#[derive(Default)]
+pub(crate) struct WriteQueue {
+    waiting: Mutex<Waiting>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    /// Ids tell a withdrawn job apart.
+    last_id: u64,
+    jobs: Vec<(u64, Job)>,
+}
+
+impl std::fmt::Debug for WriteQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteQueue").finish_non_exhaustive()
+    }
+}
+
+impl WriteQueue {
+    /// Queues `work` and returns the receiver of its result, plus a guard
+    /// that takes the job back out if the caller gives up before it ran.
+    pub(crate) fn push<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Connection) -> DbResult<T> + Send + 'static,
+    ) -> (oneshot::Receiver<Result<T, StoreError>>, Withdraw) {
+        let (sender, receiver) = oneshot::channel();
+        let job: Job = Box::new(move |connection| {
+            let result = connection.map(|connection| in_savepoint(connection, work));
+            Box::new(move |committed| {
+                let outcome = match (committed, result) {
+                    (Err(error), _) => Err(error.clone()),
+                    (Ok(()), Some(result)) => result,
+                    (Ok(()), None) => Err(StoreError::Backend("the write did not run".into())),
+                };
+                // The caller may have stopped waiting; the write stands.
+                let _ = sender.send(outcome);
+            })
+        });
+        let id = {
+            let mut waiting = lock(&self.waiting);
+            waiting.last_id += 1;
+            let id = waiting.last_id;
+            waiting.jobs.push((id, job));
+            id
+        };
+        let withdraw = Withdraw {
+            queue: self.clone(),
+            id,
+        };
+        (receiver, withdraw)
+    }
+
+    /// Runs every waiting write, in batches, until none is left. Called
+    /// with the writing connection held. Returns how many writes ran.
+    pub(crate) fn run_waiting(&self, connection: &mut Connection) -> u64 {
+        let mut ran = 0;
+        loop {
+            let batch = std::mem::take(&mut lock(&self.waiting).jobs);
+            if batch.is_empty() {
+                return ran;
+            }
+            ran += batch.len() as u64;
+            run_batch(connection, batch);
+        }
+    }
+}
+
+/// Takes a queued write back out of the queue when its caller is dropped
+/// before the write ran (the caller's request was cancelled).
+pub(crate) struct Withdraw {
+    queue: Arc<WriteQueue>,
+    id: u64,
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        lock(&self.queue.waiting)
+            .jobs
+            .retain(|(id, _)| *id != self.id);
+    }
+}
+
+/// One transaction for the whole batch.
+fn run_batch(connection: &mut Connection, batch: Vec<(u64, Job)>) {
+    if let Err(error) = begin(connection) {
+        for (_, job) in batch {
+            job(None)(Err(&error));
+        }
+        return;
+    }
+
+    let deliveries: Vec<Delivery> = batch
+        .into_iter()
+        .map(|(_, job)| job(Some(connection)))
+        .collect();
+    let committed = if connection.is_autocommit() {
+        // A failure so bad that SQLite rolled the whole transaction back
+        // (disk full, I/O error): nothing of the batch was kept.
+        Err(StoreError::Backend(
+            "the write was rolled back by the database".to_owned(),
+        ))
+    } else {
+        connection.execute_batch("COMMIT").map_err(|error| {
+            let _ = connection.execute_batch("ROLLBACK");
+            store_error(DbError::from(error))
+        })
+    };
+    for delivery in deliveries {
+        delivery(committed.as_ref().map(|_| ()));
+    }
+}
+
+/// Starts the batch's transaction, taking the write lock now. Another
+/// process holding it makes this wait as blocking work, with the busy
+/// timeout, instead of failing.
+fn begin(connection: &mut Connection) -> Result<(), StoreError> {
+    db::run(connection, |connection| {
+        connection.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    })
+}
+
+/// Runs one write in a savepoint, so that its failure undoes only its own
+/// changes.
+fn in_savepoint<T>(
+    connection: &Connection,
+    work: impl FnOnce(&Connection) -> DbResult<T>,
+) -> Result<T, StoreError> {
+    if let Err(error) = connection.execute_batch("SAVEPOINT write") {
+        return Err(store_error(error.into()));
+    }
+    let result = work(connection);
+    let closed = if result.is_ok() || connection.is_autocommit() {
+        connection.execute_batch("RELEASE write")
+    } else {
+        connection.execute_batch("ROLLBACK TO write; RELEASE write")
+    };
+    match (result, closed) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Err(error), _) => Err(store_error(error)),
+        (Ok(_), Err(error)) => Err(store_error(error.into())),
+    }
+}
+
+fn store_error(error: DbError) -> StoreError {
+    match error {
+        DbError::Busy => StoreError::Backend("database is locked".to_owned()),
+        DbError::Store(error) => error,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while holding these locks, and a list cannot be left
+    // half-changed by a panic elsewhere.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Connection {
+        let connection = Connection::open_in_memory().unwrap();
+        connection
+            .execute_batch("CREATE TABLE t (x INTEGER UNIQUE)")
+            .unwrap();
+        connection
+    }
+
+    fn insert(connection: &Connection, x: i64) -> DbResult<()> {
+        connection.execute("INSERT INTO t (x) VALUES (?)", [x])?;
+        Ok(())
+    }
+
+    fn rows(connection: &Connection) -> Vec<i64> {
+        let mut statement = connection.prepare("SELECT x FROM t ORDER BY x").unwrap();
+        let rows = statement.query_map([], |row| row.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_undone_alone_and_the_rest_commit_together() {
+        let mut connection = table();
+        let queue = Arc::new(WriteQueue::default());
+        let (first, _a) = queue.push(|c| insert(c, 1));
+        // Inserts 2, then fails on the duplicate 1: its 2 must go too.
+        let (failing, _b) = queue.push(|c| {
+            insert(c, 2)?;
+            insert(c, 1)
+        });
+        let (last, _c) = queue.push(|c| insert(c, 3));
+
+        assert_eq!(queue.run_waiting(&mut connection), 3);
+
+        assert!(first.await.unwrap().is_ok());
+        assert!(matches!(
+            failing.await.unwrap(),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(last.await.unwrap().is_ok());
+        assert_eq!(rows(&connection), [1, 3]);
+        assert!(connection.is_autocommit(), "the batch was committed");
+    }
+
+    #[tokio::test]
+    async fn a_withdrawn_write_never_runs() {
+        let mut connection = table();
+        let queue = Arc::new(WriteQueue::default());
+        let (result, withdraw) = queue.push(|c| insert(c, 1));
+        drop(withdraw);
+
+        assert_eq!(queue.run_waiting(&mut connection), 0);
+        assert!(result.await.is_err(), "the caller is told it did not run");
+        assert!(rows(&connection).is_empty());
+    }
+}
