@@ -3,15 +3,20 @@
 //! SQLite normally checkpoints inside the commit that grows the WAL past
 //! 1,000 pages, and a checkpoint syncs the database file: milliseconds
 //! that would stall an async worker thread. So the writer's automatic
-//! checkpoints are turned off and this thread copies the WAL back into the
-//! database instead: after every [`NUDGE_EVERY`] writes, and once a second
-//! after any write. PASSIVE checkpoints take no lock that readers or the
-//! writer wait for.
+//! checkpoints are turned off and this thread checkpoints instead, after
+//! every [`NUDGE_EVERY`] writes and once a second after any write.
+//!
+//! It checkpoints on the writing connection, holding it: SQLite starts the
+//! WAL over only at the start of a write that finds every frame copied
+//! back, so a checkpoint racing new commits would always end a few frames
+//! short and the WAL would grow without end. Writers meanwhile wait
+//! asynchronously for the connection, as they wait for each other. The
+//! thread holds the connection only weakly, so dropping the store closes
+//! it at once (SQLite's last close copies the WAL back and removes it).
 
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -22,6 +27,9 @@ pub(crate) const NUDGE_EVERY: u64 = 256;
 /// How long the thread waits for a nudge before checking on its own.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
+/// The writing connection, as the store shares it.
+pub(crate) type Writer = tokio::sync::Mutex<Connection>;
+
 /// The handle that wakes the checkpoint thread. Dropping it (with the
 /// store) ends the thread.
 #[derive(Debug)]
@@ -30,15 +38,15 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the thread on its own connection to `path`, watching
-    /// `writes` (the store's write counter). `None` if the thread could not
-    /// start; the caller then leaves SQLite's automatic checkpoints on.
-    pub(crate) fn start(path: &Path, writes: Arc<AtomicU64>) -> Option<Checkpointer> {
-        let connection = crate::db::open(path, false).ok()?;
+    /// Starts the thread for `writer`, watching `writes` (the store's write
+    /// counter). `None` if the thread could not start; the caller then
+    /// leaves SQLite's automatic checkpoints on.
+    pub(crate) fn start(writer: &Arc<Writer>, writes: Arc<AtomicU64>) -> Option<Checkpointer> {
+        let writer = Arc::downgrade(writer);
         let (nudges, wakes) = mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("sqlite-checkpoint".to_owned())
-            .spawn(move || checkpoint_loop(&connection, &writes, &wakes))
+            .spawn(move || checkpoint_loop(&writer, &writes, &wakes))
             .ok()?;
         Some(Checkpointer { nudges })
     }
@@ -49,7 +57,7 @@ impl Checkpointer {
     }
 }
 
-fn checkpoint_loop(connection: &Connection, writes: &AtomicU64, wakes: &mpsc::Receiver<()>) {
+fn checkpoint_loop(writer: &Weak<Writer>, writes: &AtomicU64, wakes: &mpsc::Receiver<()>) {
     let mut checkpointed_at = writes.load(Ordering::Acquire);
     loop {
         match wakes.recv_timeout(IDLE_CHECK) {
@@ -60,8 +68,12 @@ fn checkpoint_loop(connection: &Connection, writes: &AtomicU64, wakes: &mpsc::Re
         if now == checkpointed_at {
             continue;
         }
+        let Some(writer) = writer.upgrade() else {
+            return;
+        };
         checkpointed_at = now;
-        // The result row (busy, WAL pages, pages copied) is not needed; a
+        let connection = writer.blocking_lock();
+        // The result row (busy, WAL frames, frames copied) is not needed; a
         // failed pass is simply tried again after the next writes.
         if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(%error, "WAL checkpoint failed; it is retried after the next writes");

@@ -46,7 +46,9 @@ impl From<rusqlite::Error> for DbError {
         use rusqlite::Error as E;
         let store_error = match &error {
             E::SqliteFailure(failure, _) => match failure.code {
-                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => return DbError::Busy,
+                // Another connection's lock; waiting helps. (SQLITE_LOCKED is a
+                // conflict inside one connection, where waiting would not.)
+                ErrorCode::DatabaseBusy => return DbError::Busy,
                 ErrorCode::ConstraintViolation
                     if failure.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
                         || failure.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
@@ -91,12 +93,30 @@ pub(crate) fn open(path: &Path, read_only: bool) -> rusqlite::Result<Connection>
             // WAL lets readers run beside the one writer. NORMAL is durable
             // across application crashes in WAL mode and only risks the last
             // commits on power loss; FULL costs an fsync per commit.
-            connection.pragma_update(None, "journal_mode", "WAL")?;
+            switch_to_wal(&connection)?;
             connection.pragma_update(None, "synchronous", "NORMAL")?;
         }
         connection.busy_timeout(Duration::ZERO)
     })?;
     Ok(connection)
+}
+
+/// Puts the database in WAL mode. Two processes switching a new file at
+/// the same moment make one of them fail with `SQLITE_BUSY` without waiting
+/// for the busy timeout, so that is retried here until the timeout.
+fn switch_to_wal(connection: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match connection.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            done => return done,
+        }
+    }
 }
 
 /// Runs `work` on `connection`; if it met another connection's lock, runs

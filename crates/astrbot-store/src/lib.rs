@@ -45,6 +45,9 @@ use write_queue::WriteQueue;
 /// busy at once.
 const IDLE_READERS: usize = 8;
 
+/// Bytes the WAL file is cut back to when it starts over.
+const WAL_SIZE_LIMIT: i64 = 32 * 1024 * 1024;
+
 /// A `Store` backed by one SQLite file. Cheap to clone: clones share the
 /// connections.
 ///
@@ -61,7 +64,8 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct Shared {
     path: PathBuf,
-    writer: tokio::sync::Mutex<Connection>,
+    /// Shared with the checkpoint thread, weakly.
+    writer: Arc<checkpoint::Writer>,
     /// Writes waiting for the writer; see `write_queue`.
     queue: Arc<WriteQueue>,
     idle_readers: Mutex<Vec<Connection>>,
@@ -87,16 +91,24 @@ impl SqliteStore {
         let reader = db::open(path, true).map_err(opening)?;
 
         let local_writes = Arc::new(AtomicU64::new(0));
-        let checkpointer = Checkpointer::start(path, local_writes.clone());
+        // A WAL left large by a burst of writes is cut back to this size
+        // once it starts over, instead of keeping its largest size on disk.
+        writer
+            .pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+            .map_err(opening)?;
+        let writer = Arc::new(tokio::sync::Mutex::new(writer));
+        let checkpointer = Checkpointer::start(&writer, local_writes.clone());
         if checkpointer.is_some() {
             writer
+                .try_lock()
+                .map_err(|_| backend("the new writer is in use".to_owned()))?
                 .pragma_update(None, "wal_autocheckpoint", 0)
                 .map_err(opening)?;
         }
         Ok(SqliteStore {
             shared: Arc::new(Shared {
                 path: path.to_owned(),
-                writer: tokio::sync::Mutex::new(writer),
+                writer,
                 queue: Arc::new(WriteQueue::default()),
                 idle_readers: Mutex::new(vec![reader]),
                 wal_index: WalIndexWatch::new(path),

@@ -1,11 +1,11 @@
 //! Schema migrations: the files in `migrations/`, compiled in, applied in
-//! order, each in its own transaction.
+//! order.
 //!
 //! Applied migrations are recorded in `_sqlx_migrations`, with the columns,
 //! descriptions and SHA-384 checksums that sqlx's migrator writes, so
 //! databases made by earlier builds (which used it) open unchanged.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha384};
 
 use crate::db::DbResult;
@@ -32,11 +32,14 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Brings the schema up to date. A migration that was applied with other
+/// Brings the schema up to date, in one transaction that takes the write
+/// lock first, so two processes opening a new database at once do not
+/// both apply the same migration. A migration that was applied with other
 /// content, left half-done, or that this build does not know (a newer
 /// build's) stops the open instead of guessing.
 pub(crate) fn run(connection: &mut Connection) -> DbResult<()> {
-    connection.execute_batch(
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    transaction.execute_batch(
         "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
              version BIGINT PRIMARY KEY,
              description TEXT NOT NULL,
@@ -47,7 +50,7 @@ pub(crate) fn run(connection: &mut Connection) -> DbResult<()> {
          )",
     )?;
     let newest: Option<i64> =
-        connection.query_row("SELECT MAX(version) FROM _sqlx_migrations", [], |row| {
+        transaction.query_row("SELECT MAX(version) FROM _sqlx_migrations", [], |row| {
             row.get(0)
         })?;
     if let Some(newest) = newest.filter(|&v| MIGRATIONS.iter().all(|m| m.version != v)) {
@@ -59,7 +62,7 @@ pub(crate) fn run(connection: &mut Connection) -> DbResult<()> {
 
     for migration in MIGRATIONS {
         let checksum = Sha384::digest(migration.sql.as_bytes());
-        let applied: Option<(bool, Vec<u8>)> = connection
+        let applied: Option<(bool, Vec<u8>)> = transaction
             .query_row(
                 "SELECT success, checksum FROM _sqlx_migrations WHERE version = ?",
                 [migration.version],
@@ -78,7 +81,6 @@ pub(crate) fn run(connection: &mut Connection) -> DbResult<()> {
         }
 
         let started = std::time::Instant::now();
-        let transaction = connection.transaction()?;
         transaction.execute_batch(migration.sql)?;
         let elapsed = i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX);
         transaction.execute(
@@ -86,8 +88,8 @@ pub(crate) fn run(connection: &mut Connection) -> DbResult<()> {
              VALUES (?, ?, TRUE, ?, ?)",
             params![migration.version, migration.description, checksum.as_slice(), elapsed],
         )?;
-        transaction.commit()?;
     }
+    transaction.commit()?;
     Ok(())
 }
 

@@ -1299,3 +1299,87 @@ async fn concurrent_writes_all_land_and_a_duplicate_fails_alone() {
         199
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_under_steady_writes() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let stop = std::time::Instant::now() + Duration::from_secs(2);
+    let mut writers = Vec::new();
+    for task in 0..4 {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            let mut writes = 0_u64;
+            while std::time::Instant::now() < stop {
+                writes += 1;
+                let id = format!("t{task}-{}", writes % 500);
+                store
+                    .put_preference("umo", &id, "k", &json!("x".repeat(300)))
+                    .await
+                    .unwrap();
+            }
+            writes
+        }));
+    }
+    let mut writes = 0;
+    for writer in writers {
+        writes += writer.await.unwrap();
+    }
+    let (frames, _) = wal_frames(&db);
+    assert!(
+        frames < 10_000,
+        "the WAL kept growing: {frames} frames after {writes} writes"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_store_leaves_everything_in_the_database_file() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    store.create_api_key(new_key("a", None)).await.unwrap();
+    drop(store);
+
+    // As a backup of the database file alone would see it, once the last
+    // connection is closed (the checkpoint thread may be finishing a pass).
+    let mut wal = db.path().into_os_string();
+    wal.push("-wal");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&wal).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL was left behind"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let copy = db.dir.join("copy.db");
+    std::fs::copy(db.path(), &copy).unwrap();
+    let keys: i64 = rusqlite::Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM api_keys", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(keys, 1);
+}
+
+#[test]
+fn two_processes_opening_a_new_database_at_once_both_succeed() {
+    for _ in 0..20 {
+        let db = TempDb::new();
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let openers: Vec<_> = (0..2)
+            .map(|_| {
+                let (path, start) = (db.path(), start.clone());
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    start.wait();
+                    runtime.block_on(SqliteStore::open(&path)).map(drop)
+                })
+            })
+            .collect();
+        for opener in openers {
+            opener.join().unwrap().unwrap();
+        }
+        assert_eq!(migration_rows(&db.path()).len(), 2);
+    }
+}

@@ -8,8 +8,10 @@
 //! that is waiting, each in its own savepoint, and commits them together.
 //! A write that fails (a duplicate id) is rolled back alone; the others
 //! still commit. Results are handed out only after the commit, so a write
-//! never reports success for a transaction that was then lost.
+//! never reports success for a transaction that was then lost, and a write
+//! reported failed was not committed.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use astrbot_core::StoreError;
@@ -118,13 +120,14 @@ fn run_batch(connection: &mut Connection, batch: Vec<(u64, Job)>) {
         return;
     }
 
+    // A failure so bad that SQLite rolled the whole transaction back (disk
+    // full, I/O error) ends the batch: the writes after it are not run, as
+    // outside the transaction each would commit on its own.
     let deliveries: Vec<Delivery> = batch
         .into_iter()
-        .map(|(_, job)| job(Some(connection)))
+        .map(|(_, job)| job((!connection.is_autocommit()).then_some(&*connection)))
         .collect();
     let committed = if connection.is_autocommit() {
-        // A failure so bad that SQLite rolled the whole transaction back
-        // (disk full, I/O error): nothing of the batch was kept.
         Err(StoreError::Backend(
             "the write was rolled back by the database".to_owned(),
         ))
@@ -149,8 +152,8 @@ fn begin(connection: &mut Connection) -> Result<(), StoreError> {
     })
 }
 
-/// Runs one write in a savepoint, so that its failure undoes only its own
-/// changes.
+/// Runs one write in a savepoint, so that its failure (or panic) undoes
+/// only its own changes.
 fn in_savepoint<T>(
     connection: &Connection,
     work: impl FnOnce(&Connection) -> DbResult<T>,
@@ -158,8 +161,13 @@ fn in_savepoint<T>(
     if let Err(error) = connection.execute_batch("SAVEPOINT write") {
         return Err(store_error(error.into()));
     }
-    let result = work(connection);
-    let closed = if result.is_ok() || connection.is_autocommit() {
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(connection)))
+        .unwrap_or_else(|_| Err(StoreError::Backend("a write failed unexpectedly".into()).into()));
+    if connection.is_autocommit() {
+        // The whole transaction was rolled back; the savepoint went with it.
+        return result.map_err(store_error);
+    }
+    let closed = if result.is_ok() {
         connection.execute_batch("RELEASE write")
     } else {
         connection.execute_batch("ROLLBACK TO write; RELEASE write")
@@ -241,5 +249,47 @@ mod tests {
         assert_eq!(queue.run_waiting(&mut connection), 0);
         assert!(result.await.is_err(), "the caller is told it did not run");
         assert!(rows(&connection).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_batch_rolled_back_whole_reports_every_write_failed_and_keeps_none() {
+        let mut connection = table();
+        connection
+            .execute_batch(
+                "CREATE TRIGGER boom BEFORE INSERT ON t WHEN NEW.x = 2 \
+                 BEGIN SELECT RAISE(ROLLBACK, 'boom'); END",
+            )
+            .unwrap();
+        let queue = Arc::new(WriteQueue::default());
+        let (before, _a) = queue.push(|c| insert(c, 1));
+        let (boom, _b) = queue.push(|c| insert(c, 2));
+        let (after, _c) = queue.push(|c| insert(c, 3));
+
+        queue.run_waiting(&mut connection);
+
+        for result in [before, boom, after] {
+            assert!(result.await.unwrap().is_err());
+        }
+        assert!(rows(&connection).is_empty(), "nothing was committed");
+        assert!(connection.is_autocommit());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_alone() {
+        let mut connection = table();
+        let queue = Arc::new(WriteQueue::default());
+        let (first, _a) = queue.push(|c| insert(c, 1));
+        let (panicking, _b) = queue.push(|c| -> DbResult<()> {
+            insert(c, 2)?;
+            panic!("a bug in a write")
+        });
+        queue.run_waiting(&mut connection);
+        let (later, _c) = queue.push(|c| insert(c, 3));
+        queue.run_waiting(&mut connection);
+
+        assert!(first.await.unwrap().is_ok());
+        assert!(panicking.await.unwrap().is_err());
+        assert!(later.await.unwrap().is_ok(), "the writer still works");
+        assert_eq!(rows(&connection), [1, 3]);
     }
 }
