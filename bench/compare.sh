@@ -25,6 +25,8 @@
 #   COMPARE_HOLD_H2 (10000), COMPARE_HOLD_H2_CONNECTIONS (100),
 #   COMPARE_HOLD_H1 (9000)            held streams (0 skips that hold)
 #   COMPARE_HOLD_WAIT_MS (30000)      the hold provider's wait before its first token
+# The holds raise net.core.netdev_max_backlog to 20,000 if allowed (and put
+# it back): see "Many open streams" in docs/benchmarks.md.
 #   ASTRBOT_VENV (~/.cache/astrbot-4.18.0)
 #   ASTRBOT_PEER (../shared/peer/astrbot)  the folder with AstrBot's install.sh and start.sh
 # Everything listens on 127.0.0.1 and is killed on exit. Not run in CI.
@@ -522,8 +524,11 @@ hold_run() { # NAME STREAMS LOADGEN-HOLD-ARGS...
     stop "$pid"
     stop "$fake"
 }
+raise_netdev_backlog 20000
+log "$NETDEV_BACKLOG_NOTE"
 hold_run hold-h2 "$HOLD_H2" --http2 --connections "$HOLD_H2_CONNECTIONS"
 hold_run hold-h1 "$HOLD_H1"
+restore_netdev_backlog
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- report ----------------------------------------------------------------------------------
@@ -659,7 +664,7 @@ report() {
     echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(uname -sr)."
     echo "Load average (1/5/15 min) at start: $LOAD_START; at end: $LOAD_END."
     echo "AstrBot 4.18.0 (PyPI, $("$VENV/bin/python" --version 2>&1)) and astrbot-rs (release) alternate A B A B; the ceiling is \`loadgen ceiling\`, a bare axum route with the same JSON and no auth; \"provider alone\" is \`loadgen upstream\` straight against the instant fake."
-    echo "Instant chat, 50 tokens, messages per client: ${CHAT_M1} at 1 client, ${CHAT_M16} at 16, ${CHAT_M128} at 128; realistic chat: 300 ms to the first token, then 200 tokens 20 ms apart. A stream counts only if its text is the expected answer (ratio n/a when AstrBot completed none). Sessions: $SESSIONS stored, page 1 of 20. Uploads: $UPLOADS per client. Held streams: astrbot-rs only (AstrBot is not held), provider waiting $HOLD_WAIT_MS ms; open-file limit $(ulimit -n)."
+    echo "Instant chat, 50 tokens, messages per client: ${CHAT_M1} at 1 client, ${CHAT_M16} at 16, ${CHAT_M128} at 128; realistic chat: 300 ms to the first token, then 200 tokens 20 ms apart. A stream counts only if its text is the expected answer (ratio n/a when AstrBot completed none). Sessions: $SESSIONS stored, page 1 of 20. Uploads: $UPLOADS per client. Held streams: astrbot-rs only (AstrBot is not held), provider waiting $HOLD_WAIT_MS ms; open-file limit $(ulimit -n); ${NETDEV_BACKLOG_NOTE:-net.core.netdev_max_backlog not read}."
     echo
     echo "### Targets"
     echo

@@ -21,6 +21,35 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     rm -rf "$WORK"
+    restore_netdev_backlog
+}
+
+# Loopback's per-CPU packet queue (net.core.netdev_max_backlog, 1,000 by
+# default) overflows when thousands of held streams get tokens in the same
+# second; the dropped packets then make the kernel abort some connections
+# (keepalive and retransmission give up) and those streams fail. That limit
+# belongs to running server, provider and clients on one machine (a real
+# provider is not on loopback), so a hold raises it for the run when it is
+# allowed to, and `cleanup` puts the old value back.
+NETDEV_BACKLOG=/proc/sys/net/core/netdev_max_backlog
+NETDEV_BACKLOG_OLD=
+raise_netdev_backlog() { # WANTED; sets NETDEV_BACKLOG_NOTE
+    local wanted=$1 current
+    current=$(cat "$NETDEV_BACKLOG" 2>/dev/null || echo unknown)
+    NETDEV_BACKLOG_NOTE="net.core.netdev_max_backlog $current"
+    [ "$current" != unknown ] && [ "$current" -lt "$wanted" ] || return 0
+    if { echo "$wanted" >"$NETDEV_BACKLOG"; } 2>/dev/null; then
+        NETDEV_BACKLOG_OLD=$current
+        NETDEV_BACKLOG_NOTE="net.core.netdev_max_backlog raised from $current to $wanted for the holds"
+    else
+        NETDEV_BACKLOG_NOTE="net.core.netdev_max_backlog $current (could not raise it; held streams may fail on loopback packet drops)"
+    fi
+}
+restore_netdev_backlog() {
+    if [ -n "$NETDEV_BACKLOG_OLD" ]; then
+        { echo "$NETDEV_BACKLOG_OLD" >"$NETDEV_BACKLOG"; } 2>/dev/null || true
+        NETDEV_BACKLOG_OLD=
+    fi
 }
 
 # start_fake NAME ARGS...: starts a fake provider on a free port; sets

@@ -68,7 +68,7 @@ impl Server {
         let dashboard = configs.default_config().dashboard();
         let host = options.host.unwrap_or(dashboard.host);
         let port = options.port.unwrap_or(dashboard.port);
-        let listener = TcpListener::bind((host.as_str(), port))
+        let listener = listen(&host, port)
             .await
             .with_context(|| format!("cannot listen on {host}:{port}"))?;
 
@@ -159,4 +159,37 @@ impl Server {
             "astrbot-rs listening on http://{address}"
         );
     }
+}
+
+/// Connections the kernel queues for us before we accept them. tokio's
+/// default (1,024) overflows when thousands of clients connect at once;
+/// the kernel caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on the first address `host` resolves to that can be bound, as
+/// `TcpListener::bind` does, but with a deeper accept queue.
+async fn listen(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last_error = None;
+    for address in tokio::net::lookup_host((host, port)).await? {
+        let socket = match address {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        // As `TcpListener::bind` does: a restarted server can bind again
+        // while old connections linger in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(address)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the host resolves to no address",
+        )
+    }))
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use axum::serve::ListenerExt;
 use serde_json::Value;
-use tokio::net::TcpListener;
+use tokio::net::TcpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -92,7 +92,12 @@ impl FakeOpenAi {
 
     /// Starts a server on the given port of 127.0.0.1 (0 picks a free one).
     pub async fn start_on(port: u16, behaviour: Behaviour) -> std::io::Result<FakeOpenAi> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+        // A deep accept queue, as a real provider has: tokio's default of
+        // 1,024 overflows when a server opens thousands of streams at once.
+        let socket = TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind((Ipv4Addr::LOCALHOST, port).into())?;
+        let listener = socket.listen(4096)?;
         let addr = listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Shared {

@@ -179,7 +179,7 @@ impl OpenAiCompatible {
     }
 
     fn request_error(&self, error: reqwest::Error) -> ProviderError {
-        if error.is_timeout() {
+        if is_own_timeout(&error) {
             self.timeout_error()
         } else {
             transport_error(error)
@@ -251,6 +251,25 @@ impl ChatProvider for OpenAiCompatible {
 /// sub-second timeout does not read "0 s".
 fn whole_seconds(timeout: Duration) -> u64 {
     timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0)
+}
+
+/// Whether one of our own deadlines ran out. reqwest also calls an error
+/// a timeout when the operating system gave up on the connection
+/// (`ETIMEDOUT`, e.g. a provider whose accept queue overflowed): that is a
+/// transport failure, and saying the provider took N seconds would be
+/// wrong.
+fn is_own_timeout(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(current) = source {
+        if current
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return false;
+        }
+        source = current.source();
+    }
+    error.is_timeout()
 }
 
 /// A transport error without the URL (which may carry credentials in its

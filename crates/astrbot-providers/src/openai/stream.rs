@@ -69,7 +69,7 @@ impl State {
                 seconds: super::whole_seconds(self.gap_timeout),
             }),
             Ok(Some(Err(error))) => {
-                let error = if error.is_timeout() {
+                let error = if super::is_own_timeout(&error) {
                     ProviderError::Timeout {
                         seconds: super::whole_seconds(self.gap_timeout),
                     }
