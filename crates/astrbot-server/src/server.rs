@@ -80,6 +80,7 @@ impl Server {
             platforms,
             started_at,
             verified_keys: Default::default(),
+            touch_pause: Default::default(),
         });
         Ok(Server { state, listener })
     }

@@ -10,6 +10,7 @@ use astrbot_platforms::PlatformManager;
 
 use crate::auth::api_key;
 use crate::auth::key_cache::VerifiedKeys;
+use crate::auth::touch_pause::TouchPause;
 use crate::chat::ChatService;
 use crate::config::ConfigRegistry;
 use crate::paths::DataRoot;
@@ -29,6 +30,8 @@ pub struct App {
     pub started_at: Instant,
     /// Keys that verified, valid until the database changes.
     pub verified_keys: VerifiedKeys,
+    /// Set while recording key use is paused after a failed write.
+    pub touch_pause: TouchPause,
 }
 
 impl AppState {

@@ -480,6 +480,37 @@ async fn last_used_at_is_set_by_a_successful_call_and_not_by_a_forbidden_one() {
 }
 
 #[tokio::test]
+async fn a_failed_key_use_record_does_not_fail_requests_and_pauses_recording() {
+    let app = spawn_app().await;
+    let (key, key_id) = app.create_key(&["im"]).await;
+    // Another program makes the write fail, as a full disk would.
+    let database = rusqlite::Connection::open(app.data_dir().join("astrbot-rs.db")).unwrap();
+    database
+        .execute_batch(
+            "CREATE TRIGGER no_touch BEFORE UPDATE OF last_used_at ON api_keys \
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+        )
+        .unwrap();
+
+    let (status, _) = app.get("/api/v1/im/bots", Some(&key)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the request does not need the record"
+    );
+
+    // The database is writable again, but recording waits out its pause
+    // instead of retrying on every request.
+    database.execute_batch("DROP TRIGGER no_touch").unwrap();
+    for _ in 0..3 {
+        let (status, _) = app.get("/api/v1/im/bots", Some(&key)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let record = key_record(&app, &key_id).await;
+    assert!(record["last_used_at"].is_null(), "{record}");
+}
+
+#[tokio::test]
 async fn last_used_at_is_set_even_when_the_handler_then_fails() {
     let app = spawn_app().await;
     let (key, key_id) = app.create_key(&["im"]).await;

@@ -151,9 +151,14 @@ async fn authenticate_key(
     let stale = record.last_used_at.is_none_or(|last| {
         now - last >= chrono::Duration::from_std(TOUCH_INTERVAL).unwrap_or_default()
     });
-    if stale {
+    if stale && state.touch_pause.allows(std::time::Instant::now()) {
         if let Err(error) = state.store.touch_api_key(&record.key_id, now).await {
-            tracing::warn!(api_key.id = %record.key_id, %error, "could not record key use");
+            tracing::warn!(
+                api_key.id = %record.key_id,
+                %error,
+                "could not record key use; not trying again for a while"
+            );
+            state.touch_pause.pause(std::time::Instant::now());
         }
     }
 

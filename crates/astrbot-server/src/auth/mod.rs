@@ -6,6 +6,7 @@ pub mod jwt;
 pub mod key_cache;
 pub mod middleware;
 pub mod password;
+pub mod touch_pause;
 
 pub use api_key::{GeneratedKey, KeyIdentity, ALL_SCOPES};
 pub use middleware::{authenticate, AdminIdentity};
