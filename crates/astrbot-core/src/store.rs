@@ -99,6 +99,14 @@ pub struct HistoryRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// A conversation's new content, for [`Store::save_answer`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationUpdate {
+    pub conversation_id: String,
+    pub content: Value,
+    pub token_usage: i64,
+}
+
 /// What is needed to append one UI history turn.
 #[derive(Debug, Clone)]
 pub struct NewHistory {
@@ -239,6 +247,14 @@ pub trait Store: Send + Sync {
         content: &Value,
         token_usage: i64,
     ) -> StoreResult<()>;
+    /// Saves the end of an agent run at once: the bot's turn in the UI
+    /// history and, when the answer is kept, the conversation's new
+    /// messages. Either both are saved or neither.
+    async fn save_answer(
+        &self,
+        turn: NewHistory,
+        conversation: Option<ConversationUpdate>,
+    ) -> StoreResult<HistoryRecord>;
 
     // Preferences: AstrBot's scoped key/value table (config registry,
     // config routing, selected conversation …). Values are stored wrapped

@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use astrbot_core::store::{
-    ApiKeyRecord, AttachmentRecord, ConversationRecord, HistoryRecord, NewApiKey, NewHistory,
-    SessionPage, SessionRecord,
+    ApiKeyRecord, AttachmentRecord, ConversationRecord, ConversationUpdate, HistoryRecord,
+    NewApiKey, NewHistory, SessionPage, SessionRecord,
 };
 use astrbot_core::{ChangeStamp, Store, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -344,6 +344,30 @@ impl Store for SqliteStore {
         let conversation_id = conversation_id.to_owned();
         self.write(move |c| conversations::update(c, &conversation_id, &content, token_usage))
             .await
+    }
+
+    async fn save_answer(
+        &self,
+        turn: NewHistory,
+        conversation: Option<ConversationUpdate>,
+    ) -> StoreResult<HistoryRecord> {
+        // Encoded before queueing, so the writer's turn holds no JSON work.
+        let conversation = match conversation {
+            Some(update) => Some((
+                update.conversation_id,
+                to_json_text(&update.content)?,
+                update.token_usage,
+            )),
+            None => None,
+        };
+        self.write(move |c| {
+            let saved = history::insert(c, &turn)?;
+            if let Some((conversation_id, content, token_usage)) = &conversation {
+                conversations::update(c, conversation_id, content, *token_usage)?;
+            }
+            Ok(saved)
+        })
+        .await
     }
 
     async fn get_preference(

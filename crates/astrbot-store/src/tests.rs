@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use astrbot_core::store::{NewApiKey, NewHistory};
+use astrbot_core::store::{ConversationUpdate, NewApiKey, NewHistory};
 use astrbot_core::{Store, StoreError};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
@@ -1382,4 +1382,59 @@ fn two_processes_opening_a_new_database_at_once_both_succeed() {
         }
         assert_eq!(migration_rows(&db.path()).len(), 2);
     }
+}
+
+#[tokio::test]
+async fn an_answer_saves_its_turn_and_conversation_together_or_not_at_all() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let conversation = store.create_conversation("webchat", "umo").await.unwrap();
+    let update = |text: &str| ConversationUpdate {
+        conversation_id: conversation.conversation_id.clone(),
+        content: json!([{"role": "assistant", "content": text}]),
+        token_usage: 7,
+    };
+
+    let saved = store
+        .save_answer(
+            history("webchat", "s1", json!({"type": "bot"})),
+            Some(update("one")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.get_history(saved.id).await.unwrap(), Some(saved));
+    let stored = store
+        .get_conversation(&conversation.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.content,
+        json!([{"role": "assistant", "content": "one"}])
+    );
+    assert_eq!(stored.token_usage, 7);
+
+    // A failed answer keeps the conversation as it was.
+    store
+        .save_answer(history("webchat", "s1", json!({"type": "bot"})), None)
+        .await
+        .unwrap();
+    assert_eq!(store.list_history("webchat", "s1").await.unwrap().len(), 2);
+
+    // When the conversation cannot be written, the turn is not kept either.
+    exec(
+        &store,
+        "CREATE TRIGGER no_update BEFORE UPDATE ON conversations \
+         BEGIN SELECT RAISE(ABORT, 'no'); END",
+        [],
+    )
+    .await;
+    let failed = store
+        .save_answer(
+            history("webchat", "s1", json!({"type": "bot"})),
+            Some(update("two")),
+        )
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(store.list_history("webchat", "s1").await.unwrap().len(), 2);
 }

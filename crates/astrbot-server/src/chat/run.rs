@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use astrbot_core::store::{ConversationRecord, NewHistory};
+use astrbot_core::store::{ConversationRecord, ConversationUpdate, NewHistory};
 use astrbot_core::{
     ChatMessage, ChatProvider, ChatRequest, ProviderError, StoreResult, StreamChunk, TokenUsage,
 };
@@ -25,6 +25,26 @@ use crate::config::LoadedConfig;
 pub(super) const PROVIDER_PREFERENCE: &str = "provider_perf_chat_completion";
 /// Preference holding a session's current conversation id.
 pub(super) const CONVERSATION_PREFERENCE: &str = "sel_conv_id";
+
+/// The conversation as it will be saved once the answer is in: its id, and
+/// its messages up to and including this turn's user message.
+struct NextConversation {
+    conversation_id: String,
+    messages: Vec<ChatMessage>,
+}
+
+impl NextConversation {
+    /// The update that adds `answer` as the assistant's message.
+    fn with_answer(&self, answer: &Answer) -> ConversationUpdate {
+        let mut messages = self.messages.clone();
+        messages.push(ChatMessage::text("assistant", answer.text.clone()));
+        ConversationUpdate {
+            conversation_id: self.conversation_id.clone(),
+            content: serde_json::to_value(&messages).unwrap_or_else(|_| json!([])),
+            token_usage: i64::try_from(answer.usage.total()).unwrap_or(i64::MAX),
+        }
+    }
+}
 
 /// What the model answered (or the error text shown instead).
 struct Answer {
@@ -126,8 +146,12 @@ impl ChatService {
         turn: &ChatTurn,
         events: &EventSink,
     ) {
-        let history: Vec<ChatMessage> =
-            serde_json::from_value(conversation.content.clone()).unwrap_or_default();
+        let ConversationRecord {
+            conversation_id,
+            content,
+            ..
+        } = conversation;
+        let history: Vec<ChatMessage> = serde_json::from_value(content).unwrap_or_default();
         let (for_model, for_storage) = user_turn(config, &turn.parts, &*self.store).await;
 
         let mut messages = persona_messages(config);
@@ -139,30 +163,23 @@ impl ChatService {
             max_tokens: None,
         };
 
+        let first_exchange = history.is_empty();
+        let mut kept = history;
+        kept.push(for_storage.clone());
+        let next = NextConversation {
+            conversation_id,
+            messages: kept,
+        };
+
         let streaming = turn.streaming.unwrap_or(config.chat.streaming_response);
         let answer = if streaming {
-            self.stream_answer(config, &*provider, request, turn, events)
+            self.stream_answer(config, &*provider, request, turn, events, &next)
                 .await
         } else {
-            self.whole_answer(&*provider, request, turn, events).await
+            self.whole_answer(&*provider, request, turn, events, &next)
+                .await
         };
-        if answer.failed {
-            return;
-        }
-
-        let mut updated = history;
-        updated.push(for_storage.clone());
-        updated.push(ChatMessage::text("assistant", answer.text.clone()));
-        let content = serde_json::to_value(&updated).unwrap_or_else(|_| json!([]));
-        let tokens = i64::try_from(answer.usage.total()).unwrap_or(i64::MAX);
-        if let Err(error) = self
-            .store
-            .update_conversation(&conversation.conversation_id, &content, tokens)
-            .await
-        {
-            tracing::error!(%error, umo = %turn.umo, "could not save the conversation");
-        }
-        if updated.len() == 2 {
+        if !answer.failed && first_exchange {
             self.spawn_title(provider, turn, for_storage.plain_text());
         }
     }
@@ -174,6 +191,7 @@ impl ChatService {
         request: ChatRequest,
         turn: &ChatTurn,
         events: &EventSink,
+        next: &NextConversation,
     ) -> Answer {
         let start = epoch_seconds();
         let mut first_token = None;
@@ -239,7 +257,7 @@ impl ChatService {
             },
         )
         .await;
-        self.save_bot_turn(turn, &answer, Some(&stats), events)
+        self.save_bot_turn(turn, &answer, Some(&stats), events, next)
             .await;
         answer
     }
@@ -250,6 +268,7 @@ impl ChatService {
         request: ChatRequest,
         turn: &ChatTurn,
         events: &EventSink,
+        next: &NextConversation,
     ) -> Answer {
         let start = epoch_seconds();
         let answer = match provider.chat(request).await {
@@ -268,7 +287,7 @@ impl ChatService {
         };
         let end = epoch_seconds();
         send(events, plain(answer.text.clone(), false, None, turn)).await;
-        self.save_bot_turn(turn, &answer, None, events).await;
+        self.save_bot_turn(turn, &answer, None, events, next).await;
         let stats = AgentStats {
             usage: answer.usage,
             start_time: start,
@@ -279,13 +298,16 @@ impl ChatService {
         answer
     }
 
-    /// Writes the bot turn to the UI history and reports its id.
+    /// Writes the bot turn to the UI history and, when the answer is kept,
+    /// the conversation with it, in one transaction; then reports the
+    /// turn's id.
     async fn save_bot_turn(
         &self,
         turn: &ChatTurn,
         answer: &Answer,
         stats: Option<&AgentStats>,
         events: &EventSink,
+        next: &NextConversation,
     ) {
         let mut message = Vec::new();
         if !answer.text.is_empty() {
@@ -298,15 +320,21 @@ impl ChatService {
         if let Some(stats) = stats {
             content["agent_stats"] = stats.to_json();
         }
+        // A failed answer is shown and kept in the history, but the model
+        // does not see it next time.
+        let conversation = (!answer.failed).then(|| next.with_answer(answer));
         let saved = self
             .store
-            .insert_history(NewHistory {
-                platform_id: turn.platform_id.clone(),
-                user_id: turn.session_id.clone(),
-                sender_id: Some("bot".to_owned()),
-                sender_name: Some("bot".to_owned()),
-                content,
-            })
+            .save_answer(
+                NewHistory {
+                    platform_id: turn.platform_id.clone(),
+                    user_id: turn.session_id.clone(),
+                    sender_id: Some("bot".to_owned()),
+                    sender_name: Some("bot".to_owned()),
+                    content,
+                },
+                conversation,
+            )
             .await;
         match saved {
             Ok(record) => {
