@@ -69,7 +69,26 @@ impl From<rusqlite::Error> for DbError {
     }
 }
 
+impl From<DbError> for StoreError {
+    /// A lock that was still held after waiting is the database's failure.
+    fn from(error: DbError) -> StoreError {
+        match error {
+            DbError::Busy => StoreError::Backend("database is locked".to_owned()),
+            DbError::Store(error) => error,
+        }
+    }
+}
+
 pub(crate) type DbResult<T> = Result<T, DbError>;
+
+/// Locks a mutex of the store's own bookkeeping. Nothing panics while
+/// holding one, and a list cannot be left half-changed by a panic
+/// elsewhere, so a poisoned lock is used as it is.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Opens a connection set up the way every store connection is: no busy
 /// waiting, foreign keys on, and (for the writer) WAL with NORMAL sync.
@@ -136,10 +155,7 @@ pub(crate) fn run<T>(
         }),
         done => done,
     };
-    result.map_err(|error| match error {
-        DbError::Busy => StoreError::Backend("database is locked".to_owned()),
-        DbError::Store(error) => error,
-    })
+    result.map_err(StoreError::from)
 }
 
 /// Runs work that may sleep: on a multi-threaded runtime the worker's other

@@ -22,7 +22,7 @@ mod write_queue;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use astrbot_core::store::{
     ApiKeyRecord, AttachmentRecord, ConversationRecord, ConversationUpdate, HistoryRecord,
@@ -164,11 +164,7 @@ impl SqliteStore {
     }
 
     fn idle_readers(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
-        // A panic while the list was held cannot leave it half-changed.
-        self.shared
-            .idle_readers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        db::lock(&self.shared.idle_readers)
     }
 }
 

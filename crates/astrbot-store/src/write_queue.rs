@@ -12,13 +12,13 @@
 //! reported failed was not committed.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use astrbot_core::StoreError;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use crate::db::{self, DbError, DbResult};
+use crate::db::{self, lock, DbError, DbResult};
 
 /// One queued write: runs its statements (given the connection; `None`
 /// when the batch could not start), and returns what to tell its caller
@@ -134,7 +134,7 @@ fn run_batch(connection: &mut Connection, batch: Vec<(u64, Job)>) {
     } else {
         connection.execute_batch("COMMIT").map_err(|error| {
             let _ = connection.execute_batch("ROLLBACK");
-            store_error(DbError::from(error))
+            StoreError::from(DbError::from(error))
         })
     };
     for delivery in deliveries {
@@ -159,13 +159,13 @@ fn in_savepoint<T>(
     work: impl FnOnce(&Connection) -> DbResult<T>,
 ) -> Result<T, StoreError> {
     if let Err(error) = connection.execute_batch("SAVEPOINT write") {
-        return Err(store_error(error.into()));
+        return Err(DbError::from(error).into());
     }
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(connection)))
         .unwrap_or_else(|_| Err(StoreError::Backend("a write failed unexpectedly".into()).into()));
     if connection.is_autocommit() {
         // The whole transaction was rolled back; the savepoint went with it.
-        return result.map_err(store_error);
+        return result.map_err(StoreError::from);
     }
     let closed = if result.is_ok() {
         connection.execute_batch("RELEASE write")
@@ -174,22 +174,9 @@ fn in_savepoint<T>(
     };
     match (result, closed) {
         (Ok(value), Ok(())) => Ok(value),
-        (Err(error), _) => Err(store_error(error)),
-        (Ok(_), Err(error)) => Err(store_error(error.into())),
+        (Err(error), _) => Err(error.into()),
+        (Ok(_), Err(error)) => Err(DbError::from(error).into()),
     }
-}
-
-fn store_error(error: DbError) -> StoreError {
-    match error {
-        DbError::Busy => StoreError::Backend("database is locked".to_owned()),
-        DbError::Store(error) => error,
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Nothing panics while holding these locks, and a list cannot be left
-    // half-changed by a panic elsewhere.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
