@@ -35,12 +35,12 @@ struct NextConversation {
 
 impl NextConversation {
     /// The update that adds `answer` as the assistant's message.
-    fn with_answer(&self, answer: &Answer) -> ConversationUpdate {
-        let mut messages = self.messages.clone();
-        messages.push(ChatMessage::text("assistant", answer.text.clone()));
+    fn with_answer(mut self, answer: &Answer) -> ConversationUpdate {
+        self.messages
+            .push(ChatMessage::text("assistant", answer.text.clone()));
         ConversationUpdate {
-            conversation_id: self.conversation_id.clone(),
-            content: serde_json::to_value(&messages).unwrap_or_else(|_| json!([])),
+            conversation_id: self.conversation_id,
+            content: serde_json::to_value(&self.messages).unwrap_or_else(|_| json!([])),
             token_usage: i64::try_from(answer.usage.total()).unwrap_or(i64::MAX),
         }
     }
@@ -173,10 +173,10 @@ impl ChatService {
 
         let streaming = turn.streaming.unwrap_or(config.chat.streaming_response);
         let answer = if streaming {
-            self.stream_answer(config, &*provider, request, turn, events, &next)
+            self.stream_answer(config, &*provider, request, turn, events, next)
                 .await
         } else {
-            self.whole_answer(&*provider, request, turn, events, &next)
+            self.whole_answer(&*provider, request, turn, events, next)
                 .await
         };
         if !answer.failed && first_exchange {
@@ -191,7 +191,7 @@ impl ChatService {
         request: ChatRequest,
         turn: &ChatTurn,
         events: &EventSink,
-        next: &NextConversation,
+        next: NextConversation,
     ) -> Answer {
         let start = epoch_seconds();
         let mut first_token = None;
@@ -268,7 +268,7 @@ impl ChatService {
         request: ChatRequest,
         turn: &ChatTurn,
         events: &EventSink,
-        next: &NextConversation,
+        next: NextConversation,
     ) -> Answer {
         let start = epoch_seconds();
         let answer = match provider.chat(request).await {
@@ -307,7 +307,7 @@ impl ChatService {
         answer: &Answer,
         stats: Option<&AgentStats>,
         events: &EventSink,
-        next: &NextConversation,
+        next: NextConversation,
     ) {
         let mut message = Vec::new();
         if !answer.text.is_empty() {
