@@ -21,42 +21,43 @@ impl SseParser {
         Self::default()
     }
 
-    /// Feeds bytes and returns the data of every event they completed.
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
-        let mut events = Vec::new();
+    /// Feeds bytes and hands the data of every event they completed to
+    /// `on_event`, in order. The data is lent, not returned: a fast stream
+    /// carries one event per token, and this way none of them allocates.
+    pub fn push(&mut self, bytes: &[u8], on_event: &mut impl FnMut(&str)) {
         let mut rest = bytes;
         while let Some(end) = rest.iter().position(|&byte| byte == b'\n') {
             let (line, after) = rest.split_at(end);
             rest = &after[1..];
             if self.partial.is_empty() {
-                self.line(line, &mut events);
+                self.line(line, on_event);
             } else {
                 let mut whole = std::mem::take(&mut self.partial);
                 whole.extend_from_slice(line);
-                self.line(&whole, &mut events);
+                self.line(&whole, on_event);
+                // Keep the buffer's memory for the next split line.
+                whole.clear();
+                self.partial = whole;
             }
         }
         self.partial.extend_from_slice(rest);
-        events
     }
 
     /// Ends the body: an unterminated last line and an event without its
     /// closing blank line still count, to be lenient with servers that
     /// close the connection right after the last `data:` line.
-    pub fn finish(&mut self) -> Option<String> {
-        let mut events = Vec::new();
+    pub fn finish(&mut self, on_event: &mut impl FnMut(&str)) {
         if !self.partial.is_empty() {
             let last = std::mem::take(&mut self.partial);
-            self.line(&last, &mut events);
+            self.line(&last, on_event);
         }
-        self.dispatch(&mut events);
-        events.pop()
+        self.dispatch(on_event);
     }
 
-    fn line(&mut self, line: &[u8], events: &mut Vec<String>) {
+    fn line(&mut self, line: &[u8], on_event: &mut impl FnMut(&str)) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            self.dispatch(events);
+            self.dispatch(on_event);
             return;
         }
         if line[0] == b':' {
@@ -78,9 +79,10 @@ impl SseParser {
         }
     }
 
-    fn dispatch(&mut self, events: &mut Vec<String>) {
+    fn dispatch(&mut self, on_event: &mut impl FnMut(&str)) {
         if self.has_data {
-            events.push(std::mem::take(&mut self.data));
+            on_event(&self.data);
+            self.data.clear();
             self.has_data = false;
         }
     }
@@ -95,13 +97,28 @@ pub fn is_done(data: &str) -> bool {
 mod tests {
     use super::*;
 
+    impl SseParser {
+        fn push_all(&mut self, bytes: &[u8]) -> Vec<String> {
+            let mut events = Vec::new();
+            self.push(bytes, &mut |data| events.push(data.to_owned()));
+            events
+        }
+
+        fn finish_all(&mut self) -> Option<String> {
+            let mut events = Vec::new();
+            self.finish(&mut |data| events.push(data.to_owned()));
+            assert!(events.len() <= 1, "finish ends at most one event");
+            events.pop()
+        }
+    }
+
     #[test]
     fn whole_events_in_one_chunk() {
         let mut parser = SseParser::new();
-        let events = parser.push(b"data: {\"a\":1}\n\ndata: [DONE]\n\n");
+        let events = parser.push_all(b"data: {\"a\":1}\n\ndata: [DONE]\n\n");
         assert_eq!(events, vec!["{\"a\":1}", "[DONE]"]);
         assert!(is_done(&events[1]));
-        assert_eq!(parser.finish(), None);
+        assert_eq!(parser.finish_all(), None);
     }
 
     #[test]
@@ -110,8 +127,8 @@ mod tests {
         // Every split point, including inside the two-byte `é`.
         for split in 0..body.len() {
             let mut parser = SseParser::new();
-            let mut events = parser.push(&body.as_bytes()[..split]);
-            events.extend(parser.push(&body.as_bytes()[split..]));
+            let mut events = parser.push_all(&body.as_bytes()[..split]);
+            events.extend(parser.push_all(&body.as_bytes()[split..]));
             assert_eq!(
                 events,
                 vec!["{\"content\":\"héllo\"}", "{\"b\":2}"],
@@ -125,7 +142,7 @@ mod tests {
         let mut parser = SseParser::new();
         let mut events = Vec::new();
         for byte in b"data: x\r\n\r\ndata: y\n\n" {
-            events.extend(parser.push(&[*byte]));
+            events.extend(parser.push_all(&[*byte]));
         }
         assert_eq!(events, vec!["x", "y"]);
     }
@@ -133,7 +150,7 @@ mod tests {
     #[test]
     fn crlf_line_ends() {
         let mut parser = SseParser::new();
-        let events = parser.push(b"data: one\r\n\r\ndata: [DONE]\r\n\r\n");
+        let events = parser.push_all(b"data: one\r\n\r\ndata: [DONE]\r\n\r\n");
         assert_eq!(events, vec!["one", "[DONE]"]);
     }
 
@@ -141,28 +158,28 @@ mod tests {
     fn comments_and_other_fields_are_ignored() {
         let mut parser = SseParser::new();
         let events =
-            parser.push(b": keep-alive\n\nevent: message\nid: 7\nretry: 10\ndata: z\n\n:\n\n");
+            parser.push_all(b": keep-alive\n\nevent: message\nid: 7\nretry: 10\ndata: z\n\n:\n\n");
         assert_eq!(events, vec!["z"]);
     }
 
     #[test]
     fn multi_line_data_is_joined() {
         let mut parser = SseParser::new();
-        let events = parser.push(b"data: a\ndata:b\n\n");
+        let events = parser.push_all(b"data: a\ndata:b\n\n");
         assert_eq!(events, vec!["a\nb"]);
     }
 
     #[test]
     fn blank_lines_without_data_dispatch_nothing() {
         let mut parser = SseParser::new();
-        assert!(parser.push(b"\n\n\r\n").is_empty());
+        assert!(parser.push_all(b"\n\n\r\n").is_empty());
     }
 
     #[test]
     fn unterminated_last_event_is_kept_at_finish() {
         let mut parser = SseParser::new();
-        assert!(parser.push(b"data: [DONE]").is_empty());
-        assert_eq!(parser.finish().as_deref(), Some("[DONE]"));
+        assert!(parser.push_all(b"data: [DONE]").is_empty());
+        assert_eq!(parser.finish_all().as_deref(), Some("[DONE]"));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Turns a streamed chat-completions body into a `ChatStream`.
 //!
-//! The body is read chunk by chunk with a timeout on every wait, so an
-//! upstream that stops sending mid-answer ends the stream with a `Timeout`
-//! error instead of hanging the session forever.
+//! The body is read chunk by chunk with a limit on the gap between chunks,
+//! so an upstream that stops sending mid-answer ends the stream with a
+//! `Timeout` error instead of hanging the session forever.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -12,17 +12,31 @@ use std::time::Duration;
 use astrbot_core::{ChatStream, ProviderError, StreamChunk, TokenUsage};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use tokio::time::{Instant, Sleep};
 
 use super::keys::{truncate, KeyRing};
 use super::sse::{is_done, SseParser};
 use super::transport_error;
-use super::wire::Completion;
+use super::wire::{Completion, Usage};
 
 type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 struct State {
     body: Body,
     parser: SseParser,
+    decoded: Decoded,
+    gap_timeout: Duration,
+    /// Fires at the latest `gap_timeout` after the last chunk. It is armed
+    /// once and moved only when it fires early, not re-armed for every
+    /// chunk: a fast stream has one chunk per token, and each re-arming
+    /// takes the timer wheel's lock.
+    gap_timer: Pin<Box<Sleep>>,
+    /// When the last chunk arrived (or the body was first read).
+    last_chunk: Instant,
+}
+
+/// What the events decoded so far amount to.
+struct Decoded {
     /// Items decoded from the last network chunk, not yet handed out.
     pending: VecDeque<Result<StreamChunk, ProviderError>>,
     /// The latest usage seen. Some servers repeat (growing) usage on every
@@ -30,7 +44,6 @@ struct State {
     usage: Option<TokenUsage>,
     /// No more reading: `[DONE]`, end of body, or an error.
     finished: bool,
-    gap_timeout: Duration,
     keys: Arc<KeyRing>,
 }
 
@@ -40,21 +53,26 @@ pub fn chat_stream(
     gap_timeout: Duration,
     keys: Arc<KeyRing>,
 ) -> ChatStream {
+    let now = Instant::now();
     let state = State {
         body: Box::pin(response.bytes_stream()),
         parser: SseParser::new(),
-        pending: VecDeque::new(),
-        usage: None,
-        finished: false,
+        decoded: Decoded {
+            pending: VecDeque::new(),
+            usage: None,
+            finished: false,
+            keys,
+        },
         gap_timeout,
-        keys,
+        gap_timer: Box::pin(tokio::time::sleep_until(now + gap_timeout)),
+        last_chunk: now,
     };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         loop {
-            if let Some(item) = state.pending.pop_front() {
+            if let Some(item) = state.decoded.pending.pop_front() {
                 return Some((item, state));
             }
-            if state.finished {
+            if state.decoded.finished {
                 return None;
             }
             state.read_more().await;
@@ -64,39 +82,56 @@ pub fn chat_stream(
 
 impl State {
     async fn read_more(&mut self) {
-        match tokio::time::timeout(self.gap_timeout, self.body.next()).await {
-            Err(_) => self.fail(ProviderError::Timeout {
-                seconds: super::whole_seconds(self.gap_timeout),
-            }),
-            Ok(Some(Err(error))) => {
+        let Some(next) = self.next_chunk().await else {
+            return self.decoded.fail(self.timeout());
+        };
+        self.last_chunk = Instant::now();
+        let decoded = &mut self.decoded;
+        match next {
+            Some(Err(error)) => {
                 let error = if super::is_own_timeout(&error) {
-                    ProviderError::Timeout {
-                        seconds: super::whole_seconds(self.gap_timeout),
-                    }
+                    self.timeout()
                 } else {
                     transport_error(error)
                 };
-                self.fail(error)
+                self.decoded.fail(error)
             }
-            Ok(Some(Ok(bytes))) => {
-                for data in self.parser.push(&bytes) {
-                    self.event(&data);
-                    if self.finished {
-                        break;
-                    }
-                }
-            }
-            Ok(None) => {
+            Some(Ok(bytes)) => self.parser.push(&bytes, &mut |data| decoded.event(data)),
+            None => {
                 // Some servers close without `[DONE]`; that still ends the
                 // answer normally.
-                if let Some(data) = self.parser.finish() {
-                    self.event(&data);
-                }
-                self.end();
+                self.parser.finish(&mut |data| decoded.event(data));
+                decoded.end();
             }
         }
     }
 
+    /// The body's next item, or `None` when nothing came for
+    /// `gap_timeout` since the last chunk.
+    async fn next_chunk(&mut self) -> Option<Option<reqwest::Result<Bytes>>> {
+        loop {
+            tokio::select! {
+                biased;
+                next = self.body.next() => return Some(next),
+                () = &mut self.gap_timer => {
+                    let due = self.last_chunk + self.gap_timeout;
+                    if due <= Instant::now() {
+                        return None;
+                    }
+                    self.gap_timer.as_mut().reset(due);
+                }
+            }
+        }
+    }
+
+    fn timeout(&self) -> ProviderError {
+        ProviderError::Timeout {
+            seconds: super::whole_seconds(self.gap_timeout),
+        }
+    }
+}
+
+impl Decoded {
     fn event(&mut self, data: &str) {
         if self.finished {
             return;
@@ -105,17 +140,15 @@ impl State {
             self.end();
             return;
         }
-        match decode(data) {
-            Ok(chunks) => {
-                for chunk in chunks {
-                    self.chunk(chunk);
-                }
-            }
-            Err(error) => self.fail(error),
+        if let Err(error) = decode(data, &mut |chunk| self.chunk(chunk)) {
+            self.fail(error);
         }
     }
 
     fn chunk(&mut self, chunk: Completion) {
+        if self.finished {
+            return;
+        }
         if let Some(message) = chunk.error_message() {
             let message = truncate(&self.keys.scrub(&message), 500);
             self.fail(ProviderError::Other(format!(
@@ -123,19 +156,20 @@ impl State {
             )));
             return;
         }
-        if let Some(delta) = chunk.first() {
+        let usage = chunk.usage.as_ref().map(Usage::to_token_usage);
+        if let Some(delta) = chunk.into_first() {
             let reasoning = delta.reasoning_text();
             if !reasoning.is_empty() {
                 self.pending
                     .push_back(Ok(StreamChunk::Reasoning(reasoning)));
             }
-            let text = delta.text();
+            let text = delta.into_text();
             if !text.is_empty() {
                 self.pending.push_back(Ok(StreamChunk::Text(text)));
             }
         }
-        if let Some(usage) = &chunk.usage {
-            self.usage = Some(usage.to_token_usage());
+        if usage.is_some() {
+            self.usage = usage;
         }
     }
 
@@ -155,16 +189,23 @@ impl State {
 /// Decodes one event's data. Per the SSE spec consecutive `data:` lines form
 /// one event, but a few servers omit the blank line between events; if the
 /// joined text is not JSON, each line is tried on its own.
-fn decode(data: &str) -> Result<Vec<Completion>, ProviderError> {
-    match serde_json::from_str::<Completion>(data) {
-        Ok(chunk) => Ok(vec![chunk]),
-        Err(error) if !data.contains('\n') => Err(decode_error(&error)),
-        Err(error) => data
-            .lines()
-            .filter(|line| !line.trim().is_empty() && !is_done(line))
-            .map(|line| serde_json::from_str::<Completion>(line).map_err(|_| decode_error(&error)))
-            .collect(),
-    }
+/// Every chunk goes to `on_chunk`; nothing does when the data is not JSON.
+fn decode(data: &str, on_chunk: &mut impl FnMut(Completion)) -> Result<(), ProviderError> {
+    let error = match serde_json::from_str::<Completion>(data) {
+        Ok(chunk) => {
+            on_chunk(chunk);
+            return Ok(());
+        }
+        Err(error) if !data.contains('\n') => return Err(decode_error(&error)),
+        Err(error) => error,
+    };
+    let chunks = data
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !is_done(line))
+        .map(|line| serde_json::from_str::<Completion>(line).map_err(|_| decode_error(&error)))
+        .collect::<Result<Vec<_>, _>>()?;
+    chunks.into_iter().for_each(on_chunk);
+    Ok(())
 }
 
 fn decode_error(error: &serde_json::Error) -> ProviderError {

@@ -104,6 +104,12 @@ impl Completion {
         choice.message.as_ref().or(choice.delta.as_ref())
     }
 
+    /// The first choice's message or delta, taken out of the chunk.
+    pub fn into_first(self) -> Option<Message> {
+        let choice = self.choices?.into_iter().next()?;
+        choice.message.or(choice.delta)
+    }
+
     /// A readable message for an `error` object, if there is one.
     pub fn error_message(&self) -> Option<String> {
         let error = self.error.as_ref().filter(|error| !error.is_null())?;
@@ -126,6 +132,14 @@ impl Message {
                 .filter_map(|part| part.get("text").and_then(Value::as_str))
                 .collect(),
             _ => String::new(),
+        }
+    }
+
+    /// [`Message::text`], taking the string out instead of copying it.
+    pub fn into_text(self) -> String {
+        match self.content {
+            Some(Value::String(text)) => text,
+            _ => self.text(),
         }
     }
 

@@ -131,6 +131,28 @@ async fn hang_mid_stream_times_out() {
 }
 
 #[tokio::test]
+async fn a_steady_stream_longer_than_the_gap_limit_does_not_time_out() {
+    // Tokens 400 ms apart for about two seconds, under a one-second limit on
+    // the gap between chunks: the limit counts from the last chunk, not from
+    // the start of the stream.
+    let fake = FakeOpenAi::start(Behaviour {
+        text: Some("a b c d e".into()),
+        token_delay: Duration::from_millis(400),
+        ..Default::default()
+    })
+    .await;
+    let started = Instant::now();
+    let got = collect(provider(&fake, &[]).chat_stream(ask("x")).await.unwrap()).await;
+    assert_eq!(got.error, None);
+    assert_eq!(got.text, "a b c d e");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn unreachable_host_is_a_transport_error() {
     // Bind and drop to get a port that refuses connections.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
