@@ -273,4 +273,35 @@ pub trait Store: Send + Sync {
         value: &Value,
     ) -> StoreResult<()>;
     async fn delete_preference(&self, scope: &str, scope_id: &str, key: &str) -> StoreResult<()>;
+
+    /// What a chat turn reads before it calls the model, in one snapshot:
+    /// the preference `provider_key` of `umo`, and the conversation whose
+    /// id the preference `conversation_key` of `umo` holds. One read
+    /// instead of three matters at every turn; the default reads them one
+    /// by one.
+    async fn get_chat_state(
+        &self,
+        umo: &str,
+        provider_key: &str,
+        conversation_key: &str,
+    ) -> StoreResult<ChatState> {
+        let provider_preference = self.get_preference("umo", umo, provider_key).await?;
+        let conversation = match self.get_preference("umo", umo, conversation_key).await? {
+            Some(Value::String(id)) => self.get_conversation(&id).await?,
+            _ => None,
+        };
+        Ok(ChatState {
+            provider_preference,
+            conversation,
+        })
+    }
+}
+
+/// See [`Store::get_chat_state`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatState {
+    /// The session's chosen provider, as stored (normally a string id).
+    pub provider_preference: Option<Value>,
+    /// The session's current conversation, when it has one that exists.
+    pub conversation: Option<ConversationRecord>,
 }

@@ -78,6 +78,17 @@ pub fn to_python_json(value: &impl Serialize) -> String {
     write_with(value, PythonSpaced)
 }
 
+/// [`to_python_json`] appended to `out`, without a string of its own.
+pub fn write_python_json(out: &mut Vec<u8>, value: &impl Serialize) {
+    let start = out.len();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut *out, PythonSpaced);
+    // Serialising a `Value` or a plain struct into memory cannot fail.
+    if value.serialize(&mut serializer).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"null");
+    }
+}
+
 fn write_with(value: &impl Serialize, formatter: impl Formatter) -> String {
     let mut out = Vec::with_capacity(128);
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);

@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use astrbot_core::store::{
-    ApiKeyRecord, AttachmentRecord, ConversationRecord, ConversationUpdate, HistoryRecord,
-    NewApiKey, NewHistory, SessionPage, SessionRecord,
+    ApiKeyRecord, AttachmentRecord, ChatState, ConversationRecord, ConversationUpdate,
+    HistoryRecord, NewApiKey, NewHistory, SessionPage, SessionRecord,
 };
 use astrbot_core::{ChangeStamp, Store, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -373,6 +373,29 @@ impl Store for SqliteStore {
         key: &str,
     ) -> StoreResult<Option<Value>> {
         self.read(|c| preferences::get(c, scope, scope_id, key))
+    }
+
+    async fn get_chat_state(
+        &self,
+        umo: &str,
+        provider_key: &str,
+        conversation_key: &str,
+    ) -> StoreResult<ChatState> {
+        // One read transaction: one read lock and one check of the WAL for
+        // the three statements, and a consistent view of them.
+        self.read(|c| {
+            let snapshot = c.transaction()?;
+            let provider_preference = preferences::get(&snapshot, "umo", umo, provider_key)?;
+            let conversation = match preferences::get(&snapshot, "umo", umo, conversation_key)? {
+                Some(Value::String(id)) => conversations::get(&snapshot, &id)?,
+                _ => None,
+            };
+            snapshot.finish()?;
+            Ok(ChatState {
+                provider_preference,
+                conversation,
+            })
+        })
     }
 
     async fn put_preference(

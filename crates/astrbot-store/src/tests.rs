@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use astrbot_core::store::{ConversationUpdate, NewApiKey, NewHistory};
+use astrbot_core::store::{ChatState, ConversationUpdate, NewApiKey, NewHistory};
 use astrbot_core::{Store, StoreError};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
@@ -746,6 +746,64 @@ async fn conversations_create_get_update() {
 }
 
 // ---- preferences ----------------------------------------------------------
+
+#[tokio::test]
+async fn chat_state_reads_the_provider_choice_and_the_selected_conversation() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let umo = "webchat:FriendMessage:webchat!alice!s1";
+    let state = |store: &SqliteStore| {
+        let store = store.clone();
+        async move {
+            store
+                .get_chat_state(umo, "provider_perf_chat_completion", "sel_conv_id")
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(state(&store).await, ChatState::default(), "nothing stored");
+
+    let conversation = store.create_conversation("webchat", umo).await.unwrap();
+    store
+        .put_preference(
+            "umo",
+            umo,
+            "sel_conv_id",
+            &json!(conversation.conversation_id),
+        )
+        .await
+        .unwrap();
+    store
+        .put_preference("umo", umo, "provider_perf_chat_completion", &json!("fast"))
+        .await
+        .unwrap();
+    // Another session's choices are not this one's.
+    store
+        .put_preference(
+            "umo",
+            "webchat:FriendMessage:webchat!bob!s2",
+            "provider_perf_chat_completion",
+            &json!("slow"),
+        )
+        .await
+        .unwrap();
+    let read = state(&store).await;
+    assert_eq!(read.provider_preference, Some(json!("fast")));
+    assert_eq!(read.conversation, Some(conversation));
+
+    // A selected id whose conversation is gone, or that is not a string,
+    // is no conversation.
+    store
+        .put_preference("umo", umo, "sel_conv_id", &json!("no-such-conversation"))
+        .await
+        .unwrap();
+    assert_eq!(state(&store).await.conversation, None);
+    store
+        .put_preference("umo", umo, "sel_conv_id", &json!(7))
+        .await
+        .unwrap();
+    assert_eq!(state(&store).await.conversation, None);
+}
 
 #[tokio::test]
 async fn preferences_upsert_get_delete() {

@@ -1,8 +1,12 @@
 //! The SSE event catalogue of AstrBot's chat endpoint, each rendered with
 //! AstrBot's field names and order.
 
+use std::sync::Arc;
+
 use astrbot_core::TokenUsage;
-use serde_json::{json, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::Value;
 
 /// One event of a chat stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +18,7 @@ pub enum ChatEvent {
         text: String,
         streaming: bool,
         chain_type: Option<&'static str>,
-        message_id: String,
+        message_id: Arc<str>,
     },
     /// Token usage and timing of the agent run.
     AgentStats(AgentStats),
@@ -22,12 +26,12 @@ pub enum ChatEvent {
     Complete {
         text: String,
         reasoning: String,
-        message_id: String,
+        message_id: Arc<str>,
     },
     /// A bot turn was written to the UI history under this id.
     MessageSaved { id: i64, created_at: String },
     /// Always last.
-    End { message_id: String },
+    End { message_id: Arc<str> },
 }
 
 /// The `agent_stats` payload.
@@ -42,63 +46,179 @@ pub struct AgentStats {
 }
 
 impl AgentStats {
+    /// The payload as a JSON value, for storing with the bot turn.
     pub fn to_json(&self) -> Value {
-        json!({
-            "token_usage": {
-                "input_other": self.usage.input_other,
-                "input_cached": self.usage.input_cached,
-                "output": self.usage.output,
-            },
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "time_to_first_token": self.time_to_first_token,
-        })
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
-impl ChatEvent {
-    /// The event's JSON, keys in AstrBot's order.
-    pub fn to_json(&self) -> Value {
+impl Serialize for AgentStats {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("token_usage", &UsageWire(&self.usage))?;
+        map.serialize_entry("start_time", &self.start_time)?;
+        map.serialize_entry("end_time", &self.end_time)?;
+        map.serialize_entry("time_to_first_token", &self.time_to_first_token)?;
+        map.end()
+    }
+}
+
+/// `token_usage` in AstrBot's field names and order.
+struct UsageWire<'a>(&'a TokenUsage);
+
+impl Serialize for UsageWire<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("input_other", &self.0.input_other)?;
+        map.serialize_entry("input_cached", &self.0.input_cached)?;
+        map.serialize_entry("output", &self.0.output)?;
+        map.end()
+    }
+}
+
+/// The event's JSON, keys in AstrBot's order. Written straight to the
+/// output: a stream sends one of these per token, so no intermediate
+/// `Value` is built.
+impl Serialize for ChatEvent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
         match self {
             ChatEvent::SessionId { session_id } => {
-                json!({"type": "session_id", "data": null, "session_id": session_id})
+                map.serialize_entry("type", "session_id")?;
+                map.serialize_entry("data", &())?;
+                map.serialize_entry("session_id", session_id)?;
             }
             ChatEvent::Plain {
                 text,
                 streaming,
                 chain_type,
                 message_id,
-            } => json!({
-                "type": "plain",
-                "data": text,
-                "streaming": streaming,
-                "chain_type": chain_type,
-                "message_id": message_id,
-            }),
+            } => {
+                map.serialize_entry("type", "plain")?;
+                map.serialize_entry("data", text)?;
+                map.serialize_entry("streaming", streaming)?;
+                map.serialize_entry("chain_type", chain_type)?;
+                map.serialize_entry("message_id", &**message_id)?;
+            }
             ChatEvent::AgentStats(stats) => {
-                json!({"type": "agent_stats", "data": stats.to_json()})
+                map.serialize_entry("type", "agent_stats")?;
+                map.serialize_entry("data", stats)?;
             }
             ChatEvent::Complete {
                 text,
                 reasoning,
                 message_id,
-            } => json!({
-                "type": "complete",
-                "data": text,
-                "reasoning": reasoning,
-                "streaming": true,
-                "message_id": message_id,
-            }),
-            ChatEvent::MessageSaved { id, created_at } => json!({
-                "type": "message_saved",
-                "data": {"id": id, "created_at": created_at},
-            }),
-            ChatEvent::End { message_id } => json!({
-                "type": "end",
-                "data": "",
-                "streaming": false,
-                "message_id": message_id,
-            }),
+            } => {
+                map.serialize_entry("type", "complete")?;
+                map.serialize_entry("data", text)?;
+                map.serialize_entry("reasoning", reasoning)?;
+                map.serialize_entry("streaming", &true)?;
+                map.serialize_entry("message_id", &**message_id)?;
+            }
+            ChatEvent::MessageSaved { id, created_at } => {
+                map.serialize_entry("type", "message_saved")?;
+                map.serialize_entry("data", &SavedWire { id, created_at })?;
+            }
+            ChatEvent::End { message_id } => {
+                map.serialize_entry("type", "end")?;
+                map.serialize_entry("data", "")?;
+                map.serialize_entry("streaming", &false)?;
+                map.serialize_entry("message_id", &**message_id)?;
+            }
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct SavedWire<'a> {
+    id: &'a i64,
+    created_at: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_carry_astrbots_fields_in_astrbots_order() {
+        let plain = ChatEvent::Plain {
+            text: "hé".into(),
+            streaming: true,
+            chain_type: Some("reasoning"),
+            message_id: "m".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"type":"plain","data":"hé","streaming":true,"chain_type":"reasoning","message_id":"m"}"#
+        );
+
+        let stats = AgentStats {
+            usage: TokenUsage {
+                input_other: 3,
+                input_cached: 1,
+                output: 2,
+            },
+            start_time: 1.5,
+            end_time: 2.0,
+            time_to_first_token: 0.25,
+        };
+        assert_eq!(
+            serde_json::to_value(ChatEvent::AgentStats(stats)).unwrap(),
+            json!({"type": "agent_stats", "data": {
+                "token_usage": {"input_other": 3, "input_cached": 1, "output": 2},
+                "start_time": 1.5, "end_time": 2.0, "time_to_first_token": 0.25,
+            }})
+        );
+        let keys: Vec<String> = stats
+            .to_json()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "token_usage",
+                "start_time",
+                "end_time",
+                "time_to_first_token"
+            ]
+        );
+
+        let cases = [
+            (
+                ChatEvent::SessionId {
+                    session_id: "s".into(),
+                },
+                r#"{"type":"session_id","data":null,"session_id":"s"}"#,
+            ),
+            (
+                ChatEvent::Complete {
+                    text: "t".into(),
+                    reasoning: String::new(),
+                    message_id: "m".into(),
+                },
+                r#"{"type":"complete","data":"t","reasoning":"","streaming":true,"message_id":"m"}"#,
+            ),
+            (
+                ChatEvent::MessageSaved {
+                    id: 7,
+                    created_at: "c".into(),
+                },
+                r#"{"type":"message_saved","data":{"id":7,"created_at":"c"}}"#,
+            ),
+            (
+                ChatEvent::End {
+                    message_id: "m".into(),
+                },
+                r#"{"type":"end","data":"","streaming":false,"message_id":"m"}"#,
+            ),
+        ];
+        for (event, expected) in cases {
+            assert_eq!(serde_json::to_string(&event).unwrap(), expected);
         }
     }
 }

@@ -41,8 +41,9 @@ pub struct ChatTurn {
     pub selected_model: Option<String>,
     /// `None` follows the config's `streaming_response`.
     pub streaming: Option<bool>,
-    /// The request id carried by the stream's events.
-    pub message_id: String,
+    /// The request id carried by the stream's events (shared by every
+    /// event, so cloning it costs no allocation).
+    pub message_id: Arc<str>,
 }
 
 /// Runs chat turns.

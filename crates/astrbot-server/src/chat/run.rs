@@ -12,7 +12,7 @@ use astrbot_core::{
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
-use tokio::sync::mpsc::error::SendTimeoutError;
+use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 use tokio::sync::mpsc::Sender;
 
 use super::context::{persona_messages, recent_history, user_turn};
@@ -61,13 +61,17 @@ impl ChatService {
         let config = self.configs.resolve_for_umo(&turn.umo);
         let has_content = turn.parts.iter().any(UserPart::is_content);
         if config.chat.enable && has_content {
-            // Independent reads, so they run side by side: both stand
-            // between the request and the provider's first token.
-            let (provider, conversation) = tokio::join!(
-                self.pick_provider(&config, &turn),
-                self.find_current_conversation(&turn.umo)
-            );
-            if let Some(provider) = provider {
+            // Both the provider choice and the conversation stand between
+            // the request and the provider's first token: one read.
+            let state = self
+                .store
+                .get_chat_state(&turn.umo, PROVIDER_PREFERENCE, CONVERSATION_PREFERENCE)
+                .await;
+            let (preferred, conversation) = match state {
+                Ok(state) => (state.provider_preference, Ok(state.conversation)),
+                Err(error) => (None, Err(error)),
+            };
+            if let Some(provider) = self.pick_provider(&config, &turn, preferred) {
                 match self.or_new_conversation(&turn.umo, conversation).await {
                     Ok(conversation) => {
                         self.answer(&config, provider, conversation, &turn, &events)
@@ -89,16 +93,15 @@ impl ChatService {
     }
 
     /// `selected_provider` when given (unknown means no answer, as in
-    /// AstrBot), else the session's preference, the config's default, the
-    /// config's first provider, or the demo model.
-    async fn pick_provider(
+    /// AstrBot), else the session's preference (`preferred`), the
+    /// config's default, the config's first provider, or the demo model.
+    fn pick_provider(
         &self,
         config: &Arc<LoadedConfig>,
         turn: &ChatTurn,
+        preferred: Option<Value>,
     ) -> Option<Arc<dyn ChatProvider>> {
-        let chosen = self
-            .resolve_provider(config, &turn.umo, turn.selected_provider.as_deref())
-            .await;
+        let chosen = self.provider_for(config, turn.selected_provider.as_deref(), preferred);
         if chosen.is_none() && turn.selected_provider.as_deref().is_none_or(str::is_empty) {
             tracing::warn!(
                 config.id = %config.id,
@@ -117,6 +120,26 @@ impl ChatService {
         umo: &str,
         selected: Option<&str>,
     ) -> Option<Arc<dyn ChatProvider>> {
+        let preferred = match selected.filter(|s| !s.is_empty()) {
+            Some(_) => None,
+            None => self
+                .store
+                .get_preference("umo", umo, PROVIDER_PREFERENCE)
+                .await
+                .ok()
+                .flatten(),
+        };
+        self.provider_for(config, selected, preferred)
+    }
+
+    /// `selected` if given, else `preferred` (a stored preference), the
+    /// config's default or its first provider.
+    fn provider_for(
+        &self,
+        config: &Arc<LoadedConfig>,
+        selected: Option<&str>,
+        preferred: Option<Value>,
+    ) -> Option<Arc<dyn ChatProvider>> {
         let set = self.providers.for_config(config);
         if let Some(selected) = selected.filter(|s| !s.is_empty()) {
             let found = set.get(selected);
@@ -125,15 +148,10 @@ impl ChatService {
             }
             return found;
         }
-        let preferred = self
-            .store
-            .get_preference("umo", umo, PROVIDER_PREFERENCE)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|value| value.as_str().map(str::to_owned))
-            .and_then(|id| set.get(&id));
         preferred
+            .as_ref()
+            .and_then(Value::as_str)
+            .and_then(|id| set.get(id))
             .or_else(|| set.get(&config.chat.default_provider_id))
             .or_else(|| set.first())
     }
@@ -432,6 +450,12 @@ async fn send(events: &EventSink, event: ChatEvent) {
     if events.stalled.load(Ordering::Relaxed) {
         return;
     }
+    // Room in the channel is the usual case; only a full one needs the
+    // timer (arming one per event, i.e. per token, costs a lock).
+    let event = match events.sender.try_send(event) {
+        Ok(()) | Err(TrySendError::Closed(_)) => return,
+        Err(TrySendError::Full(event)) => event,
+    };
     if let Err(SendTimeoutError::Timeout(_)) =
         events.sender.send_timeout(event, STALLED_READER).await
     {

@@ -104,7 +104,7 @@ impl Dispatcher {
             selected_provider: None,
             selected_model: self.chat.session_model(&umo.to_string()).await,
             streaming: Some(streaming),
-            message_id: message.message_id.clone(),
+            message_id: message.message_id.as_str().into(),
         };
         let events = self.chat.start(turn);
         if streaming {

@@ -115,7 +115,7 @@ pub(crate) async fn prepare(
             Some(Value::Null) => None,
             Some(value) => Some(truthy(value)),
         },
-        message_id,
+        message_id: message_id.into(),
     })
 }
 

@@ -9,9 +9,10 @@
 //! an event that arrives alone is sent alone, at once.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue};
@@ -20,7 +21,7 @@ use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
 
 use crate::chat::ChatEvent;
-use crate::json::to_python_json;
+use crate::json::write_python_json;
 
 /// Silence after which a keep-alive comment is sent.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -43,6 +44,8 @@ pub(crate) fn response(events: impl Stream<Item = ChatEvent> + Send + 'static) -
         events: Box::pin(events.fuse()),
         started: Vec::new(),
         last_event: None,
+        keep_alive: None,
+        last_sent: Instant::now(),
     };
     let body = futures::stream::unfold(state, |mut state| async move {
         let chunk = state.next_chunk().await?;
@@ -66,6 +69,12 @@ struct Batcher<S> {
     started: Vec<Option<&'static str>>,
     /// When the previous event arrived.
     last_event: Option<Instant>,
+    /// Fires at the latest [`KEEP_ALIVE`] after the last chunk. Armed on
+    /// the first wait and moved only when it fires early, not re-armed for
+    /// every chunk: each re-arming takes the timer wheel's lock.
+    keep_alive: Option<Pin<Box<Sleep>>>,
+    /// When the last chunk was handed out.
+    last_sent: Instant,
 }
 
 impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
@@ -73,10 +82,11 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
     /// silence, or the next event and those that follow it closely;
     /// `None` at the end.
     async fn next_chunk(&mut self) -> Option<Bytes> {
-        let first = match tokio::time::timeout(KEEP_ALIVE, self.events.next()).await {
-            Err(_silence) => return Some(Bytes::from_static(KEEP_ALIVE_COMMENT)),
-            Ok(event) => event?,
+        let Some(first) = self.next_event_or_silence().await else {
+            self.last_sent = Instant::now();
+            return Some(Bytes::from_static(KEEP_ALIVE_COMMENT));
         };
+        let first = first?;
 
         // The first answer delta (and the first reasoning delta) go out at
         // once: that is the latency users see. A later delta waits a moment
@@ -122,7 +132,31 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
             self.last_event = Some(Instant::now());
             write_event(&mut chunk, &event);
         }
+        self.last_sent = Instant::now();
         Some(Bytes::from(chunk))
+    }
+
+    /// The next event (`Some(None)` at the end), or `None` after
+    /// [`KEEP_ALIVE`] without a chunk.
+    async fn next_event_or_silence(&mut self) -> Option<Option<ChatEvent>> {
+        let first_due = self.last_sent + KEEP_ALIVE;
+        let timer = self
+            .keep_alive
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(first_due)));
+        loop {
+            tokio::select! {
+                biased;
+                event = self.events.next() => return Some(event),
+                () = timer.as_mut() => {
+                    let due = self.last_sent + KEEP_ALIVE;
+                    if due <= Instant::now() {
+                        timer.as_mut().reset(Instant::now() + KEEP_ALIVE);
+                        return None;
+                    }
+                    timer.as_mut().reset(due);
+                }
+            }
+        }
     }
 }
 
@@ -130,7 +164,7 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
 /// JSON is compact, so it never contains a newline.
 fn write_event(chunk: &mut Vec<u8>, event: &ChatEvent) {
     chunk.extend_from_slice(b"data: ");
-    chunk.extend_from_slice(to_python_json(&event.to_json()).as_bytes());
+    write_python_json(chunk, event);
     chunk.extend_from_slice(b"\n\n");
 }
 
@@ -222,6 +256,27 @@ mod tests {
             assert_eq!(sent.elapsed(), Duration::ZERO, "{word} was held");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_closer_than_the_keep_alive_get_no_comment_between_them() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        let response = response(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        let mut body = response.into_body().into_data_stream();
+
+        // Four events 10 s apart: 40 s in all, never 15 s of silence.
+        tokio::spawn(async move {
+            for n in 0..4 {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                sender.send(session(&format!("s{n}"))).await.unwrap();
+            }
+        });
+        let mut chunks = Vec::new();
+        while let Some(chunk) = body.next().await {
+            chunks.push(String::from_utf8(chunk.unwrap().to_vec()).unwrap());
+        }
+        assert_eq!(chunks.len(), 4, "{chunks:?}");
+        assert!(chunks.iter().all(|chunk| chunk.starts_with("data: ")));
     }
 
     #[tokio::test(start_paused = true)]
