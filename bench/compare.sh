@@ -18,6 +18,10 @@
 #   COMPARE_JSON_SECS (5)             seconds per im/bots, ceiling and sessions run
 #   COMPARE_CHAT_MESSAGES_1 (5), COMPARE_CHAT_MESSAGES_16 (2),
 #   COMPARE_CHAT_MESSAGES_128 (4)     instant chat: messages per client
+#   COMPARE_PACED_RATE (1000), COMPARE_PACED_MESSAGES (8)
+#                                     instant chat at 128 clients paced at this many
+#                                     streams/s in all (astrbot-rs and the provider
+#                                     alone only; 0 skips it)
 #   COMPARE_SESSIONS (1000)           sessions stored for the sessions listing
 #   COMPARE_UPLOAD_MB (10), COMPARE_UPLOADS (3)   file size; uploads per client
 #   COMPARE_REALISTIC_CLIENTS ("128 1000")        realistic chat, one message each
@@ -38,7 +42,7 @@ WRITE=0
 for arg in "$@"; do
     case "$arg" in
         --write) WRITE=1 ;;
-        -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -47,6 +51,8 @@ JSON_SECS=${COMPARE_JSON_SECS:-5}
 CHAT_M1=${COMPARE_CHAT_MESSAGES_1:-5}
 CHAT_M16=${COMPARE_CHAT_MESSAGES_16:-2}
 CHAT_M128=${COMPARE_CHAT_MESSAGES_128:-4}
+PACED_RATE=${COMPARE_PACED_RATE:-1000}
+PACED_M=${COMPARE_PACED_MESSAGES:-8}
 SESSIONS=${COMPARE_SESSIONS:-1000}
 UPLOAD_MB=${COMPARE_UPLOAD_MB:-10}
 UPLOADS=${COMPARE_UPLOADS:-3}
@@ -476,6 +482,16 @@ for round in 1 2; do
             fi
         done
     done
+    # The same clients paced well below what the machine can do, so that
+    # the added latency is the server's work rather than queueing for the
+    # CPU. AstrBot is not paced: it completes about one stream a second.
+    if [ "$PACED_RATE" != 0 ]; then
+        paced=(--concurrency 128 --messages "$PACED_M" --session-messages 4 --rate "$PACED_RATE"
+            --expect-text "$ANSWER")
+        result "upstream-paced-$round" upstream --url "$FAST_URL" "${paced[@]}" --timeout-secs 60
+        cpu_during "chat-paced-rs-$round" "$PID_RS" chat --url "$BASE_RS" --key "$KEY_RS" \
+            "${paced[@]}" --timeout-secs 120
+    fi
     for c in $UPLOAD_CLIENTS; do
         for t in py rs; do
             base_var="BASE_${t^^}" key_var="KEY_${t^^}"
@@ -614,6 +630,16 @@ row_chat() { # clients round
         echo "| — CPU during the run, server / fake provider / loadgen, % of one core (all: $(($(nproc) * 100)) %) | $(cpu_cell "chat$c-py-$r") | $(cpu_cell "chat$c-rs-$r") | | |"
     fi
 }
+row_paced() { # round
+    local r=$1 rs up="upstream-paced-$1"
+    [ -f "$WORK/chat-paced-rs-$r.json" ] || return 0
+    rs="chat-paced-rs-$r"
+    echo "| Chat, instant provider, 128 clients paced at $PACED_RATE streams/s in all, $PACED_M messages each, correct streams/s (round $r) | not run | $(fmt "$(j "$rs" .per_sec)") | | $(fmt "$(j "$up" .per_sec)") |"
+    echo "| — first text p50 / p90 / p99, ms | | $(j "$rs" .first_text_p50_ms) / $(j "$rs" .first_text_p90_ms) / $(j "$rs" .first_text_p99_ms) | | $(j "$up" .first_text_p50_ms) / $(j "$up" .first_text_p90_ms) / $(j "$up" .first_text_p99_ms) |"
+    echo "| — first text p50 added to the provider alone's, ms | | $(sub "$(j "$rs" .first_text_p50_ms)" "$(j "$up" .first_text_p50_ms)") | | |"
+    echo "| — failed / all streams | | $(failed_of "$rs") | | $(failed_of "$up") |"
+    echo "| — CPU during the run, server / fake provider / loadgen, % of one core | | $(cpu_cell "$rs") | | |"
+}
 row_upload() { # clients round
     local c=$1 r=$2 py rs
     py=$(j "upload$c-py-$r" .per_sec)
@@ -664,7 +690,7 @@ report() {
     echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(uname -sr)."
     echo "Load average (1/5/15 min) at start: $LOAD_START; at end: $LOAD_END."
     echo "AstrBot 4.18.0 (PyPI, $("$VENV/bin/python" --version 2>&1)) and astrbot-rs (release) alternate A B A B; the ceiling is \`loadgen ceiling\`, a bare axum route with the same JSON and no auth; \"provider alone\" is \`loadgen upstream\` straight against the instant fake."
-    echo "Instant chat, 50 tokens, messages per client: ${CHAT_M1} at 1 client, ${CHAT_M16} at 16, ${CHAT_M128} at 128; realistic chat: 300 ms to the first token, then 200 tokens 20 ms apart. A stream counts only if its text is the expected answer (ratio n/a when AstrBot completed none). Sessions: $SESSIONS stored, page 1 of 20. Uploads: $UPLOADS per client. Held streams: astrbot-rs only (AstrBot is not held), provider waiting $HOLD_WAIT_MS ms; open-file limit $(ulimit -n); ${NETDEV_BACKLOG_NOTE:-net.core.netdev_max_backlog not read}."
+    echo "Instant chat, 50 tokens, messages per client: ${CHAT_M1} at 1 client, ${CHAT_M16} at 16, ${CHAT_M128} at 128; realistic chat: 300 ms to the first token, then 200 tokens 20 ms apart; paced chat: 128 clients starting $PACED_RATE streams/s in all on a fixed schedule (latency counted from each request's send). A stream counts only if its text is the expected answer (ratio n/a when AstrBot completed none). Sessions: $SESSIONS stored, page 1 of 20. Uploads: $UPLOADS per client. Held streams: astrbot-rs only (AstrBot is not held), provider waiting $HOLD_WAIT_MS ms; open-file limit $(ulimit -n); ${NETDEV_BACKLOG_NOTE:-net.core.netdev_max_backlog not read}."
     echo
     echo "### Targets"
     echo
@@ -679,6 +705,7 @@ report() {
     for c in 1 16 128; do
         for r in 1 2; do row_chat "$c" "$r"; done
     done
+    for r in 1 2; do row_paced "$r"; done
     for c in $REALISTIC_CLIENTS; do row_realistic "$c"; done
     for c in $UPLOAD_CLIENTS; do
         for r in 1 2; do row_upload "$c" "$r"; done

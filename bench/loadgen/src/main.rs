@@ -132,8 +132,41 @@ pub struct Workload {
     /// 0 keeps one session for all of a client's messages.
     #[arg(long, default_value_t = 0)]
     pub session_messages: usize,
+    /// Paced instead of back to back: all clients together start this many
+    /// streams per second, each at its own slot of a fixed schedule (a
+    /// client that falls behind sends at once). 0 sends back to back.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
     #[command(flatten)]
     pub expect: Expect,
+}
+
+impl Workload {
+    pub fn pacing(&self) -> Pacing {
+        Pacing {
+            rate: self.rate,
+            clients: self.concurrency.max(1),
+        }
+    }
+}
+
+/// The fixed schedule of a paced run (see [`Workload::rate`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    rate: f64,
+    clients: usize,
+}
+
+impl Pacing {
+    /// When client `client` sends its message `n`, counted from the start
+    /// of the run; `None` when the run is not paced.
+    pub fn slot(&self, client: usize, n: usize) -> Option<Duration> {
+        if self.rate <= 0.0 {
+            return None;
+        }
+        let index = n * self.clients + client;
+        Some(Duration::from_secs_f64(index as f64 / self.rate))
+    }
 }
 
 /// What a stream's text must be.

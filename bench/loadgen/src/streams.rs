@@ -42,8 +42,10 @@ pub struct ChatRequest<'a> {
 pub async fn run_streams(common: &Common, workload: &Workload, target: Target) -> bool {
     let http = client(common);
     let clock = RunClock::start();
+    let started = tokio::time::Instant::now();
     let mut tasks = Vec::new();
     for client_index in 0..workload.concurrency.max(1) {
+        let pacing = workload.pacing();
         let http = http.clone();
         let base = common.base();
         let key = common.key.clone();
@@ -58,6 +60,9 @@ pub async fn run_streams(common: &Common, workload: &Workload, target: Target) -
             for n in 0..messages {
                 if session_messages > 0 && n % session_messages == 0 {
                     session = None;
+                }
+                if let Some(slot) = pacing.slot(client_index, n) {
+                    tokio::time::sleep_until(started + slot).await;
                 }
                 let message = message_for(client_index, n);
                 let expected = expect.for_message(&message);
@@ -103,7 +108,7 @@ pub async fn run_streams(common: &Common, workload: &Workload, target: Target) -
         workload.concurrency,
         &measured,
         &tally,
-        json!({"messages": workload.messages, "provider": provider}),
+        json!({"messages": workload.messages, "provider": provider, "rate": workload.rate}),
     );
     tally.errors > 0
 }
