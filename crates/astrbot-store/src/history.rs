@@ -9,7 +9,9 @@ use crate::db::{all_rows, optional_row, DbResult};
 
 const COLUMNS: &str = "id, platform_id, user_id, sender_id, sender_name, content, created_at";
 
-pub(crate) fn insert(connection: &Connection, turn: &NewHistory) -> DbResult<HistoryRecord> {
+/// Inserts `turn` and returns it as stored; the turn is moved into the
+/// record rather than copied, since the writer holds the database lock.
+pub(crate) fn insert(connection: &Connection, turn: NewHistory) -> DbResult<HistoryRecord> {
     let now = astrbot_core::time::now();
     // RETURNING (SQLite ≥ 3.35 and PostgreSQL) gives the id in one step.
     let id: i64 = connection
@@ -32,11 +34,11 @@ pub(crate) fn insert(connection: &Connection, turn: &NewHistory) -> DbResult<His
         )?;
     Ok(HistoryRecord {
         id,
-        platform_id: turn.platform_id.clone(),
-        user_id: turn.user_id.clone(),
-        sender_id: turn.sender_id.clone(),
-        sender_name: turn.sender_name.clone(),
-        content: turn.content.clone(),
+        platform_id: turn.platform_id,
+        user_id: turn.user_id,
+        sender_id: turn.sender_id,
+        sender_name: turn.sender_name,
+        content: turn.content,
         created_at: now,
     })
 }

@@ -297,7 +297,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_history(&self, turn: NewHistory) -> StoreResult<HistoryRecord> {
-        self.write(move |c| history::insert(c, &turn)).await
+        self.write(move |c| history::insert(c, turn)).await
     }
 
     async fn get_history(&self, id: i64) -> StoreResult<Option<HistoryRecord>> {
@@ -357,7 +357,7 @@ impl Store for SqliteStore {
             None => None,
         };
         self.write(move |c| {
-            let saved = history::insert(c, &turn)?;
+            let saved = history::insert(c, turn)?;
             if let Some((conversation_id, content, token_usage)) = &conversation {
                 conversations::update(c, conversation_id, content, *token_usage)?;
             }

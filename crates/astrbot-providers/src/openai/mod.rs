@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use astrbot_core::{ChatProvider, ChatRequest, ChatResponse, ChatStream, ProviderError};
 use async_trait::async_trait;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
 
@@ -70,7 +71,8 @@ impl Default for OpenAiConfig {
 pub struct OpenAiCompatible {
     id: String,
     model: String,
-    url: String,
+    /// `…/chat/completions`, parsed once rather than on every request.
+    url: reqwest::Url,
     timeout: Duration,
     extra_body: Map<String, Value>,
     keys: Arc<KeyRing>,
@@ -113,10 +115,12 @@ impl OpenAiCompatible {
             builder = builder.no_proxy();
         }
         let client = builder.build().map_err(transport_error)?;
+        let url = reqwest::Url::parse(&format!("{api_base}/chat/completions"))
+            .map_err(|error| ProviderError::Other(format!("invalid api_base: {error}")))?;
         Ok(OpenAiCompatible {
             id: config.id,
             model: config.model,
-            url: format!("{api_base}/chat/completions"),
+            url,
             timeout: config.timeout,
             extra_body: config.extra_body,
             keys,
@@ -124,15 +128,20 @@ impl OpenAiCompatible {
         })
     }
 
-    fn body(&self, request: &ChatRequest, stream: bool) -> Value {
+    /// The request's JSON body, encoded once for every key it may be sent
+    /// with.
+    fn body(&self, request: &ChatRequest, stream: bool) -> Result<Bytes, ProviderError> {
         let model = request.model.as_deref().unwrap_or(&self.model);
-        wire::request_body(
+        let body = wire::request_body(
             model,
             &request.messages,
             stream,
             request.max_tokens,
             &self.extra_body,
-        )
+        );
+        serde_json::to_vec(&body)
+            .map(Bytes::from)
+            .map_err(|error| ProviderError::Other(format!("could not encode the request: {error}")))
     }
 
     fn timeout_error(&self) -> ProviderError {
@@ -143,11 +152,15 @@ impl OpenAiCompatible {
 
     /// Sends `body`, trying each key once while the answer is 401 or 429;
     /// returns the first 2xx response (its body unread).
-    async fn send(&self, body: &Value) -> Result<reqwest::Response, ProviderError> {
+    async fn send(&self, body: &Bytes) -> Result<reqwest::Response, ProviderError> {
         let attempts = self.keys.attempt_order();
         let last = attempts.len() - 1;
         for (attempt, key) in attempts.into_iter().enumerate() {
-            let mut request = self.client.post(&self.url).json(body);
+            let mut request = self
+                .client
+                .post(self.url.clone())
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body.clone());
             if let Some(key) = key {
                 request = request.header(AUTHORIZATION, format!("Bearer {key}"));
             }
@@ -198,7 +211,7 @@ impl ChatProvider for OpenAiCompatible {
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let body = self.body(&request, false);
+        let body = self.body(&request, false)?;
         let answer = async {
             let response = self.send(&body).await?;
             response
@@ -233,7 +246,7 @@ impl ChatProvider for OpenAiCompatible {
     }
 
     async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, ProviderError> {
-        let body = self.body(&request, true);
+        let body = self.body(&request, true)?;
         // The timeout covers the wait for the response headers here; the
         // stream itself applies it to every wait for the next chunk.
         let response = tokio::time::timeout(self.timeout, self.send(&body))

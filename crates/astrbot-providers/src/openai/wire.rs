@@ -5,63 +5,105 @@
 //! optional, `null` is as good as absent, and unknown fields are ignored.
 
 use astrbot_core::{ChatMessage, ContentPart, MessageContent, TokenUsage};
-use serde::Deserialize;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Builds the JSON body of `POST /chat/completions`.
+/// The JSON body of `POST /chat/completions`, written straight from the
+/// request's messages (no copy of the conversation is built to send it).
 ///
 /// `extra_body` (the provider's `custom_extra_body`: temperature, top_p …)
 /// only fills in fields the request does not set itself, and never the
 /// streaming switches: the parser that reads the answer depends on them.
-pub fn request_body(
-    model: &str,
-    messages: &[ChatMessage],
+pub fn request_body<'a>(
+    model: &'a str,
+    messages: &'a [ChatMessage],
     stream: bool,
     max_tokens: Option<u32>,
-    extra_body: &Map<String, Value>,
-) -> Value {
-    let mut body = Map::new();
-    body.insert("model".into(), Value::String(model.to_owned()));
-    let messages: Vec<Value> = messages.iter().map(wire_message).collect();
-    body.insert("messages".into(), Value::Array(messages));
-    if stream {
-        body.insert("stream".into(), Value::Bool(true));
-        // Without this OpenAI sends no usage at all in a stream.
-        body.insert(
-            "stream_options".into(),
-            serde_json::json!({"include_usage": true}),
-        );
+    extra_body: &'a Map<String, Value>,
+) -> RequestBody<'a> {
+    RequestBody {
+        model,
+        messages,
+        stream,
+        max_tokens,
+        extra_body,
     }
-    if let Some(max_tokens) = max_tokens {
-        body.insert("max_tokens".into(), Value::from(max_tokens));
-    }
-    for (key, value) in extra_body {
-        let reserved = key == "stream" || key == "stream_options";
-        if !reserved && !body.contains_key(key) {
-            body.insert(key.clone(), value.clone());
-        }
-    }
-    Value::Object(body)
 }
 
-/// One message in OpenAI shape, minus the content parts we only keep so
+/// See [`request_body`].
+pub struct RequestBody<'a> {
+    model: &'a str,
+    messages: &'a [ChatMessage],
+    stream: bool,
+    max_tokens: Option<u32>,
+    extra_body: &'a Map<String, Value>,
+}
+
+impl Serialize for RequestBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut body = serializer.serialize_map(None)?;
+        body.serialize_entry("model", self.model)?;
+        body.serialize_entry("messages", &WireMessages(self.messages))?;
+        if self.stream {
+            body.serialize_entry("stream", &true)?;
+            // Without this OpenAI sends no usage at all in a stream.
+            body.serialize_entry("stream_options", &IncludeUsage)?;
+        }
+        if let Some(max_tokens) = self.max_tokens {
+            body.serialize_entry("max_tokens", &max_tokens)?;
+        }
+        for (key, value) in self.extra_body {
+            let set_here = match key.as_str() {
+                "model" | "messages" | "stream" | "stream_options" => true,
+                "max_tokens" => self.max_tokens.is_some(),
+                _ => false,
+            };
+            if !set_here {
+                body.serialize_entry(key, value)?;
+            }
+        }
+        body.end()
+    }
+}
+
+/// `{"include_usage": true}`.
+struct IncludeUsage;
+
+impl Serialize for IncludeUsage {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut options = serializer.serialize_map(Some(1))?;
+        options.serialize_entry("include_usage", &true)?;
+        options.end()
+    }
+}
+
+/// The messages in OpenAI shape, minus the content parts we only keep so
 /// that stored conversations load (`think`, `audio_url` …): no API accepts
 /// them back in that form.
-fn wire_message(message: &ChatMessage) -> Value {
-    let message = match &message.content {
-        MessageContent::Parts(parts) if parts.iter().any(is_unsupported) => ChatMessage {
-            role: message.role.clone(),
-            content: MessageContent::Parts(
-                parts
-                    .iter()
-                    .filter(|part| !is_unsupported(part))
-                    .cloned()
-                    .collect(),
-            ),
-        },
-        _ => message.clone(),
-    };
-    serde_json::to_value(&message).unwrap_or(Value::Null)
+struct WireMessages<'a>(&'a [ChatMessage]);
+
+impl Serialize for WireMessages<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut messages = serializer.serialize_seq(Some(self.0.len()))?;
+        for message in self.0 {
+            match &message.content {
+                MessageContent::Parts(parts) if parts.iter().any(is_unsupported) => messages
+                    .serialize_element(&ChatMessage {
+                        role: message.role.clone(),
+                        content: MessageContent::Parts(
+                            parts
+                                .iter()
+                                .filter(|part| !is_unsupported(part))
+                                .cloned()
+                                .collect(),
+                        ),
+                    })?,
+                _ => messages.serialize_element(message)?,
+            }
+        }
+        messages.end()
+    }
 }
 
 fn is_unsupported(part: &ContentPart) -> bool {
@@ -291,13 +333,14 @@ mod tests {
         extra.insert("stream".into(), json!(false));
         extra.insert("max_tokens".into(), json!(99));
         let messages = [ChatMessage::text("user", "hi")];
-        let body = request_body("m", &messages, true, Some(5), &extra);
+        let body =
+            serde_json::to_value(request_body("m", &messages, true, Some(5), &extra)).unwrap();
         assert_eq!(
             body,
             json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true,
                    "stream_options": {"include_usage": true}, "max_tokens": 5, "temperature": 0.2})
         );
-        let body = request_body("m", &messages, false, None, &extra);
+        let body = serde_json::to_value(request_body("m", &messages, false, None, &extra)).unwrap();
         assert_eq!(body["max_tokens"], json!(99));
         assert!(body.get("stream").is_none());
     }
@@ -307,7 +350,9 @@ mod tests {
         let message: ChatMessage = serde_json::from_value(json!({"role": "assistant", "content": [
             {"type": "think", "think": "..."}, {"type": "text", "text": "hi"}]}))
         .unwrap();
-        let body = request_body("m", &[message], false, None, &Map::new());
+        let message = [message];
+        let body =
+            serde_json::to_value(request_body("m", &message, false, None, &Map::new())).unwrap();
         assert_eq!(
             body["messages"][0]["content"],
             json!([{"type": "text", "text": "hi"}])
