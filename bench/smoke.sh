@@ -66,6 +66,13 @@ run json --url "$BASE_A/api/v1/im/bots" --key "$KEY_A" --concurrency 2 --duratio
 run upstream --url "$FAST_URL" --concurrency 2 --messages 3 --timeout-secs 10
 run chat --url "$BASE_A" --key "$KEY_A" --concurrency 2 --messages 3 --session-messages 2 --timeout-secs 10
 run chat --url "$BASE_A" --key "$KEY_A" --concurrency 2 --messages 1 --provider fake --timeout-secs 10
+# Paced: 2 clients, 3 messages each at 20 streams/s in all, so the run must
+# take at least the 0.25 s its last slot is scheduled at.
+run chat --url "$BASE_A" --key "$KEY_A" --concurrency 2 --messages 3 --rate 20 --timeout-secs 10
+if ! jq -e '.rate == 20 and .elapsed_s >= 0.25' "$WORK/run-$runs.json" >/dev/null; then
+    echo "FAILED: the paced chat run did not keep to its schedule" >&2
+    failed=1
+fi
 run upload --url "$BASE_A" --key "$KEY_A" --concurrency 2 --uploads 2 --size-mb 0.2 --timeout-secs 10
 run hold --url "$BASE_B" --key "$KEY_B" --streams 5 --rss-pid "$PID_B" --timeout-secs 10
 run hold --url "$BASE_B" --key "$KEY_B" --streams 6 --http2 --connections 2 --provider fake \
