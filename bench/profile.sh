@@ -5,9 +5,11 @@
 # Starts a fake provider (instant, 50 tokens) and a release astrbot-rs on a
 # temp root, drives it with loadgen (json: GET /api/v1/im/bots at 64
 # clients; chat: streamed chat at 128 clients, four messages per session),
-# records the server with `perf record -g` for SECONDS (default 5) and
-# prints the top of the report, by shared object and by symbol (self and
+# records the server with `perf record` for SECONDS (default 5) and prints
+# the top of the report, by shared object and by symbol (self and
 # children), plus the CPU seconds the server, the fake and loadgen used.
+# Call graphs are unwound from DWARF: the release build keeps no frame
+# pointers, so `-g` alone loses most callers and the "children" column.
 # The raw profile is kept as perf.data in the current folder for
 # `perf report`. Needs `perf` (Debian: linux-perf) and permission to
 # profile your own processes.
@@ -59,7 +61,7 @@ FAKE_BEFORE=$(cpu_ticks "$FAKE_PID")
 LOAD_PID=$!
 PIDS+=("$LOAD_PID")
 sleep 1
-perf record -F 999 -g -p "$SERVER_PID" -o "$HERE/perf.data" -- sleep "$SECS" >&2 2>"$WORK/perf.err" || {
+perf record -F 400 --call-graph dwarf,16384 -p "$SERVER_PID" -o "$HERE/perf.data" -- sleep "$SECS" >&2 2>"$WORK/perf.err" || {
     cat "$WORK/perf.err" >&2
     exit 1
 }
