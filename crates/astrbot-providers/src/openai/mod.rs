@@ -289,6 +289,12 @@ fn is_own_timeout(error: &reqwest::Error) -> bool {
 /// user-info or query) but with the underlying causes, e.g. "connection
 /// refused", which never include the URL or headers.
 fn transport_error(error: reqwest::Error) -> ProviderError {
+    ProviderError::Transport(error_text(error))
+}
+
+/// A reqwest error's text with its causes', without the URL (which may
+/// carry credentials).
+fn error_text(error: reqwest::Error) -> String {
     let error = error.without_url();
     let mut message = String::new();
     let mut source: Option<&dyn std::error::Error> = Some(&error);
@@ -303,5 +309,5 @@ fn transport_error(error: reqwest::Error) -> ProviderError {
         }
         source = current.source();
     }
-    ProviderError::Transport(message)
+    message
 }

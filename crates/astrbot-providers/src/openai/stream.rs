@@ -16,7 +16,6 @@ use tokio::time::{Instant, Sleep};
 
 use super::keys::{truncate, KeyRing};
 use super::sse::{is_done, SseParser};
-use super::transport_error;
 use super::wire::{Completion, Usage};
 
 type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
@@ -92,7 +91,11 @@ impl State {
                 let error = if super::is_own_timeout(&error) {
                     self.timeout()
                 } else {
-                    transport_error(error)
+                    // The provider was reached and had begun to answer.
+                    ProviderError::Other(format!(
+                        "the provider's answer broke off: {}",
+                        super::error_text(error)
+                    ))
                 };
                 self.decoded.fail(error)
             }

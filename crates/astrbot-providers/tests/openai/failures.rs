@@ -176,6 +176,54 @@ async fn unreachable_host_is_a_transport_error() {
 }
 
 #[tokio::test]
+async fn an_answer_that_breaks_off_is_not_an_unreachable_provider() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // A provider that sends two chunks of a chunked body, then closes the
+    // connection without the closing chunk.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = vec![0u8; 64 * 1024];
+        let _ = socket.read(&mut request).await;
+        let event = |text: &str| {
+            let data = format!(
+                "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n"
+            );
+            format!("{:x}\r\n{data}\r\n", data.len())
+        };
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{}{}",
+            event("one "),
+            event("two")
+        );
+        socket.write_all(answer.as_bytes()).await.unwrap();
+        socket.shutdown().await.unwrap();
+    });
+    let provider = OpenAiCompatible::new(OpenAiConfig {
+        api_base: format!("http://127.0.0.1:{port}/v1"),
+        timeout: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .unwrap();
+
+    let got = collect(provider.chat_stream(ask("x")).await.unwrap()).await;
+
+    assert_eq!(got.text, "one two");
+    let Some(ProviderError::Other(message)) = &got.error else {
+        panic!(
+            "expected the answer to have broken off, got {:?}",
+            got.error
+        );
+    };
+    assert!(
+        message.starts_with("the provider's answer broke off"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn missing_env_key_fails_construction() {
     let error = OpenAiCompatible::new(OpenAiConfig {
         keys: vec!["$ASTRBOT_PROVIDERS_IT_UNSET".into()],

@@ -267,6 +267,36 @@ async fn unknown_selected_provider_gets_no_answer() {
 }
 
 #[tokio::test]
+async fn an_unreadable_provider_choice_is_ignored_and_the_turn_answered() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let body = |text: &str| json!({"message": text, "username": "u", "session_id": "damaged"});
+    assert_eq!(app.chat(&key, body("first")).await.text(), "Echo: first");
+
+    // Another tool stored the session's provider choice without AstrBot's
+    // `{"val": ...}` wrapper.
+    let database = rusqlite::Connection::open(app.data_dir().join("astrbot-rs.db")).unwrap();
+    database
+        .execute(
+            "INSERT INTO preferences (scope, scope_id, \"key\", value, created_at, updated_at) \
+             VALUES ('umo', 'webchat:FriendMessage:webchat!u!damaged', \
+             'provider_perf_chat_completion', '\"fake\"', '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+            [],
+        )
+        .unwrap();
+
+    let stream = app.chat(&key, body("second")).await;
+
+    assert_eq!(stream.text(), "Echo: second");
+    let requests = app.chat_requests();
+    let history = requests[1]["messages"].as_array().unwrap();
+    assert!(
+        history.iter().any(|m| m["content"] == "Echo: first"),
+        "the conversation was still read: {history:?}"
+    );
+}
+
+#[tokio::test]
 async fn selected_provider_and_model_are_used() {
     let app = spawn_app().await;
     let (key, _) = app.create_key(&["chat"]).await;

@@ -63,14 +63,7 @@ impl ChatService {
         if config.chat.enable && has_content {
             // Both the provider choice and the conversation stand between
             // the request and the provider's first token: one read.
-            let state = self
-                .store
-                .get_chat_state(&turn.umo, PROVIDER_PREFERENCE, CONVERSATION_PREFERENCE)
-                .await;
-            let (preferred, conversation) = match state {
-                Ok(state) => (state.provider_preference, Ok(state.conversation)),
-                Err(error) => (None, Err(error)),
-            };
+            let (preferred, conversation) = self.chat_state(&turn.umo).await;
             if let Some(provider) = self.pick_provider(&config, &turn, preferred) {
                 match self.or_new_conversation(&turn.umo, conversation).await {
                     Ok(conversation) => {
@@ -90,6 +83,34 @@ impl ChatService {
             },
         )
         .await;
+    }
+
+    /// The session's preferred provider and its current conversation, in
+    /// one read. When that read fails (a stored value that cannot be read,
+    /// say), each is read on its own, so that an unreadable provider choice
+    /// is only ignored, as it would be on its own, instead of also costing
+    /// the conversation and so the answer.
+    async fn chat_state(
+        &self,
+        umo: &str,
+    ) -> (Option<Value>, StoreResult<Option<ConversationRecord>>) {
+        let state = self
+            .store
+            .get_chat_state(umo, PROVIDER_PREFERENCE, CONVERSATION_PREFERENCE)
+            .await;
+        match state {
+            Ok(state) => (state.provider_preference, Ok(state.conversation)),
+            Err(error) => {
+                tracing::warn!(%error, %umo, "could not read the session's state at once; reading it part by part");
+                let preferred = self
+                    .store
+                    .get_preference("umo", umo, PROVIDER_PREFERENCE)
+                    .await
+                    .ok()
+                    .flatten();
+                (preferred, self.find_current_conversation(umo).await)
+            }
+        }
     }
 
     /// `selected_provider` when given (unknown means no answer, as in
