@@ -276,25 +276,15 @@ pub trait Store: Send + Sync {
 
     /// What a chat turn reads before it calls the model, in one snapshot:
     /// the preference `provider_key` of `umo`, and the conversation whose
-    /// id the preference `conversation_key` of `umo` holds. One read
-    /// instead of three matters at every turn; the default reads them one
-    /// by one.
+    /// id the preference `conversation_key` of `umo` holds (none when that
+    /// id is not a string or names no conversation). One read instead of
+    /// three matters at every turn.
     async fn get_chat_state(
         &self,
         umo: &str,
         provider_key: &str,
         conversation_key: &str,
-    ) -> StoreResult<ChatState> {
-        let provider_preference = self.get_preference("umo", umo, provider_key).await?;
-        let conversation = match self.get_preference("umo", umo, conversation_key).await? {
-            Some(Value::String(id)) => self.get_conversation(&id).await?,
-            _ => None,
-        };
-        Ok(ChatState {
-            provider_preference,
-            conversation,
-        })
-    }
+    ) -> StoreResult<ChatState>;
 }
 
 /// See [`Store::get_chat_state`].

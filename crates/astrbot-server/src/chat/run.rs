@@ -101,13 +101,8 @@ impl ChatService {
         match state {
             Ok(state) => (state.provider_preference, Ok(state.conversation)),
             Err(error) => {
-                tracing::warn!(%error, %umo, "could not read the session's state at once; reading it part by part");
-                let preferred = self
-                    .store
-                    .get_preference("umo", umo, PROVIDER_PREFERENCE)
-                    .await
-                    .ok()
-                    .flatten();
+                tracing::warn!(%error, %umo, "could not read the session's state at once");
+                let preferred = self.stored_provider_choice(umo).await;
                 (preferred, self.find_current_conversation(umo).await)
             }
         }
@@ -143,14 +138,19 @@ impl ChatService {
     ) -> Option<Arc<dyn ChatProvider>> {
         let preferred = match selected.filter(|s| !s.is_empty()) {
             Some(_) => None,
-            None => self
-                .store
-                .get_preference("umo", umo, PROVIDER_PREFERENCE)
-                .await
-                .ok()
-                .flatten(),
+            None => self.stored_provider_choice(umo).await,
         };
         self.provider_for(config, selected, preferred)
+    }
+
+    /// The session's stored provider choice; one that cannot be read is
+    /// no choice.
+    async fn stored_provider_choice(&self, umo: &str) -> Option<Value> {
+        self.store
+            .get_preference("umo", umo, PROVIDER_PREFERENCE)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// `selected` if given, else `preferred` (a stored preference), the
