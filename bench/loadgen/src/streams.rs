@@ -43,9 +43,9 @@ pub async fn run_streams(common: &Common, workload: &Workload, target: Target) -
     let http = client(common);
     let clock = RunClock::start();
     let started = tokio::time::Instant::now();
+    let pacing = workload.pacing();
     let mut tasks = Vec::new();
     for client_index in 0..workload.concurrency.max(1) {
-        let pacing = workload.pacing();
         let http = http.clone();
         let base = common.base();
         let key = common.key.clone();

@@ -80,23 +80,25 @@ pub fn to_python_json(value: &impl Serialize) -> String {
 
 /// [`to_python_json`] appended to `out`, without a string of its own.
 pub fn write_python_json(out: &mut Vec<u8>, value: &impl Serialize) {
-    let start = out.len();
-    let mut serializer = serde_json::Serializer::with_formatter(&mut *out, PythonSpaced);
-    // Serialising a `Value` or a plain struct into memory cannot fail.
-    if value.serialize(&mut serializer).is_err() {
-        out.truncate(start);
-        out.extend_from_slice(b"null");
-    }
+    append_with(out, value, PythonSpaced);
 }
 
 fn write_with(value: &impl Serialize, formatter: impl Formatter) -> String {
     let mut out = Vec::with_capacity(128);
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
-    // Serialising a `Value` or a plain struct into memory cannot fail.
-    if value.serialize(&mut serializer).is_err() {
-        return "null".to_owned();
-    }
+    append_with(&mut out, value, formatter);
+    // The formatters write whole UTF-8 strings and ASCII escapes.
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `value`'s JSON to `out`, or `null` if it cannot be serialised
+/// (serialising a `Value` or a plain struct into memory cannot fail).
+fn append_with(out: &mut Vec<u8>, value: &impl Serialize, formatter: impl Formatter) {
+    let start = out.len();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut *out, formatter);
+    if value.serialize(&mut serializer).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"null");
+    }
 }
 
 struct AsciiCompact;

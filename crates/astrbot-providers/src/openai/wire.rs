@@ -48,7 +48,12 @@ impl Serialize for RequestBody<'_> {
         if self.stream {
             body.serialize_entry("stream", &true)?;
             // Without this OpenAI sends no usage at all in a stream.
-            body.serialize_entry("stream_options", &IncludeUsage)?;
+            body.serialize_entry(
+                "stream_options",
+                &StreamOptions {
+                    include_usage: true,
+                },
+            )?;
         }
         if let Some(max_tokens) = self.max_tokens {
             body.serialize_entry("max_tokens", &max_tokens)?;
@@ -67,15 +72,9 @@ impl Serialize for RequestBody<'_> {
     }
 }
 
-/// `{"include_usage": true}`.
-struct IncludeUsage;
-
-impl Serialize for IncludeUsage {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut options = serializer.serialize_map(Some(1))?;
-        options.serialize_entry("include_usage", &true)?;
-        options.end()
-    }
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
 }
 
 /// The messages in OpenAI shape, minus the content parts we only keep so

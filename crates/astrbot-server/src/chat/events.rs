@@ -34,9 +34,11 @@ pub enum ChatEvent {
     End { message_id: Arc<str> },
 }
 
-/// The `agent_stats` payload.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// The `agent_stats` payload, serialised with AstrBot's field names and
+/// order (`token_usage` is [`TokenUsage`]'s own shape).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct AgentStats {
+    #[serde(rename = "token_usage")]
     pub usage: TokenUsage,
     /// Seconds since the epoch.
     pub start_time: f64,
@@ -49,30 +51,6 @@ impl AgentStats {
     /// The payload as a JSON value, for storing with the bot turn.
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-}
-
-impl Serialize for AgentStats {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(4))?;
-        map.serialize_entry("token_usage", &UsageWire(&self.usage))?;
-        map.serialize_entry("start_time", &self.start_time)?;
-        map.serialize_entry("end_time", &self.end_time)?;
-        map.serialize_entry("time_to_first_token", &self.time_to_first_token)?;
-        map.end()
-    }
-}
-
-/// `token_usage` in AstrBot's field names and order.
-struct UsageWire<'a>(&'a TokenUsage);
-
-impl Serialize for UsageWire<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("input_other", &self.0.input_other)?;
-        map.serialize_entry("input_cached", &self.0.input_cached)?;
-        map.serialize_entry("output", &self.0.output)?;
-        map.end()
     }
 }
 
