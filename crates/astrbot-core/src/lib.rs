@@ -1,12 +1,15 @@
 //! Domain types shared by every astrbot-rs crate: the unified message origin,
 //! the storage trait and its records, the chat-provider trait and its
-//! OpenAI-shaped messages, and AstrBot's timestamp format.
+//! OpenAI-shaped messages, AstrBot's timestamp format, and a cheap limit on
+//! silence shared by the network code.
 
+pub mod idle;
 pub mod provider;
 pub mod store;
 pub mod time;
 pub mod umo;
 
+pub use idle::IdleTimer;
 pub use provider::{
     ChatMessage, ChatProvider, ChatRequest, ChatResponse, ChatStream, ContentPart, MessageContent,
     ProviderError, StreamChunk, TokenUsage,

@@ -9,10 +9,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use astrbot_core::{ChatStream, ProviderError, StreamChunk, TokenUsage};
+use astrbot_core::{ChatStream, IdleTimer, ProviderError, StreamChunk, TokenUsage};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use tokio::time::{Instant, Sleep};
 
 use super::keys::{truncate, KeyRing};
 use super::sse::{is_done, SseParser};
@@ -24,14 +23,9 @@ struct State {
     body: Body,
     parser: SseParser,
     decoded: Decoded,
-    gap_timeout: Duration,
-    /// Fires at the latest `gap_timeout` after the last chunk. It is armed
-    /// once and moved only when it fires early, not re-armed for every
-    /// chunk: a fast stream has one chunk per token, and each re-arming
-    /// takes the timer wheel's lock.
-    gap_timer: Pin<Box<Sleep>>,
-    /// When the last chunk arrived (or the body was first read).
-    last_chunk: Instant,
+    /// Fires when no chunk came for the gap limit. A fast stream has one
+    /// chunk per token, so this must not cost a timer per chunk.
+    gap: IdleTimer,
 }
 
 /// What the events decoded so far amount to.
@@ -52,7 +46,6 @@ pub fn chat_stream(
     gap_timeout: Duration,
     keys: Arc<KeyRing>,
 ) -> ChatStream {
-    let now = Instant::now();
     let state = State {
         body: Box::pin(response.bytes_stream()),
         parser: SseParser::new(),
@@ -62,9 +55,7 @@ pub fn chat_stream(
             finished: false,
             keys,
         },
-        gap_timeout,
-        gap_timer: Box::pin(tokio::time::sleep_until(now + gap_timeout)),
-        last_chunk: now,
+        gap: IdleTimer::new(gap_timeout),
     };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         loop {
@@ -84,7 +75,7 @@ impl State {
         let Some(next) = self.next_chunk().await else {
             return self.decoded.fail(self.timeout());
         };
-        self.last_chunk = Instant::now();
+        self.gap.touch();
         let decoded = &mut self.decoded;
         match next {
             Some(Err(error)) => {
@@ -109,27 +100,19 @@ impl State {
         }
     }
 
-    /// The body's next item, or `None` when nothing came for
-    /// `gap_timeout` since the last chunk.
+    /// The body's next item, or `None` when nothing came for the gap
+    /// limit since the last chunk.
     async fn next_chunk(&mut self) -> Option<Option<reqwest::Result<Bytes>>> {
-        loop {
-            tokio::select! {
-                biased;
-                next = self.body.next() => return Some(next),
-                () = &mut self.gap_timer => {
-                    let due = self.last_chunk + self.gap_timeout;
-                    if due <= Instant::now() {
-                        return None;
-                    }
-                    self.gap_timer.as_mut().reset(due);
-                }
-            }
+        tokio::select! {
+            biased;
+            next = self.body.next() => Some(next),
+            () = self.gap.elapsed() => None,
         }
     }
 
     fn timeout(&self) -> ProviderError {
         ProviderError::Timeout {
-            seconds: super::whole_seconds(self.gap_timeout),
+            seconds: super::whole_seconds(self.gap.limit()),
         }
     }
 }

@@ -9,10 +9,10 @@
 //! an event that arrives alone is sent alone, at once.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::time::{Instant, Sleep};
+use astrbot_core::IdleTimer;
+use tokio::time::Instant;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue};
@@ -44,8 +44,7 @@ pub(crate) fn response(events: impl Stream<Item = ChatEvent> + Send + 'static) -
         events: Box::pin(events.fuse()),
         started: Vec::new(),
         last_event: None,
-        keep_alive: None,
-        last_sent: Instant::now(),
+        keep_alive: IdleTimer::new(KEEP_ALIVE),
     };
     let body = futures::stream::unfold(state, |mut state| async move {
         let chunk = state.next_chunk().await?;
@@ -69,12 +68,8 @@ struct Batcher<S> {
     started: Vec<Option<&'static str>>,
     /// When the previous event arrived.
     last_event: Option<Instant>,
-    /// Fires at the latest [`KEEP_ALIVE`] after the last chunk. Armed on
-    /// the first wait and moved only when it fires early, not re-armed for
-    /// every chunk: each re-arming takes the timer wheel's lock.
-    keep_alive: Option<Pin<Box<Sleep>>>,
-    /// When the last chunk was handed out.
-    last_sent: Instant,
+    /// Silence since the last chunk was handed out.
+    keep_alive: IdleTimer,
 }
 
 impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
@@ -83,7 +78,7 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
     /// `None` at the end.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         let Some(first) = self.next_event_or_silence().await else {
-            self.last_sent = Instant::now();
+            self.keep_alive.touch();
             return Some(Bytes::from_static(KEEP_ALIVE_COMMENT));
         };
         let first = first?;
@@ -132,30 +127,17 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
             self.last_event = Some(Instant::now());
             write_event(&mut chunk, &event);
         }
-        self.last_sent = Instant::now();
+        self.keep_alive.touch();
         Some(Bytes::from(chunk))
     }
 
     /// The next event (`Some(None)` at the end), or `None` after
     /// [`KEEP_ALIVE`] without a chunk.
     async fn next_event_or_silence(&mut self) -> Option<Option<ChatEvent>> {
-        let first_due = self.last_sent + KEEP_ALIVE;
-        let timer = self
-            .keep_alive
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(first_due)));
-        loop {
-            tokio::select! {
-                biased;
-                event = self.events.next() => return Some(event),
-                () = timer.as_mut() => {
-                    let due = self.last_sent + KEEP_ALIVE;
-                    if due <= Instant::now() {
-                        timer.as_mut().reset(Instant::now() + KEEP_ALIVE);
-                        return None;
-                    }
-                    timer.as_mut().reset(due);
-                }
-            }
+        tokio::select! {
+            biased;
+            event = self.events.next() => Some(event),
+            () = self.keep_alive.elapsed() => None,
         }
     }
 }
