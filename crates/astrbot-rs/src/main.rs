@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use astrbot_server::{DataRoot, Server, ServerOptions};
+use astrbot_server::{ConnectionLimits, DataRoot, Server, ServerOptions};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -65,7 +65,13 @@ async fn serve(root: DataRoot, args: ServeArgs) -> anyhow::Result<()> {
                 None => None,
             },
         };
-    let server = Server::bind(ServerOptions { root, host, port }).await?;
+    let server = Server::bind(ServerOptions {
+        root,
+        host,
+        port,
+        limits: ConnectionLimits::default(),
+    })
+    .await?;
 
     // Open streams end when their turn is answered; a provider that hangs
     // must not hold the process past a short grace period.

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod chat;
 pub mod config;
+pub mod connections;
 pub mod json;
 pub mod paths;
 pub mod platforms;
@@ -12,5 +13,6 @@ pub mod routes;
 pub mod server;
 pub mod state;
 
+pub use connections::ConnectionLimits;
 pub use paths::DataRoot;
 pub use server::{Server, ServerOptions};

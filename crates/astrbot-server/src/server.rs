@@ -9,11 +9,11 @@ use std::time::Instant;
 use anyhow::Context;
 use astrbot_core::Store;
 use astrbot_store::SqliteStore;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::chat::{ChatService, DEMO_PROVIDER_ID};
 use crate::config::{ConfigRegistry, DEFAULT_PASSWORD_MD5};
+use crate::connections::{self, ConnectionLimits};
 use crate::paths::DataRoot;
 use crate::routes::router;
 use crate::state::{App, AppState};
@@ -26,12 +26,15 @@ pub struct ServerOptions {
     pub host: Option<String>,
     /// Overrides `dashboard.port`; 0 picks a free port.
     pub port: Option<u16>,
+    /// How long silent clients are given.
+    pub limits: ConnectionLimits,
 }
 
 /// A bound, ready-to-serve server.
 pub struct Server {
     state: AppState,
     listener: TcpListener,
+    limits: ConnectionLimits,
 }
 
 impl Server {
@@ -82,7 +85,11 @@ impl Server {
             verified_keys: Default::default(),
             touch_pause: Default::default(),
         });
-        Ok(Server { state, listener })
+        Ok(Server {
+            state,
+            listener,
+            limits: options.limits,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -100,22 +107,13 @@ impl Server {
     ) -> anyhow::Result<()> {
         self.log_banner();
         let app = router(self.state.clone());
-        // SSE events are small writes; without TCP_NODELAY the second one
-        // waits ~40 ms for the client's delayed ACK.
-        let listener = self.listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "could not set TCP_NODELAY");
-            }
-        });
         let platforms = self.state.platforms.clone();
         let shutdown = async move {
             shutdown.await;
             platforms.shutdown().await;
         };
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("the HTTP server failed")
+        connections::serve(self.listener, app, self.limits, shutdown).await;
+        Ok(())
     }
 
     fn log_banner(&self) {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use astrbot_server::{DataRoot, Server, ServerOptions};
+use astrbot_server::{ConnectionLimits, DataRoot, Server, ServerOptions};
 use fake_openai::{Behaviour, FakeOpenAi};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -53,6 +53,15 @@ pub async fn spawn_app() -> TestApp {
 /// Starts a fake provider with `behaviour`, writes the default test config
 /// (after `edit` changed it) and starts the server.
 pub async fn spawn_app_with(behaviour: Behaviour, edit: impl FnOnce(&mut Value)) -> TestApp {
+    spawn_app_with_limits(behaviour, ConnectionLimits::default(), edit).await
+}
+
+/// [`spawn_app_with`], giving silent clients `limits`.
+pub async fn spawn_app_with_limits(
+    behaviour: Behaviour,
+    limits: ConnectionLimits,
+    edit: impl FnOnce(&mut Value),
+) -> TestApp {
     let fake = FakeOpenAi::start(behaviour).await;
     let mut config = config_for(&fake);
     edit(&mut config);
@@ -62,15 +71,25 @@ pub async fn spawn_app_with(behaviour: Behaviour, edit: impl FnOnce(&mut Value))
         serde_json::to_vec_pretty(&config).unwrap(),
     )
     .unwrap();
-    start_server(root, fake).await
+    start_server_with_limits(root, fake, limits).await
 }
 
 /// Starts the server on an existing root.
 pub async fn start_server(root: PathBuf, fake: FakeOpenAi) -> TestApp {
+    start_server_with_limits(root, fake, ConnectionLimits::default()).await
+}
+
+/// Starts the server on an existing root, giving silent clients `limits`.
+pub async fn start_server_with_limits(
+    root: PathBuf,
+    fake: FakeOpenAi,
+    limits: ConnectionLimits,
+) -> TestApp {
     let server = Server::bind(ServerOptions {
         root: DataRoot::new(&root),
         host: Some("127.0.0.1".into()),
         port: Some(0),
+        limits,
     })
     .await
     .expect("server starts");

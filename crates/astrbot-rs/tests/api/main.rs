@@ -10,6 +10,7 @@ mod api_keys;
 mod auth;
 mod chat;
 mod cli;
+mod connections;
 mod dashboard_api;
 mod discord;
 mod files;
