@@ -9,6 +9,59 @@ use tokio::sync::{mpsc, watch};
 
 use crate::message::{InboundMessage, OutboundChain, SessionTarget};
 
+/// The longest rate-limit wait an adapter sits out before trying a call
+/// once more; a longer one fails the send instead of stalling the
+/// pipeline, and the error says how long the platform asked to wait.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// How long to wait before the one retry of a call the platform
+/// rate-limited for `seconds`; `None` when that is too long (or nonsense).
+pub(crate) fn retry_wait(seconds: f64) -> Option<Duration> {
+    let wait = Duration::try_from_secs_f64(seconds).ok()?;
+    (wait <= MAX_RETRY_AFTER).then_some(wait)
+}
+
+/// A failed platform call, and how long to wait before trying it once more
+/// when the platform rate-limited it briefly (see [`retry_wait`]).
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub error: PlatformError,
+    pub retry_after: Option<Duration>,
+}
+
+impl From<PlatformError> for Refusal {
+    fn from(error: PlatformError) -> Refusal {
+        Refusal {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+/// Makes one `attempt`; when it is refused with a wait, waits and makes
+/// one more.
+pub(crate) async fn with_one_retry<T, F, Fut>(
+    platform: &str,
+    action: &str,
+    mut attempt: F,
+) -> Result<T, PlatformError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Refusal>>,
+{
+    match attempt().await {
+        Err(Refusal {
+            retry_after: Some(wait),
+            ..
+        }) => {
+            tracing::debug!(platform, action, ?wait, "rate limited; retrying once");
+            tokio::time::sleep(wait).await;
+            attempt().await.map_err(|refusal| refusal.error)
+        }
+        answer => answer.map_err(|refusal| refusal.error),
+    }
+}
+
 /// Why an adapter could not start, run or send. The `Display` text is what
 /// `/api/v1/im/message` shows, so it names the platform's own reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,17 +3,11 @@
 //! (`retry_after`); other failures become [`PlatformError::Action`] with
 //! Discord's own message and never the token.
 
-use std::time::Duration;
-
 use reqwest::{header, Method, StatusCode};
 use serde_json::Value;
 
 use super::config::DiscordConfig;
-use crate::adapter::PlatformError;
-
-/// The longest rate-limit wait we sit out before retrying; longer ones
-/// fail the send instead of stalling the pipeline.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+use crate::adapter::{retry_wait, PlatformError};
 
 /// One request body.
 pub(super) enum Body {
@@ -135,8 +129,7 @@ impl Rest {
                     .and_then(Value::as_f64)
                     .or(retry_header)
                     .unwrap_or(1.0);
-                let wait = Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(MAX_RETRY_AFTER);
-                if wait <= MAX_RETRY_AFTER {
+                if let Some(wait) = retry_wait(seconds.max(0.0)) {
                     tracing::debug!(%action, ?wait, "Discord rate limit; retrying once");
                     tokio::time::sleep(wait).await;
                     limited_once = true;

@@ -1,16 +1,19 @@
 //! Slack's Web API over HTTPS: `POST {api_base}/{method}` with a Bearer
 //! token; every answer carries `ok`, and `ok: false` carries `error`.
-//! Errors name the method and Slack's reason, never a token.
+//! Errors name the method and Slack's reason, never a token. A call Slack
+//! rate-limits (`429` with `Retry-After`) is tried once more after the
+//! wait when that is short.
 
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde_json::Value;
 
-use crate::adapter::PlatformError;
+use crate::adapter::{retry_wait, with_one_retry, PlatformError, Refusal};
 
 /// A request body: JSON for the methods that take it, a form for the
 /// ones that do not (`files.getUploadURLExternal`, `users.info` …).
+#[derive(Clone)]
 pub(super) enum Body {
     Empty,
     Json(Value),
@@ -44,10 +47,22 @@ impl WebApi {
         let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| PlatformError::Config("the Slack token has invalid characters".into()))?;
         auth.set_sensitive(true);
+        with_one_retry("slack", method, || {
+            self.call_once(method, &auth, body.clone())
+        })
+        .await
+    }
+
+    async fn call_once(
+        &self,
+        method: &str,
+        auth: &HeaderValue,
+        body: Body,
+    ) -> Result<Value, Refusal> {
         let request = self
             .http
             .post(format!("{}/{method}", self.base))
-            .header(AUTHORIZATION, auth);
+            .header(AUTHORIZATION, auth.clone());
         let request = match body {
             Body::Empty => request,
             Body::Json(value) => request.json(&value),
@@ -76,7 +91,8 @@ impl WebApi {
                     method,
                     status.as_u16(),
                     format!("HTTP {status} without a JSON answer"),
-                ))
+                )
+                .into())
             }
         };
         if answer.get("ok").and_then(Value::as_bool) == Some(true) {
@@ -90,10 +106,17 @@ impl WebApi {
         if let Some(needed) = answer.get("needed").and_then(Value::as_str) {
             message.push_str(&format!(" (needs scope {needed})"));
         }
-        if let Some(seconds) = retry_after {
+        if let Some(seconds) = &retry_after {
             message.push_str(&format!(" (retry after {seconds}s)"));
         }
-        Err(action_error(method, status.as_u16(), message))
+        let wait = retry_after
+            .filter(|_| status.as_u16() == 429 || code == "ratelimited")
+            .and_then(|seconds| seconds.trim().parse::<f64>().ok())
+            .and_then(retry_wait);
+        Err(Refusal {
+            error: action_error(method, status.as_u16(), message),
+            retry_after: wait,
+        })
     }
 
     /// Uploads raw bytes to a URL from `files.getUploadURLExternal`

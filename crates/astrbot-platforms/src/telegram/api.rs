@@ -2,6 +2,10 @@
 //! multipart bodies, Telegram's `{ok, result | error_code, description}`
 //! envelope turned into results and [`PlatformError`]s.
 //!
+//! A call Telegram rate-limits (`429` with `parameters.retry_after`) is
+//! tried once more after the wait when that is short; a longer wait fails
+//! the call with the wait in its message.
+//!
 //! Every URL here contains the bot token, so URLs are never logged and
 //! never put into errors: transport errors drop their URL and any text
 //! that came back is scrubbed of the token.
@@ -11,7 +15,7 @@ use std::time::Duration;
 use reqwest::multipart::Form;
 use serde_json::Value;
 
-use crate::adapter::PlatformError;
+use crate::adapter::{retry_wait, with_one_retry, PlatformError, Refusal};
 
 /// Requests other than long polls (uploads included) give up after this.
 pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -68,27 +72,46 @@ impl BotApi {
         params: &Value,
         timeout: Duration,
     ) -> Result<Value, PlatformError> {
-        let request = self
-            .client
-            .post(self.method_url(method))
-            .timeout(timeout)
-            .json(params);
-        self.finish(method, timeout, request.send().await).await
+        self.with_one_retry(method, timeout, || {
+            Ok(self
+                .client
+                .post(self.method_url(method))
+                .timeout(timeout)
+                .json(params))
+        })
+        .await
     }
 
-    /// A method with a multipart body (file uploads).
+    /// A method with a multipart body (file uploads). `form` builds the
+    /// body afresh for each attempt.
     pub(super) async fn call_multipart(
         &self,
         method: &str,
-        form: Form,
+        form: impl Fn() -> Result<Form, PlatformError>,
     ) -> Result<Value, PlatformError> {
-        let request = self
-            .client
-            .post(self.method_url(method))
-            .timeout(REQUEST_TIMEOUT)
-            .multipart(form);
-        self.finish(method, REQUEST_TIMEOUT, request.send().await)
-            .await
+        self.with_one_retry(method, REQUEST_TIMEOUT, || {
+            Ok(self
+                .client
+                .post(self.method_url(method))
+                .timeout(REQUEST_TIMEOUT)
+                .multipart(form()?))
+        })
+        .await
+    }
+
+    /// Sends what `request` builds, once more after a short rate-limit
+    /// wait.
+    async fn with_one_retry(
+        &self,
+        method: &str,
+        timeout: Duration,
+        request: impl Fn() -> Result<reqwest::RequestBuilder, PlatformError>,
+    ) -> Result<Value, PlatformError> {
+        with_one_retry("telegram", method, || async {
+            let sent = request()?.send().await;
+            self.finish(method, timeout, sent).await
+        })
+        .await
     }
 
     async fn finish(
@@ -96,7 +119,7 @@ impl BotApi {
         method: &str,
         timeout: Duration,
         sent: Result<reqwest::Response, reqwest::Error>,
-    ) -> Result<Value, PlatformError> {
+    ) -> Result<Value, Refusal> {
         let response = sent.map_err(|error| self.transport_error(method, timeout, error))?;
         let status = response.status();
         let body = response
@@ -108,7 +131,8 @@ impl BotApi {
                 action: method.to_owned(),
                 retcode: i64::from(status.as_u16()),
                 message: format!("HTTP {status} without a Bot API answer"),
-            });
+            }
+            .into());
         };
         if envelope.get("ok").and_then(Value::as_bool) == Some(true) {
             return Ok(envelope.get("result").cloned().unwrap_or(Value::Null));
@@ -122,16 +146,21 @@ impl BotApi {
             .and_then(Value::as_str)
             .map(|text| self.scrub(text))
             .unwrap_or_else(|| format!("HTTP {status}"));
-        if let Some(seconds) = envelope
+        let retry_after = envelope
             .pointer("/parameters/retry_after")
-            .and_then(Value::as_i64)
-        {
+            .and_then(Value::as_i64);
+        if let Some(seconds) = retry_after {
             message.push_str(&format!(" (retry after {seconds} s)"));
         }
-        Err(PlatformError::Action {
-            action: method.to_owned(),
-            retcode,
-            message,
+        Err(Refusal {
+            error: PlatformError::Action {
+                action: method.to_owned(),
+                retcode,
+                message,
+            },
+            retry_after: retry_after
+                .filter(|_| retcode == 429)
+                .and_then(|seconds| retry_wait(seconds as f64)),
         })
     }
 

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use bytes::Bytes;
 use reqwest::multipart::{Form, Part};
 use serde_json::{json, Map, Value};
 
@@ -198,22 +199,27 @@ async fn send_media(
         }
         Media::Bytes { data, mime } => (data.clone(), Some(mime.as_str())),
     };
-    let mut form = Form::new();
-    for (key, value) in params {
-        let value = match value {
-            Value::String(text) => text,
-            other => other.to_string(),
-        };
-        form = form.text(key, value);
-    }
-    let mut part = Part::bytes(data).file_name(name.to_owned());
-    if let Some(mime) = mime.filter(|mime| !mime.is_empty()) {
-        part = part
-            .mime_str(mime)
-            .map_err(|_| PlatformError::Unsupported(format!("not a MIME type: {mime}")))?;
-    }
-    api.call_multipart(method, form.part(field.to_owned(), part))
-        .await
+    // Shared by the attempts without a copy.
+    let data = Bytes::from(data);
+    let form = || {
+        let mut form = Form::new();
+        for (key, value) in &params {
+            let value = match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            form = form.text(key.clone(), value);
+        }
+        let body = reqwest::Body::from(data.clone());
+        let mut part = Part::stream_with_length(body, data.len() as u64).file_name(name.to_owned());
+        if let Some(mime) = mime.filter(|mime| !mime.is_empty()) {
+            part = part
+                .mime_str(mime)
+                .map_err(|_| PlatformError::Unsupported(format!("not a MIME type: {mime}")))?;
+        }
+        Ok(form.part(field.to_owned(), part))
+    };
+    api.call_multipart(method, form).await
 }
 
 /// An upload's file name: the path's own name, or `stem.ext` from the MIME.

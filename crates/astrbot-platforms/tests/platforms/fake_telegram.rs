@@ -31,6 +31,8 @@ struct Shared {
     calls: Mutex<Vec<(String, Value)>>,
     /// Methods made to fail: `method -> (error_code, description)`.
     failures: Mutex<HashMap<String, (u16, String)>>,
+    /// Methods whose next call is refused with `429` and this `retry_after`.
+    rate_limits: Mutex<HashMap<String, i64>>,
     next_message: AtomicI64,
 }
 
@@ -79,6 +81,16 @@ impl FakeTelegram {
             .lock()
             .unwrap()
             .insert(method.to_owned(), (code, description.to_owned()));
+    }
+
+    /// Refuses the next call of `method` as Telegram's flood control does,
+    /// asking to retry after `seconds`.
+    pub fn rate_limit_once(&self, method: &str, seconds: i64) {
+        self.shared
+            .rate_limits
+            .lock()
+            .unwrap()
+            .insert(method.to_owned(), seconds);
     }
 
     pub fn recover(&self, method: &str) {
@@ -170,6 +182,14 @@ async fn method(
         .push((method.clone(), params.clone()));
     if let Some((code, description)) = shared.failures.lock().unwrap().get(&method) {
         return error(*code, description);
+    }
+    if let Some(seconds) = shared.rate_limits.lock().unwrap().remove(&method) {
+        let body = json!({
+            "ok": false, "error_code": 429,
+            "description": format!("Too Many Requests: retry after {seconds}"),
+            "parameters": {"retry_after": seconds},
+        });
+        return (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
     }
     match method.as_str() {
         "getMe" => ok(json!({

@@ -413,6 +413,36 @@ async fn slack_errors_are_clear_and_leak_no_token() {
 }
 
 #[tokio::test]
+async fn a_short_rate_limit_is_sat_out_once_and_a_long_one_fails_at_once() {
+    let mut fake = FakeSlack::start().await;
+    let mut config = SlackConfig::socket(BOT_TOKEN, APP_TOKEN);
+    config.api_base = fake.api_base();
+    let adapter = SlackAdapter::new("slack", config).unwrap();
+    let channel = SessionTarget::new(MessageType::Group, "C1");
+
+    fake.rate_limit_once("chat.postMessage", 1);
+    let started = std::time::Instant::now();
+    adapter
+        .send(&channel, OutboundChain::text("after the wait"))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    let refused = fake.next_call("chat.postMessage").await;
+    let sent = fake.next_call("chat.postMessage").await;
+    assert_eq!(refused.body, sent.body, "the same message, sent again");
+    assert_eq!(sent.body["text"], "after the wait");
+
+    fake.rate_limit_once("chat.postMessage", 600);
+    let started = std::time::Instant::now();
+    let error = adapter
+        .send(&channel, OutboundChain::text("too soon"))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(error.to_string().contains("(retry after 600s)"), "{error}");
+}
+
+#[tokio::test]
 async fn rejected_tokens_fail_run_clearly() {
     let fake = FakeSlack::start().await;
     fake.answer("auth.test", json!({"ok": false, "error": "invalid_auth"}));

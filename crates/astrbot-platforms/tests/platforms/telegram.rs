@@ -323,6 +323,53 @@ async fn api_errors_are_clear_and_hold_no_token() {
 }
 
 #[tokio::test]
+async fn a_short_flood_wait_is_sat_out_once_and_a_long_one_fails_at_once() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    let adapter = TelegramAdapter::new("tg", config(&fake, TOKEN)).unwrap();
+    let group = SessionTarget::new(MessageType::Group, "-100777");
+
+    fake.rate_limit_once("sendMessage", 1);
+    let started = Instant::now();
+    adapter
+        .send(&group, OutboundChain::text("after the wait"))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let sent = fake.calls("sendMessage");
+    assert_eq!(sent.len(), 2, "refused once, then sent");
+    assert_eq!(sent[1]["text"], "after the wait");
+
+    // Uploads are sent again whole.
+    fake.rate_limit_once("sendPhoto", 1);
+    let photo = OutboundPart::Image(Media::Bytes {
+        data: vec![1, 2, 3],
+        mime: "image/png".into(),
+    });
+    adapter
+        .send(&group, OutboundChain::new().with(photo))
+        .await
+        .unwrap();
+    let photos = fake.calls("sendPhoto");
+    assert_eq!(photos.len(), 2);
+    assert_eq!(photos[1]["photo"]["len"], 3);
+
+    fake.rate_limit_once("sendMessage", 600);
+    let started = Instant::now();
+    let error = adapter
+        .send(&group, OutboundChain::text("too soon"))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "did not sit out 600 s"
+    );
+    assert_eq!(
+        error.to_string(),
+        "sendMessage failed: retcode 429: Too Many Requests: retry after 600 (retry after 600 s)"
+    );
+}
+
+#[tokio::test]
 async fn a_bad_token_fails_run_with_a_clear_error() {
     let fake = FakeTelegram::start(TOKEN).await;
     let wrong = "999:WRONG-token";

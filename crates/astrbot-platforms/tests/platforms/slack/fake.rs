@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use futures::{SinkExt, StreamExt};
@@ -36,6 +37,8 @@ struct Shared {
     http_port: u16,
     ws_port: u16,
     answers: Mutex<HashMap<String, Value>>,
+    /// Methods whose next call is refused with `429` and this `Retry-After`.
+    rate_limits: Mutex<HashMap<String, u64>>,
     opens: AtomicUsize,
     calls: mpsc::UnboundedSender<Call>,
 }
@@ -55,6 +58,7 @@ impl FakeSlack {
             http_port: http.local_addr().unwrap().port(),
             ws_port: ws.local_addr().unwrap().port(),
             answers: Mutex::new(HashMap::new()),
+            rate_limits: Mutex::new(HashMap::new()),
             opens: AtomicUsize::new(0),
             calls: calls_tx,
         });
@@ -90,6 +94,16 @@ impl FakeSlack {
             .lock()
             .unwrap()
             .insert(method.to_owned(), answer);
+    }
+
+    /// Refuses the next call of `method` as Slack's rate limiter does,
+    /// asking to retry after `seconds`.
+    pub fn rate_limit_once(&self, method: &str, seconds: u64) {
+        self.shared
+            .rate_limits
+            .lock()
+            .unwrap()
+            .insert(method.to_owned(), seconds);
     }
 
     /// The next call of `method`, skipping calls of other methods.
@@ -155,7 +169,7 @@ async fn api(
     Path(method): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Json<Value> {
+) -> Response {
     let is_form = headers
         .get("content-type")
         .and_then(|value| value.to_str().ok())
@@ -174,8 +188,13 @@ async fn api(
         authorization,
         body: parsed.clone(),
     });
+    if let Some(seconds) = shared.rate_limits.lock().unwrap().remove(&method) {
+        let body = Json(json!({"ok": false, "error": "ratelimited"}));
+        let retry_after = [("retry-after", seconds.to_string())];
+        return (StatusCode::TOO_MANY_REQUESTS, retry_after, body).into_response();
+    }
     if let Some(answer) = shared.answers.lock().unwrap().get(&method) {
-        return Json(answer.clone());
+        return Json(answer.clone()).into_response();
     }
     Json(match method.as_str() {
         "auth.test" => json!({"ok": true, "user_id": "UBOT", "bot_id": "B1", "team": "Fake"}),
@@ -196,6 +215,7 @@ async fn api(
         }),
         _ => json!({"ok": true}),
     })
+    .into_response()
 }
 
 async fn upload(
