@@ -29,6 +29,12 @@
 #   COMPARE_HOLD_H2 (10000), COMPARE_HOLD_H2_CONNECTIONS (100),
 #   COMPARE_HOLD_H1 (9000)            held streams (0 skips that hold)
 #   COMPARE_HOLD_WAIT_MS (30000)      the hold provider's wait before its first token
+#   COMPARE_PINNED_MESSAGES (40)      also run the 128-client instant chat (this many
+#                                     messages each, four per session, long enough for
+#                                     steady CPU figures) with astrbot-rs on CPU 0 and the
+#                                     provider and loadgen on CPU 1, to show which side
+#                                     bounds streams/s (needs taskset and 2+ cores; 0
+#                                     skips it)
 # The holds raise net.core.netdev_max_backlog to 20,000 if allowed (and put
 # it back): see "Many open streams" in docs/benchmarks.md.
 #   ASTRBOT_VENV (~/.cache/astrbot-4.18.0)
@@ -42,7 +48,7 @@ WRITE=0
 for arg in "$@"; do
     case "$arg" in
         --write) WRITE=1 ;;
-        -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,42p' "$0"; exit 0 ;;
         *) echo "unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
@@ -62,6 +68,11 @@ HOLD_H2=${COMPARE_HOLD_H2:-10000}
 HOLD_H2_CONNECTIONS=${COMPARE_HOLD_H2_CONNECTIONS:-100}
 HOLD_H1=${COMPARE_HOLD_H1:-9000}
 HOLD_WAIT_MS=${COMPARE_HOLD_WAIT_MS:-30000}
+PINNED_M=${COMPARE_PINNED_MESSAGES:-40}
+if [ "$PINNED_M" != 0 ] && { [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; }; then
+    echo "pinned run skipped: it needs 2+ cores and taskset (util-linux)" >&2
+    PINNED_M=0
+fi
 VENV=${ASTRBOT_VENV:-$HOME/.cache/astrbot-4.18.0}
 # The scripts that install and start AstrBot live beside this repository
 # (ASTRBOT_PEER to point elsewhere).
@@ -414,12 +425,18 @@ done
 log "both servers list $SESSIONS sessions for $SESSIONS_USER"
 
 # ---- workloads, A B A B ---------------------------------------------------------------
+# A prefix for loadgen (taskset during the pinned run).
+LOADGEN_PIN=()
+ALL_CPUS="0-$(($(nproc) - 1))"
+# pin PID CPUS: moves every thread of PID to CPUS.
+pin() { taskset -a -p -c "$2" "$1" >/dev/null; }
+
 # result NAME LOADGEN-ARGS...: keeps loadgen's JSON line in $WORK/NAME.json.
 result() {
     local name=$1
     shift
     log "loadgen $1 ($name)"
-    if ! "$LOADGEN" "$@" >"$WORK/$name.json"; then
+    if ! "${LOADGEN_PIN[@]}" "$LOADGEN" "$@" >"$WORK/$name.json"; then
         echo "loadgen $name reported errors (counted in the table)" >&2
     fi
 }
@@ -482,6 +499,20 @@ for round in 1 2; do
             fi
         done
     done
+    # The same 128 clients with astrbot-rs on one core and the provider and
+    # loadgen on the other: the side whose core is saturated bounds
+    # streams/s, which sharing both cores hides.
+    if [ "$PINNED_M" != 0 ]; then
+        pin "$PID_RS" 0
+        pin "$FAST_PID" 1
+        LOADGEN_PIN=(taskset -c 1)
+        cpu_during "chat128-pinned-rs-$round" "$PID_RS" chat --url "$BASE_RS" --key "$KEY_RS" \
+            --concurrency 128 --messages "$PINNED_M" --session-messages 4 --expect-text "$ANSWER" \
+            --timeout-secs 120
+        LOADGEN_PIN=()
+        pin "$PID_RS" "$ALL_CPUS"
+        pin "$FAST_PID" "$ALL_CPUS"
+    fi
     # The same clients paced well below what the machine can do, so that
     # the added latency is the server's work rather than queueing for the
     # CPU. AstrBot is not paced: it completes about one stream a second.
@@ -602,6 +633,22 @@ not_server_bound() {
     awk -v l="$(j "$1" .cpu_s)" '{ if (l == "n/a") { print "n/a"; exit }
         most = ($2 > l + 0 ? $2 : l + 0); print ($1 <= most ? 1 : 0) }' "$f"
 }
+# pinned_cell NAME: "server's core / provider + loadgen core" busy, in %.
+pinned_cell() {
+    local f="$WORK/$1.cpu"
+    [ -f "$f" ] || { echo "n/a"; return 0; }
+    awk -v l="$(j "$1" .cpu_s)" '{ w = $3 > 0 ? $3 : 1
+        if (l == "n/a") { print "n/a"; exit }
+        printf "%.0f %% / %.0f %%", $1 / w * 100, ($2 + l) / w * 100 }' "$f"
+}
+# tools_bound NAME: 1 when, pinned apart, the provider and loadgen's core was
+# at least as busy as the server's, 0 when the server's was busier.
+tools_bound() {
+    local f="$WORK/$1.cpu"
+    [ -f "$f" ] || { echo "n/a"; return 0; }
+    awk -v l="$(j "$1" .cpu_s)" '{ if (l == "n/a") { print "n/a"; exit }
+        print ($2 + l >= $1 ? 1 : 0) }' "$f"
+}
 peak() { cat "$WORK/$1.rss" 2>/dev/null || echo "n/a"; }
 failed_of() { echo "$(j "$1" .errors) / $(j "$1" "(.ok + .errors)")"; }
 
@@ -629,6 +676,13 @@ row_chat() { # clients round
     if [ "$c" = 128 ]; then
         echo "| — CPU during the run, server / fake provider / loadgen, % of one core (all: $(($(nproc) * 100)) %) | $(cpu_cell "chat$c-py-$r") | $(cpu_cell "chat$c-rs-$r") | | |"
     fi
+}
+row_pinned() { # round
+    local r=$1 rs="chat128-pinned-rs-$1"
+    [ -f "$WORK/$rs.json" ] || return 0
+    echo "| Chat, instant provider, 128 clients, $PINNED_M messages each, astrbot-rs on CPU 0, provider and loadgen on CPU 1, correct streams/s (round $r) | not run | $(fmt "$(j "$rs" .per_sec)") | | |"
+    echo "| — busy, astrbot-rs's core / provider and loadgen's core | | $(pinned_cell "$rs") | | |"
+    echo "| — failed / all streams | | $(failed_of "$rs") | | |"
 }
 row_paced() { # round
     local r=$1 rs up="upstream-paced-$1"
@@ -675,6 +729,9 @@ targets() {
     echo "| … p99 < 5 ms at 64 clients | $(j json-rs-1 .total_p99_ms) ms; $(j json-rs-2 .total_p99_ms) ms | $(verdict "$(holds "$(j json-rs-1 .total_p99_ms)" "<" 5)" "$(holds "$(j json-rs-2 .total_p99_ms)" "<" 5)") |"
     echo "| Instant chat at 128 clients: 0 failed streams (failed / all) | $(failed_of chat128-rs-1); $(failed_of chat128-rs-2) | $(verdict "$(holds "$(j chat128-rs-1 .errors)" "=" 0)" "$(holds "$(j chat128-rs-1 .ok)" ">" 0)" "$(holds "$(j chat128-rs-2 .errors)" "=" 0)" "$(holds "$(j chat128-rs-2 .ok)" ">" 0)") |"
     echo "| … streams/s bounded by the load generator or the provider, not the server (CPU: server / provider / loadgen, % of one core) | $(cpu_cell chat128-rs-1); $(cpu_cell chat128-rs-2) | $(verdict "$(not_server_bound chat128-rs-1)" "$(not_server_bound chat128-rs-2)") |"
+    if [ -f "$WORK/chat128-pinned-rs-1.json" ]; then
+        echo "| … shown apart: astrbot-rs on one core, provider and loadgen on the other; the busier core bounds (busy: astrbot-rs's core / theirs) | $(pinned_cell chat128-pinned-rs-1); $(pinned_cell chat128-pinned-rs-2) | $(verdict "$(tools_bound chat128-pinned-rs-1)" "$(tools_bound chat128-pinned-rs-2)") |"
+    fi
     for c in 1 128; do
         echo "| Added latency to the first text delta < 2 ms p50, $c client(s) (astrbot-rs minus provider alone) | $(added "$c" 1) ms; $(added "$c" 2) ms | $(verdict "$(holds "$(added "$c" 1)" "<" 2)" "$(holds "$(added "$c" 2)" "<" 2)") |"
     done
@@ -705,6 +762,7 @@ report() {
     for c in 1 16 128; do
         for r in 1 2; do row_chat "$c" "$r"; done
     done
+    for r in 1 2; do row_pinned "$r"; done
     for r in 1 2; do row_paced "$r"; done
     for c in $REALISTIC_CLIENTS; do row_realistic "$c"; done
     for c in $UPLOAD_CLIENTS; do
