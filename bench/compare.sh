@@ -69,8 +69,10 @@ HOLD_H2_CONNECTIONS=${COMPARE_HOLD_H2_CONNECTIONS:-100}
 HOLD_H1=${COMPARE_HOLD_H1:-9000}
 HOLD_WAIT_MS=${COMPARE_HOLD_WAIT_MS:-30000}
 PINNED_M=${COMPARE_PINNED_MESSAGES:-40}
-if [ "$PINNED_M" != 0 ] && { [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; }; then
-    echo "pinned run skipped: it needs 2+ cores and taskset (util-linux)" >&2
+# The pinned run moves processes to CPU 0 and CPU 1; it needs taskset
+# (util-linux) and both CPUs usable here (not excluded by a cpuset).
+if [ "$PINNED_M" != 0 ] && ! { taskset -c 0 true && taskset -c 1 true; } 2>/dev/null; then
+    echo "pinned run skipped: it needs taskset and CPUs 0 and 1" >&2
     PINNED_M=0
 fi
 VENV=${ASTRBOT_VENV:-$HOME/.cache/astrbot-4.18.0}
@@ -427,9 +429,10 @@ log "both servers list $SESSIONS sessions for $SESSIONS_USER"
 # ---- workloads, A B A B ---------------------------------------------------------------
 # A prefix for loadgen (taskset during the pinned run).
 LOADGEN_PIN=()
-ALL_CPUS="0-$(($(nproc) - 1))"
-# pin PID CPUS: moves every thread of PID to CPUS.
+# pin PID CPUS: moves every thread of PID to CPUS (a list such as 0 or 0-3).
 pin() { taskset -a -p -c "$2" "$1" >/dev/null; }
+# cpus_of PID: the CPU list PID may run on now, to put it back afterwards.
+cpus_of() { taskset -c -p "$1" | awk '{ print $NF }'; }
 
 # result NAME LOADGEN-ARGS...: keeps loadgen's JSON line in $WORK/NAME.json.
 result() {
@@ -503,6 +506,8 @@ for round in 1 2; do
     # loadgen on the other: the side whose core is saturated bounds
     # streams/s, which sharing both cores hides.
     if [ "$PINNED_M" != 0 ]; then
+        rs_cpus=$(cpus_of "$PID_RS")
+        fast_cpus=$(cpus_of "$FAST_PID")
         pin "$PID_RS" 0
         pin "$FAST_PID" 1
         LOADGEN_PIN=(taskset -c 1)
@@ -510,8 +515,8 @@ for round in 1 2; do
             --concurrency 128 --messages "$PINNED_M" --session-messages 4 --expect-text "$ANSWER" \
             --timeout-secs 120
         LOADGEN_PIN=()
-        pin "$PID_RS" "$ALL_CPUS"
-        pin "$FAST_PID" "$ALL_CPUS"
+        pin "$PID_RS" "$rs_cpus"
+        pin "$FAST_PID" "$fast_cpus"
     fi
     # The same clients paced well below what the machine can do, so that
     # the added latency is the server's work rather than queueing for the

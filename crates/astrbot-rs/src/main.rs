@@ -84,7 +84,10 @@ async fn serve(root: DataRoot, args: ServeArgs) -> anyhow::Result<()> {
         let mut stopped = stopped;
         let _ = stopped.wait_for(|stop| *stop).await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
-        tracing::warn!("open streams did not finish within {SHUTDOWN_GRACE:?}; exiting");
+        tracing::warn!(
+            "connections still open after {SHUTDOWN_GRACE:?} (streams still answering, or \
+             clients still sending a request); exiting"
+        );
     };
     tokio::select! {
         result = server.run(signal) => result,

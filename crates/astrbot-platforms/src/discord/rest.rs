@@ -123,12 +123,14 @@ impl Rest {
             if status.is_success() {
                 return Ok(answer);
             }
-            if status == StatusCode::TOO_MANY_REQUESTS && !limited_once {
-                let seconds = answer
+            let retry_after = (status == StatusCode::TOO_MANY_REQUESTS).then(|| {
+                answer
                     .get("retry_after")
                     .and_then(Value::as_f64)
                     .or(retry_header)
-                    .unwrap_or(1.0);
+                    .unwrap_or(1.0)
+            });
+            if let Some(seconds) = retry_after.filter(|_| !limited_once) {
                 if let Some(wait) = retry_wait(seconds.max(0.0)) {
                     tracing::debug!(%action, ?wait, "Discord rate limit; retrying once");
                     tokio::time::sleep(wait).await;
@@ -136,10 +138,14 @@ impl Rest {
                     continue;
                 }
             }
+            let mut message = error_message(status, &answer, &text);
+            if let Some(seconds) = retry_after {
+                message.push_str(&format!(" (retry after {seconds} s)"));
+            }
             return Err(PlatformError::Action {
                 action: action.to_owned(),
                 retcode: i64::from(status.as_u16()),
-                message: error_message(status, &answer, &text),
+                message,
             });
         }
     }

@@ -326,6 +326,26 @@ async fn send_waits_out_one_429_and_reports_403_clearly() {
         matches!(error, PlatformError::Action { retcode: 429, .. }),
         "{error}"
     );
+    assert!(
+        error.to_string().ends_with("(retry after 0.01 s)"),
+        "{error}"
+    );
+
+    // A wait longer than the longest sat out fails at once and says so.
+    rest.script([(
+        429,
+        json!({"message": "You are being rate limited.", "retry_after": 600.0}),
+    )]);
+    let started = Instant::now();
+    let error = adapter
+        .send(&target, OutboundChain::text("too soon"))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        error.to_string(),
+        "discord create message failed: retcode 429: You are being rate limited. (retry after 600 s)"
+    );
 
     rest.script([(
         403,

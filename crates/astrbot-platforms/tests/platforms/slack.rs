@@ -431,6 +431,12 @@ async fn a_short_rate_limit_is_sat_out_once_and_a_long_one_fails_at_once() {
     let sent = fake.next_call("chat.postMessage").await;
     assert_eq!(refused.body, sent.body, "the same message, sent again");
     assert_eq!(sent.body["text"], "after the wait");
+    let third = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        fake.next_call("chat.postMessage"),
+    )
+    .await;
+    assert!(third.is_err(), "sent once more, not twice");
 
     fake.rate_limit_once("chat.postMessage", 600);
     let started = std::time::Instant::now();

@@ -244,7 +244,11 @@ async fn an_upload_that_stalls_fails_and_keeps_nothing() {
     let body = json_body(&response);
     assert_eq!(body["status"], "error");
     let message = body["message"].as_str().unwrap();
-    assert!(message.starts_with("Upload interrupted"), "{message}");
+    assert!(message.starts_with("Upload interrupted: "), "{message}");
+    assert!(
+        message.ends_with("the client sent no data for 1 s"),
+        "the cause is told: {message}"
+    );
     assert!(
         files_under(&app.data_dir().join("attachments")).is_empty(),
         "the half-written file was removed"

@@ -202,9 +202,14 @@ async fn accept(listener: &TcpListener) -> TcpStream {
 /// HTTP/2's connection preface (RFC 9113, 3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// How often to look again while a client's first bytes are a part of
-/// [`H2_PREFACE`]: a real HTTP/2 client sends it whole at once.
-const PREFACE_RECHECK: Duration = Duration::from_millis(10);
+/// How soon to look again while a client's first bytes are a part of
+/// [`H2_PREFACE`], doubling up to [`PREFACE_RECHECK_MAX`]. Peeking cannot
+/// wait for *more* data (the bytes already there keep the socket
+/// readable), so it polls; a real HTTP/2 client sends the preface whole at
+/// once, and a client that stops halfway costs a few dozen looks, not one
+/// every few milliseconds for the whole limit.
+const PREFACE_RECHECK: Duration = Duration::from_millis(5);
+const PREFACE_RECHECK_MAX: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
@@ -219,6 +224,7 @@ enum Protocol {
 async fn protocol_within(stream: &TcpStream, limit: Duration) -> Option<Protocol> {
     let enough = async {
         let mut first = [0u8; H2_PREFACE.len()];
+        let mut recheck = PREFACE_RECHECK;
         loop {
             let seen = stream.peek(&mut first).await?;
             if seen == first.len() && first == H2_PREFACE {
@@ -227,7 +233,8 @@ async fn protocol_within(stream: &TcpStream, limit: Duration) -> Option<Protocol
             if seen == 0 || seen == first.len() || first[..seen] != H2_PREFACE[..seen] {
                 return Ok(Protocol::Http1);
             }
-            tokio::time::sleep(PREFACE_RECHECK).await;
+            tokio::time::sleep(recheck).await;
+            recheck = (recheck * 2).min(PREFACE_RECHECK_MAX);
         }
     };
     tokio::time::timeout(limit, enough).await.ok()?.ok()
