@@ -73,30 +73,48 @@ async fn serve(root: DataRoot, args: ServeArgs) -> anyhow::Result<()> {
     })
     .await?;
 
-    // Open streams end when their turn is answered; a provider that hangs
-    // must not hold the process past a short grace period.
+    // Open streams end when their turn is answered. Turns still answering
+    // near the end of a short grace period are interrupted, so that they
+    // are saved with the answer so far, and then the process exits even if
+    // something still hangs.
+    let chat = server.state().chat.clone();
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let signal = async move {
         shutdown_signal().await;
         let _ = stopping.send(true);
     };
+    let interrupting = chat.clone();
     let grace = async move {
         let mut stopped = stopped;
         let _ = stopped.wait_for(|stop| *stop).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tokio::time::sleep(SHUTDOWN_GRACE - SAVE_TIME).await;
+        tracing::warn!(
+            "chats still answering after {:?}: stopping them and saving what they have",
+            SHUTDOWN_GRACE - SAVE_TIME
+        );
+        interrupting.interrupt_runs();
+        tokio::time::sleep(SAVE_TIME).await;
         tracing::warn!(
             "connections still open after {SHUTDOWN_GRACE:?} (streams still answering, or \
              clients still sending a request); exiting"
         );
     };
+    let served = async move {
+        let result = server.run(signal).await;
+        // Turns whose client left go on without a connection.
+        chat.runs_finished().await;
+        result
+    };
     tokio::select! {
-        result = server.run(signal) => result,
+        result = served => result,
         () = grace => Ok(()),
     }
 }
 
-/// How long open requests may run on after a shutdown signal.
+/// How long open requests and running turns may go on after a shutdown
+/// signal, and the part of it left for interrupted turns to be saved.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+const SAVE_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The first of these environment variables that is set and not empty.
 fn env_first(names: &[&str]) -> Option<String> {

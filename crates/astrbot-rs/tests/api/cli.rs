@@ -273,3 +273,83 @@ fn an_absurd_expiry_is_refused_not_a_crash() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[tokio::test]
+async fn a_turn_still_answering_at_shutdown_is_cut_short_and_saved() {
+    // Two deltas, then the provider goes quiet for longer than the grace.
+    let fake = fake_openai::FakeOpenAi::start(fake_openai::Behaviour {
+        text: Some("a partial answer".into()),
+        hang_after_chunks: Some(2),
+        ..Default::default()
+    })
+    .await;
+    let root = temp_root();
+    let mut config = config_for(&fake);
+    config["provider_sources"][0]["timeout"] = json!(120);
+    std::fs::write(
+        root.join("data/cmd_config.json"),
+        serde_json::to_vec_pretty(&config).unwrap(),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run(
+        &root,
+        &["apikey", "create", "--name", "t", "--scopes", "chat"],
+    );
+    assert!(ok, "{stderr}");
+    let key = stdout.trim().to_owned();
+    let served = serve(&root);
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/chat", served.base))
+        .header("X-API-Key", &key)
+        .json(&json!({"username": "u", "session_id": "s", "message": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    let reading = tokio::spawn(read_stream(response));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let asked_at = std::time::Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stream = tokio::time::timeout(Duration::from_secs(15), reading)
+        .await
+        .expect("the stream ended")
+        .unwrap();
+
+    let text = stream.text();
+    assert!(
+        text.starts_with("a partial")
+            && text.ends_with("\n\nLLM 响应错误: the server is shutting down"),
+        "{text:?}"
+    );
+    assert_eq!(stream.types().last().map(String::as_str), Some("end"));
+    let mut served = served;
+    let exited = loop {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            asked_at.elapsed() < Duration::from_secs(15),
+            "still running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exited.success(), "{exited:?}");
+    assert!(
+        asked_at.elapsed() < Duration::from_secs(10),
+        "exited once the turn was saved, before the grace ran out"
+    );
+    let store = astrbot_store::SqliteStore::open(&root.join("data/astrbot-rs.db"))
+        .await
+        .unwrap();
+    let turns = astrbot_core::Store::list_history(&store, "webchat", "s")
+        .await
+        .unwrap();
+    let bot = turns.last().expect("the bot turn was saved");
+    assert_eq!(bot.content["type"], "bot");
+    assert_eq!(bot.content["message"][0]["text"], text.as_str());
+    let _ = std::fs::remove_dir_all(root);
+}

@@ -12,6 +12,7 @@ mod providers;
 mod run;
 mod session;
 mod title;
+mod turns;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use providers::{ProviderRegistry, ProviderSet, DEMO_PROVIDER_ID, LOCAL_PROVI
 
 use crate::config::ConfigRegistry;
 use locks::SessionLocks;
+use turns::Turns;
 
 /// One user message to answer.
 #[derive(Debug, Clone)]
@@ -52,6 +54,9 @@ pub struct ChatService {
     configs: Arc<ConfigRegistry>,
     providers: ProviderRegistry,
     locks: SessionLocks,
+    /// Turns running or waiting for their session; at shutdown their
+    /// model calls stop and they are saved with what they had.
+    turns: Turns,
 }
 
 impl ChatService {
@@ -61,7 +66,22 @@ impl ChatService {
             configs,
             providers: ProviderRegistry::new(demo_model),
             locks: SessionLocks::default(),
+            turns: Turns::default(),
         }
+    }
+
+    /// Completes when no turn is running or waiting (turns whose client
+    /// left go on in the background until they are saved).
+    pub async fn runs_finished(&self) {
+        self.turns.finished().await
+    }
+
+    /// Stops the model calls of every running and waiting turn: each ends
+    /// its stream with a note that the server is shutting down and saves
+    /// the turn with the answer so far, instead of being lost when the
+    /// process exits.
+    pub fn interrupt_runs(&self) {
+        self.turns.interrupt_all();
     }
 
     pub fn providers(&self) -> &ProviderRegistry {
@@ -73,7 +93,8 @@ impl ChatService {
     pub fn start(self: &Arc<Self>, turn: ChatTurn) -> mpsc::Receiver<ChatEvent> {
         let (events, receiver) = mpsc::channel(256);
         let service = self.clone();
-        tokio::spawn(async move { service.run(turn, events).await });
+        let entered = self.turns.enter();
+        tokio::spawn(async move { service.run(turn, entered, events).await });
         receiver
     }
 }

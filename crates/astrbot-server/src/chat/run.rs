@@ -18,6 +18,7 @@ use tokio::sync::mpsc::Sender;
 use super::context::{persona_messages, recent_history, user_turn};
 use super::events::{AgentStats, ChatEvent};
 use super::parts::UserPart;
+use super::turns::{Interrupt, Turn};
 use super::{ChatService, ChatTurn};
 use crate::config::LoadedConfig;
 
@@ -46,6 +47,14 @@ impl NextConversation {
     }
 }
 
+/// One call to the model: the request, the conversation to save with its
+/// answer, and the turn's interrupt (fired at shutdown).
+struct ModelCall<'a> {
+    request: ChatRequest,
+    next: NextConversation,
+    interrupt: &'a mut Interrupt,
+}
+
 /// What the model answered (or the error text shown instead).
 struct Answer {
     text: String,
@@ -55,7 +64,12 @@ struct Answer {
 }
 
 impl ChatService {
-    pub(super) async fn run(self: Arc<Self>, turn: ChatTurn, events: Sender<ChatEvent>) {
+    pub(super) async fn run(
+        self: Arc<Self>,
+        turn: ChatTurn,
+        mut entered: Turn,
+        events: Sender<ChatEvent>,
+    ) {
         let events = EventSink::new(events);
         let _session = self.locks.acquire(&turn.umo).await;
         let config = self.configs.resolve_for_umo(&turn.umo);
@@ -67,7 +81,8 @@ impl ChatService {
             if let Some(provider) = self.pick_provider(&config, &turn, preferred) {
                 match self.or_new_conversation(&turn.umo, conversation).await {
                     Ok(conversation) => {
-                        self.answer(&config, provider, conversation, &turn, &events)
+                        let interrupt = &mut entered.interrupt;
+                        self.answer(&config, provider, conversation, &turn, interrupt, &events)
                             .await
                     }
                     Err(error) => {
@@ -183,6 +198,7 @@ impl ChatService {
         provider: Arc<dyn ChatProvider>,
         conversation: ConversationRecord,
         turn: &ChatTurn,
+        interrupt: &mut Interrupt,
         events: &EventSink,
     ) {
         let ConversationRecord {
@@ -205,18 +221,21 @@ impl ChatService {
         let first_exchange = history.is_empty();
         let mut kept = history;
         kept.push(for_storage.clone());
-        let next = NextConversation {
-            conversation_id,
-            messages: kept,
+        let call = ModelCall {
+            request,
+            next: NextConversation {
+                conversation_id,
+                messages: kept,
+            },
+            interrupt,
         };
 
         let streaming = turn.streaming.unwrap_or(config.chat.streaming_response);
         let answer = if streaming {
-            self.stream_answer(config, &*provider, request, turn, events, next)
+            self.stream_answer(config, &*provider, call, turn, events)
                 .await
         } else {
-            self.whole_answer(&*provider, request, turn, events, next)
-                .await
+            self.whole_answer(&*provider, call, turn, events).await
         };
         if !answer.failed && first_exchange {
             self.spawn_title(provider, turn, for_storage.plain_text());
@@ -227,11 +246,15 @@ impl ChatService {
         &self,
         config: &LoadedConfig,
         provider: &dyn ChatProvider,
-        request: ChatRequest,
+        call: ModelCall<'_>,
         turn: &ChatTurn,
         events: &EventSink,
-        next: NextConversation,
     ) -> Answer {
+        let ModelCall {
+            request,
+            next,
+            interrupt,
+        } = call;
         let start = epoch_seconds();
         let mut first_token = None;
         let mut answer = Answer {
@@ -241,30 +264,39 @@ impl ChatService {
             failed: false,
         };
         let mut failure = None;
-        match provider.chat_stream(request).await {
-            Ok(mut stream) => {
-                while let Some(chunk) = stream.next().await {
-                    match chunk {
-                        Ok(StreamChunk::Text(delta)) if !delta.is_empty() => {
-                            first_token.get_or_insert_with(epoch_seconds);
-                            answer.text.push_str(&delta);
-                            send(events, plain(delta, true, None, turn)).await;
-                        }
-                        Ok(StreamChunk::Reasoning(delta)) if !delta.is_empty() => {
-                            answer.reasoning.push_str(&delta);
-                            if config.chat.display_reasoning_text {
-                                send(events, plain(delta, true, Some("reasoning"), turn)).await;
-                            }
-                        }
-                        Ok(StreamChunk::Usage(usage)) => answer.usage = usage,
-                        Ok(_) => {}
-                        Err(error) => {
-                            failure = Some(error);
-                            break;
+        let opened = tokio::select! {
+            biased;
+            opened = provider.chat_stream(request) => opened,
+            () = &mut *interrupt => Err(shutting_down()),
+        };
+        match opened {
+            Ok(mut stream) => loop {
+                let chunk = tokio::select! {
+                    biased;
+                    chunk = stream.next() => chunk,
+                    () = &mut *interrupt => Some(Err(shutting_down())),
+                };
+                let Some(chunk) = chunk else { break };
+                match chunk {
+                    Ok(StreamChunk::Text(delta)) if !delta.is_empty() => {
+                        first_token.get_or_insert_with(epoch_seconds);
+                        answer.text.push_str(&delta);
+                        send(events, plain(delta, true, None, turn)).await;
+                    }
+                    Ok(StreamChunk::Reasoning(delta)) if !delta.is_empty() => {
+                        answer.reasoning.push_str(&delta);
+                        if config.chat.display_reasoning_text {
+                            send(events, plain(delta, true, Some("reasoning"), turn)).await;
                         }
                     }
+                    Ok(StreamChunk::Usage(usage)) => answer.usage = usage,
+                    Ok(_) => {}
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
                 }
-            }
+            },
             Err(error) => failure = Some(error),
         }
         if let Some(error) = failure {
@@ -304,13 +336,22 @@ impl ChatService {
     async fn whole_answer(
         &self,
         provider: &dyn ChatProvider,
-        request: ChatRequest,
+        call: ModelCall<'_>,
         turn: &ChatTurn,
         events: &EventSink,
-        next: NextConversation,
     ) -> Answer {
+        let ModelCall {
+            request,
+            next,
+            interrupt,
+        } = call;
         let start = epoch_seconds();
-        let answer = match provider.chat(request).await {
+        let called = tokio::select! {
+            biased;
+            called = provider.chat(request) => called,
+            () = interrupt => Err(shutting_down()),
+        };
+        let answer = match called {
             Ok(response) => Answer {
                 text: response.text,
                 reasoning: response.reasoning,
@@ -422,6 +463,11 @@ impl ChatService {
             None => Ok(None),
         }
     }
+}
+
+/// Why a turn's model call stopped at shutdown.
+fn shutting_down() -> ProviderError {
+    ProviderError::Other("the server is shutting down".to_owned())
 }
 
 fn plain(
