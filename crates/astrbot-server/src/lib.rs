@@ -5,7 +5,6 @@
 pub mod auth;
 pub mod chat;
 pub mod config;
-pub mod connections;
 pub mod json;
 pub mod paths;
 pub mod platforms;
@@ -13,6 +12,6 @@ pub mod routes;
 pub mod server;
 pub mod state;
 
-pub use connections::ConnectionLimits;
+pub use astrbot_http::ConnectionLimits;
 pub use paths::DataRoot;
 pub use server::{Server, ServerOptions};

@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use astrbot_core::Store;
+use astrbot_http::ConnectionLimits;
 use astrbot_store::SqliteStore;
 use tokio::net::TcpListener;
 
 use crate::chat::{ChatService, DEMO_PROVIDER_ID};
 use crate::config::{ConfigRegistry, DEFAULT_PASSWORD_MD5};
-use crate::connections::{self, ConnectionLimits};
 use crate::paths::DataRoot;
 use crate::routes::router;
 use crate::state::{App, AppState};
@@ -112,7 +112,7 @@ impl Server {
             shutdown.await;
             platforms.shutdown().await;
         };
-        connections::serve(self.listener, app, self.limits, shutdown).await;
+        astrbot_http::serve(self.listener, app, self.limits, shutdown).await;
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use astrbot_http::ConnectionLimits;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -49,10 +50,10 @@ pub(super) async fn serve(
     tracing::info!(platform.id = %adapter.id, %addr, path = %config.webhook_path, "Slack Events API webhook listening");
     adapter.status.set_running(true);
     adapter.status.clear_error();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { wait_for_shutdown(&mut shutdown).await })
-        .await
-        .map_err(|error| PlatformError::Other(format!("Slack webhook server failed: {error}")))
+    // The webhook faces the internet: silent clients are let go.
+    let stopped = async move { wait_for_shutdown(&mut shutdown).await };
+    astrbot_http::serve(listener, app, ConnectionLimits::default(), stopped).await;
+    Ok(())
 }
 
 async fn event(State(hook): State<Hook>, headers: HeaderMap, body: Bytes) -> Response {

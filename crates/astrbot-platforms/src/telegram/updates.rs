@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use astrbot_http::ConnectionLimits;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -138,11 +139,11 @@ pub(super) async fn serve_webhook(
     let app = Router::new().fallback(receive).with_state(state);
     adapter.status.set_running(true);
     tracing::info!(platform.id = %adapter.id, %addr, "Telegram webhook server listening");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { wait_for_shutdown(&mut shutdown).await })
-        .await;
+    // The webhook faces the internet: silent clients are let go.
+    let stopped = async move { wait_for_shutdown(&mut shutdown).await };
+    astrbot_http::serve(listener, app, ConnectionLimits::default(), stopped).await;
     adapter.status.set_running(false);
-    served.map_err(|error| PlatformError::Other(format!("webhook server failed: {error}")))
+    Ok(())
 }
 
 /// Any path: the secret, not the URL, is what proves Telegram sent it.

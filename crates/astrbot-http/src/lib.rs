@@ -1,5 +1,6 @@
-//! Serving accepted connections: HTTP/1.1 and HTTP/2 on one port, limits on
-//! clients that go silent, and graceful shutdown.
+//! Serving accepted connections for astrbot-rs's HTTP servers (the API and
+//! dashboard, and the chat platforms' webhooks): HTTP/1.1 and HTTP/2 on one
+//! port, limits on clients that go silent, and graceful shutdown.
 //!
 //! Without limits, a client that connects and then sends nothing, or sends
 //! its request a byte at a time, holds a socket and a task for ever; enough
@@ -14,10 +15,12 @@
 //!   one whose peer stops answering pings is dropped;
 //! - request bodies: a body that sends nothing for
 //!   [`ConnectionLimits::body_idle`] while a handler waits for it ends with
-//!   an error, which the handler answers in the API's envelope.
+//!   an error, which the handler answers (the API in its envelope).
 //!
 //! Responses are not limited: a chat stream may be quiet as long as the
 //! model thinks, with keep-alive comments meanwhile.
+//!
+//! (axum's own `serve` sets none of these limits.)
 
 mod activity;
 mod body;
@@ -73,7 +76,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// Serves `app` on `listener` until `shutdown` completes, then stops
 /// accepting, asks every connection to finish what it is doing and close,
 /// and waits for them.
-pub(crate) async fn serve(
+pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
