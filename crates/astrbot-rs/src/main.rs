@@ -77,13 +77,12 @@ async fn serve(root: DataRoot, args: ServeArgs) -> anyhow::Result<()> {
     // near the end of a short grace period are interrupted, so that they
     // are saved with the answer so far, and then the process exits even if
     // something still hangs.
-    let chat = server.state().chat.clone();
+    let interrupting = server.state().chat.clone();
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let signal = async move {
         shutdown_signal().await;
         let _ = stopping.send(true);
     };
-    let interrupting = chat.clone();
     let grace = async move {
         let mut stopped = stopped;
         let _ = stopped.wait_for(|stop| *stop).await;
@@ -99,14 +98,8 @@ async fn serve(root: DataRoot, args: ServeArgs) -> anyhow::Result<()> {
              clients still sending a request); exiting"
         );
     };
-    let served = async move {
-        let result = server.run(signal).await;
-        // Turns whose client left go on without a connection.
-        chat.runs_finished().await;
-        result
-    };
     tokio::select! {
-        result = served => result,
+        result = server.run(signal) => result,
         () = grace => Ok(()),
     }
 }

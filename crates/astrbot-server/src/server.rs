@@ -100,19 +100,20 @@ impl Server {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then lets open requests finish.
+    /// Serves until `shutdown` completes, then stops accepting, lets open
+    /// requests finish, waits for the chat turns still running (those whose
+    /// client left, and the chat platforms' replies) and stops the platform
+    /// bots last, so that their replies still go out. See
+    /// [`ChatService::interrupt_runs`] to make the turns finish sooner.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         self.log_banner();
         let app = router(self.state.clone());
-        let platforms = self.state.platforms.clone();
-        let shutdown = async move {
-            shutdown.await;
-            platforms.shutdown().await;
-        };
         astrbot_http::serve(self.listener, app, self.limits, shutdown).await;
+        self.state.chat.runs_finished().await;
+        self.state.platforms.shutdown().await;
         Ok(())
     }
 

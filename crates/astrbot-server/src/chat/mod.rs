@@ -84,6 +84,13 @@ impl ChatService {
         self.turns.interrupt_all();
     }
 
+    /// Counts work that finishes a turn outside the run (a platform
+    /// sending the answer) as part of it until the guard is dropped, so
+    /// that [`ChatService::runs_finished`] waits for it.
+    pub(crate) fn hold_turn(&self) -> impl Drop {
+        self.turns.enter()
+    }
+
     pub fn providers(&self) -> &ProviderRegistry {
         &self.providers
     }

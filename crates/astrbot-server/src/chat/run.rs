@@ -14,6 +14,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 use tokio::sync::mpsc::Sender;
+use tokio::sync::watch;
 
 use super::context::{persona_messages, recent_history, user_turn};
 use super::events::{AgentStats, ChatEvent};
@@ -70,7 +71,7 @@ impl ChatService {
         mut entered: Turn,
         events: Sender<ChatEvent>,
     ) {
-        let events = EventSink::new(events);
+        let events = EventSink::new(events, self.turns.interrupted());
         let _session = self.locks.acquire(&turn.umo).await;
         let config = self.configs.resolve_for_umo(&turn.umo);
         let has_content = turn.parts.iter().any(UserPart::is_content);
@@ -502,13 +503,16 @@ const STALLED_READER: Duration = Duration::from_secs(30);
 pub(super) struct EventSink {
     sender: Sender<ChatEvent>,
     stalled: AtomicBool,
+    /// True at shutdown: a reader that is not reading is not waited for.
+    interrupted: watch::Receiver<bool>,
 }
 
 impl EventSink {
-    fn new(sender: Sender<ChatEvent>) -> EventSink {
+    fn new(sender: Sender<ChatEvent>, interrupted: watch::Receiver<bool>) -> EventSink {
         EventSink {
             sender,
             stalled: AtomicBool::new(false),
+            interrupted,
         }
     }
 }
@@ -523,11 +527,20 @@ async fn send(events: &EventSink, event: ChatEvent) {
         Ok(()) | Err(TrySendError::Closed(_)) => return,
         Err(TrySendError::Full(event)) => event,
     };
-    if let Err(SendTimeoutError::Timeout(_)) =
-        events.sender.send_timeout(event, STALLED_READER).await
-    {
-        tracing::warn!("a chat client stopped reading its answer; the turn goes on without it");
-        events.stalled.store(true, Ordering::Relaxed);
+    let mut interrupted = events.interrupted.clone();
+    tokio::select! {
+        sent = events.sender.send_timeout(event, STALLED_READER) => {
+            if let Err(SendTimeoutError::Timeout(_)) = sent {
+                tracing::warn!(
+                    "a chat client stopped reading its answer; the turn goes on without it"
+                );
+                events.stalled.store(true, Ordering::Relaxed);
+            }
+        }
+        // Shutting down: the turn must be saved before the process exits.
+        Ok(_) = interrupted.wait_for(|stop| *stop) => {
+            events.stalled.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -551,7 +564,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_reader_that_stops_reading_is_given_up_on_once() {
         let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
-        let events = EventSink::new(sender);
+        let events = EventSink::new(sender, watch::channel(false).1);
         send(&events, end()).await;
 
         let started = tokio::time::Instant::now();
@@ -566,5 +579,22 @@ mod tests {
 
         assert!(receiver.recv().await.is_some());
         assert!(receiver.try_recv().is_err(), "later events were dropped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_shutdown_a_reader_that_stops_reading_is_not_waited_for() {
+        let (sender, _receiver) = tokio::sync::mpsc::channel(1);
+        let (interrupt, interrupted) = watch::channel(false);
+        let events = EventSink::new(sender, interrupted);
+        send(&events, end()).await;
+
+        let started = tokio::time::Instant::now();
+        tokio::join!(send(&events, end()), async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            interrupt.send_replace(true);
+        });
+
+        assert_eq!(started.elapsed(), Duration::from_secs(1), "not 30 s");
+        assert!(events.stalled.load(Ordering::Relaxed), "no more waiting");
     }
 }

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 
 /// Every turn running or waiting for its session.
 #[derive(Default)]
@@ -24,6 +24,9 @@ struct Registry {
     state: Mutex<State>,
     /// Told when the last turn ends.
     idle: Notify,
+    /// Set with the interrupts, for waits that are not on the model (a
+    /// turn blocked on a client that stopped reading).
+    interrupted: watch::Sender<bool>,
 }
 
 #[derive(Default)]
@@ -72,6 +75,14 @@ impl Turns {
         for (_, interrupt) in state.interrupts.drain() {
             let _ = interrupt.send(());
         }
+        drop(state);
+        self.registry.interrupted.send_replace(true);
+    }
+
+    /// Becomes true when the turns are interrupted; for the rare waits
+    /// where a lock per poll does not matter.
+    pub(super) fn interrupted(&self) -> watch::Receiver<bool> {
+        self.registry.interrupted.subscribe()
     }
 
     /// Completes when no turn is in progress.

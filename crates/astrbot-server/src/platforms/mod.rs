@@ -65,6 +65,9 @@ struct Dispatcher {
 
 impl Dispatcher {
     async fn handle(&self, message: InboundMessage) {
+        // Counted as a turn until the reply is sent, so that shutdown
+        // stops the bots only after it went out.
+        let _replying = self.chat.hold_turn();
         let config = self.configs.resolve_for_umo(&message.umo().to_string());
         let umo = conversation_umo(&config, &message);
         let is_admin = config.admins_id.iter().any(|id| id == &message.sender.id);
