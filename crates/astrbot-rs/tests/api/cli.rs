@@ -307,6 +307,15 @@ async fn a_turn_still_answering_at_shutdown_is_cut_short_and_saved() {
         .await
         .unwrap();
     let reading = tokio::spawn(read_stream(response));
+    // A second message to the same session waits for the first turn.
+    let queued = reqwest::Client::new()
+        .post(format!("{}/api/v1/chat", served.base))
+        .header("X-API-Key", &key)
+        .json(&json!({"username": "u", "session_id": "s", "message": "and then?"}))
+        .send()
+        .await
+        .unwrap();
+    let queued = tokio::spawn(read_stream(queued));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let asked_at = std::time::Instant::now();
     let killed = Command::new("kill")
@@ -326,6 +335,21 @@ async fn a_turn_still_answering_at_shutdown_is_cut_short_and_saved() {
         "{text:?}"
     );
     assert_eq!(stream.types().last().map(String::as_str), Some("end"));
+    // The queued turn got its session only after the interrupt: it is
+    // answered with the note alone and never reaches the model.
+    let queued = queued.await.unwrap();
+    assert_eq!(
+        queued.text(),
+        "LLM 响应错误: the server is shutting down",
+        "{}",
+        queued.raw
+    );
+    let asked_model: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|request| !is_title_request(&request.body))
+        .collect();
+    assert_eq!(asked_model.len(), 1, "only the first turn called the model");
     let mut served = served;
     let exited = loop {
         if let Some(status) = served.child.try_wait().unwrap() {
@@ -348,8 +372,15 @@ async fn a_turn_still_answering_at_shutdown_is_cut_short_and_saved() {
     let turns = astrbot_core::Store::list_history(&store, "webchat", "s")
         .await
         .unwrap();
-    let bot = turns.last().expect("the bot turn was saved");
-    assert_eq!(bot.content["type"], "bot");
-    assert_eq!(bot.content["message"][0]["text"], text.as_str());
+    let bots: Vec<_> = turns
+        .iter()
+        .filter(|turn| turn.content["type"] == "bot")
+        .collect();
+    assert_eq!(bots.len(), 2, "both turns were saved");
+    assert_eq!(bots[0].content["message"][0]["text"], text.as_str());
+    assert_eq!(
+        bots[1].content["message"][0]["text"],
+        queued.text().as_str()
+    );
     let _ = std::fs::remove_dir_all(root);
 }

@@ -265,10 +265,12 @@ impl ChatService {
             failed: false,
         };
         let mut failure = None;
+        // An interrupt already given wins, so that a turn that got its
+        // session after it does not call the model at all.
         let opened = tokio::select! {
             biased;
-            opened = provider.chat_stream(request) => opened,
             () = &mut *interrupt => Err(shutting_down()),
+            opened = provider.chat_stream(request) => opened,
         };
         match opened {
             Ok(mut stream) => loop {
@@ -349,8 +351,8 @@ impl ChatService {
         let start = epoch_seconds();
         let called = tokio::select! {
             biased;
-            called = provider.chat(request) => called,
             () = interrupt => Err(shutting_down()),
+            called = provider.chat(request) => called,
         };
         let answer = match called {
             Ok(response) => Answer {
