@@ -7,7 +7,7 @@ use reqwest::{header, Method, StatusCode};
 use serde_json::Value;
 
 use super::config::DiscordConfig;
-use crate::adapter::{retry_wait, PlatformError};
+use crate::adapter::{retry_wait, with_one_retry, PlatformError, Refusal};
 
 /// One request body.
 pub(super) enum Body {
@@ -90,64 +90,69 @@ impl Rest {
         path: &str,
         body: &Body,
     ) -> Result<Value, PlatformError> {
-        let mut limited_once = false;
-        loop {
-            let mut request = self
-                .http
-                .request(method.clone(), format!("{}{path}", self.api_base))
-                .header(header::AUTHORIZATION, &self.authorization);
-            request = match body {
-                Body::None => request,
-                Body::Json(value) => request.json(value),
-                Body::Multipart { boundary, data } => request
-                    .header(
-                        header::CONTENT_TYPE,
-                        format!("multipart/form-data; boundary={boundary}"),
-                    )
-                    .body(data.clone()),
-            };
-            let response = request.send().await.map_err(|error| {
-                PlatformError::Other(format!(
-                    "{action}: Discord unreachable: {}",
-                    error.without_url()
-                ))
-            })?;
-            let status = response.status();
-            let retry_header = response
-                .headers()
-                .get(header::RETRY_AFTER)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.trim().parse::<f64>().ok());
-            let text = response.text().await.unwrap_or_default();
-            let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if status.is_success() {
-                return Ok(answer);
-            }
-            let retry_after = (status == StatusCode::TOO_MANY_REQUESTS).then(|| {
-                answer
-                    .get("retry_after")
-                    .and_then(Value::as_f64)
-                    .or(retry_header)
-                    .unwrap_or(1.0)
-            });
-            if let Some(seconds) = retry_after.filter(|_| !limited_once) {
-                if let Some(wait) = retry_wait(seconds.max(0.0)) {
-                    tracing::debug!(%action, ?wait, "Discord rate limit; retrying once");
-                    tokio::time::sleep(wait).await;
-                    limited_once = true;
-                    continue;
-                }
-            }
-            let mut message = error_message(status, &answer, &text);
-            if let Some(seconds) = retry_after {
-                message.push_str(&format!(" (retry after {seconds} s)"));
-            }
-            return Err(PlatformError::Action {
+        with_one_retry("discord", action, || {
+            self.call_once(action, method.clone(), path, body)
+        })
+        .await
+    }
+
+    async fn call_once(
+        &self,
+        action: &str,
+        method: Method,
+        path: &str,
+        body: &Body,
+    ) -> Result<Value, Refusal> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.api_base))
+            .header(header::AUTHORIZATION, &self.authorization);
+        request = match body {
+            Body::None => request,
+            Body::Json(value) => request.json(value),
+            Body::Multipart { boundary, data } => request
+                .header(
+                    header::CONTENT_TYPE,
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(data.clone()),
+        };
+        let response = request.send().await.map_err(|error| {
+            PlatformError::Other(format!(
+                "{action}: Discord unreachable: {}",
+                error.without_url()
+            ))
+        })?;
+        let status = response.status();
+        let retry_header = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<f64>().ok());
+        let text = response.text().await.unwrap_or_default();
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(answer);
+        }
+        let retry_after = (status == StatusCode::TOO_MANY_REQUESTS).then(|| {
+            answer
+                .get("retry_after")
+                .and_then(Value::as_f64)
+                .or(retry_header)
+                .unwrap_or(1.0)
+        });
+        let mut message = error_message(status, &answer, &text);
+        if let Some(seconds) = retry_after {
+            message.push_str(&format!(" (retry after {seconds} s)"));
+        }
+        Err(Refusal {
+            error: PlatformError::Action {
                 action: action.to_owned(),
                 retcode: i64::from(status.as_u16()),
                 message,
-            });
-        }
+            },
+            retry_after: retry_after.and_then(|seconds| retry_wait(seconds.max(0.0))),
+        })
     }
 }
 
