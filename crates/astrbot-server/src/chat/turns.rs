@@ -24,8 +24,10 @@ struct Registry {
     state: Mutex<State>,
     /// Told when the last turn ends.
     idle: Notify,
-    /// Set with the interrupts, for waits that are not on the model (a
-    /// turn blocked on a client that stopped reading).
+    /// Set for good by [`Turns::interrupt_all`], always under the state's
+    /// lock (so later turns start interrupted); also watched by waits that
+    /// are not on the model (a turn blocked on a client that stopped
+    /// reading).
     interrupted: watch::Sender<bool>,
 }
 
@@ -36,9 +38,6 @@ struct State {
     active: usize,
     /// Their interrupts, until fired.
     interrupts: HashMap<u64, oneshot::Sender<()>>,
-    /// Set for good by [`Turns::interrupt_all`]: later turns start
-    /// interrupted.
-    interrupted: bool,
 }
 
 impl Registry {
@@ -55,7 +54,7 @@ impl Turns {
         let id = state.next_id;
         state.next_id += 1;
         state.active += 1;
-        if state.interrupted {
+        if *self.registry.interrupted.borrow() {
             let _ = sender.send(());
         } else {
             state.interrupts.insert(id, sender);
@@ -71,12 +70,10 @@ impl Turns {
     /// Interrupts every turn, and every turn entered from now on.
     pub(super) fn interrupt_all(&self) {
         let mut state = self.registry.state();
-        state.interrupted = true;
+        self.registry.interrupted.send_replace(true);
         for (_, interrupt) in state.interrupts.drain() {
             let _ = interrupt.send(());
         }
-        drop(state);
-        self.registry.interrupted.send_replace(true);
     }
 
     /// Becomes true when the turns are interrupted; for the rare waits
