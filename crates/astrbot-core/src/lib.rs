@@ -3,12 +3,14 @@
 //! OpenAI-shaped messages, AstrBot's timestamp format, and a cheap limit on
 //! silence shared by the network code.
 
+pub mod errors;
 pub mod idle;
 pub mod provider;
 pub mod store;
 pub mod time;
 pub mod umo;
 
+pub use errors::with_causes;
 pub use idle::IdleTimer;
 pub use provider::{
     ChatMessage, ChatProvider, ChatRequest, ChatResponse, ChatStream, ContentPart, MessageContent,

@@ -295,19 +295,5 @@ fn transport_error(error: reqwest::Error) -> ProviderError {
 /// A reqwest error's text with its causes', without the URL (which may
 /// carry credentials).
 fn error_text(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut message = String::new();
-    let mut source: Option<&dyn std::error::Error> = Some(&error);
-    while let Some(current) = source {
-        let text = current.to_string();
-        // hyper and reqwest repeat their cause's text in their own.
-        if !text.is_empty() && !message.contains(&text) {
-            if !message.is_empty() {
-                message.push_str(": ");
-            }
-            message.push_str(&text);
-        }
-        source = current.source();
-    }
-    message
+    astrbot_core::with_causes(&error.without_url())
 }

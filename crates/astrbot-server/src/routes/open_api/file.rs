@@ -107,29 +107,12 @@ async fn write_field(
             Err(error) => {
                 return Err(Envelope::error(format!(
                     "Upload interrupted: {}",
-                    with_causes(&error)
+                    astrbot_core::with_causes(&error)
                 )))
             }
         }
     }
     file.flush().await.map_err(io_failed)
-}
-
-/// An error's message followed by its causes' (`a: b: c`), so that why a
-/// multipart body broke off (the client went silent, the connection
-/// closed) is not hidden behind "error parsing the request".
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        let message = inner.to_string();
-        if !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        cause = inner.source();
-    }
-    text
 }
 
 /// The last component of the client's name (both `/` and `\` separate,
