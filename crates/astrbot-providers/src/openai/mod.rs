@@ -4,9 +4,13 @@
 //! - `wire`: request body and lenient answer types;
 //! - `sse`: the event-stream parser;
 //! - `stream`: streamed answers as a `ChatStream`;
-//! - `keys`: key resolution, rotation and scrubbing.
+//! - `keys`: key resolution, rotation and scrubbing;
+//! - `plain_http`, `chunked`: the lean client for providers on this
+//!   machine; reqwest speaks to all others.
 
+mod chunked;
 mod keys;
+mod plain_http;
 mod sse;
 mod stream;
 mod wire;
@@ -21,7 +25,10 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
 
+use futures::StreamExt;
 use keys::{truncate, KeyRing};
+use plain_http::PlainHttp;
+use stream::BodyError;
 use wire::Completion;
 
 /// How many characters of an upstream error body reach the user.
@@ -49,6 +56,10 @@ pub struct OpenAiConfig {
     pub custom_headers: Vec<(String, String)>,
     /// Extra top-level body fields (`custom_extra_body`: temperature …).
     pub extra_body: Map<String, Value>,
+    /// Whether a provider on this machine (a loopback `http://` base) is
+    /// spoken to with the lean client that reads answers in the asking
+    /// task. Off, reqwest speaks to every provider.
+    pub lean_loopback_client: bool,
 }
 
 impl Default for OpenAiConfig {
@@ -62,6 +73,7 @@ impl Default for OpenAiConfig {
             timeout: Duration::from_secs(120),
             custom_headers: Vec::new(),
             extra_body: Map::new(),
+            lean_loopback_client: true,
         }
     }
 }
@@ -77,6 +89,8 @@ pub struct OpenAiCompatible {
     extra_body: Map<String, Value>,
     keys: Arc<KeyRing>,
     client: reqwest::Client,
+    /// Used instead of `client` for a provider on this machine.
+    plain: Option<PlainHttp>,
 }
 
 impl OpenAiCompatible {
@@ -105,18 +119,17 @@ impl OpenAiCompatible {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(config.timeout)
             .default_headers(headers);
-        if base.host_str().is_some_and(|host| {
-            host == "localhost"
-                || host
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        }) {
+        if is_loopback(&base) {
             // A proxy from the environment can never reach our loopback.
             builder = builder.no_proxy();
         }
         let client = builder.build().map_err(transport_error)?;
         let url = reqwest::Url::parse(&format!("{api_base}/chat/completions"))
             .map_err(|error| ProviderError::Other(format!("invalid api_base: {error}")))?;
+        let plain = config
+            .lean_loopback_client
+            .then(|| PlainHttp::for_url(&url, &config.custom_headers, config.timeout))
+            .flatten();
         Ok(OpenAiCompatible {
             id: config.id,
             model: config.model,
@@ -125,6 +138,7 @@ impl OpenAiCompatible {
             extra_body: config.extra_body,
             keys,
             client,
+            plain,
         })
     }
 
@@ -152,43 +166,58 @@ impl OpenAiCompatible {
 
     /// Sends `body`, trying each key once while the answer is 401 or 429;
     /// returns the first 2xx response (its body unread).
-    async fn send(&self, body: &Bytes) -> Result<reqwest::Response, ProviderError> {
+    async fn send(&self, body: &Bytes) -> Result<Answer, ProviderError> {
         let attempts = self.keys.attempt_order();
         let last = attempts.len() - 1;
         for (attempt, key) in attempts.into_iter().enumerate() {
-            let mut request = self
-                .client
-                .post(self.url.clone())
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(body.clone());
-            if let Some(key) = key {
-                request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+            let (status, answer) = self.post(body, key).await?;
+            if (200..300).contains(&status) {
+                return Ok(answer);
             }
-            let response = request
-                .send()
-                .await
-                .map_err(|error| self.request_error(error))?;
-            let status = response.status();
-            if status.is_success() {
-                return Ok(response);
-            }
-            let rotatable =
-                status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS;
+            let rotatable = status == StatusCode::UNAUTHORIZED.as_u16()
+                || status == StatusCode::TOO_MANY_REQUESTS.as_u16();
             if rotatable && attempt < last {
                 tracing::warn!(
                     provider = %self.id,
-                    status = status.as_u16(),
+                    status,
                     "the provider refused a key; trying the next one"
                 );
                 continue;
             }
-            let text = response.text().await.unwrap_or_default();
+            let text = answer.text().await;
             return Err(ProviderError::Status {
-                status: status.as_u16(),
+                status,
                 body: truncate(self.keys.scrub(&text).trim(), ERROR_BODY_CHARS),
             });
         }
         unreachable!("attempt_order always yields at least one attempt")
+    }
+
+    /// One request with one key: the status and the unread body.
+    async fn post(&self, body: &Bytes, key: Option<&str>) -> Result<(u16, Answer), ProviderError> {
+        if let Some(plain) = &self.plain {
+            let response = plain.post(body, key).await.map_err(|error| {
+                if error.kind() == std::io::ErrorKind::TimedOut {
+                    self.timeout_error()
+                } else {
+                    ProviderError::Transport(astrbot_core::with_causes(&error))
+                }
+            })?;
+            return Ok((response.status, Answer::Plain(response.body)));
+        }
+        let mut request = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body.clone());
+        if let Some(key) = key {
+            request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| self.request_error(error))?;
+        Ok((response.status().as_u16(), Answer::Reqwest(response)))
     }
 
     fn request_error(&self, error: reqwest::Error) -> ProviderError {
@@ -214,10 +243,13 @@ impl ChatProvider for OpenAiCompatible {
         let body = self.body(&request, false)?;
         let answer = async {
             let response = self.send(&body).await?;
-            response
-                .bytes()
-                .await
-                .map_err(|error| self.request_error(error))
+            response.bytes().await.map_err(|error| {
+                if error.own_timeout {
+                    self.timeout_error()
+                } else {
+                    ProviderError::Transport(error.message)
+                }
+            })
         };
         // One deadline for everything: key retries and reading the body.
         let bytes = tokio::time::timeout(self.timeout, answer)
@@ -253,11 +285,66 @@ impl ChatProvider for OpenAiCompatible {
             .await
             .map_err(|_| self.timeout_error())??;
         Ok(stream::chat_stream(
-            response,
+            response.into_body(),
             self.timeout,
             Arc::clone(&self.keys),
         ))
     }
+}
+
+/// A 2xx (or refused) response whose body is still to be read, from
+/// whichever client sent the request.
+enum Answer {
+    Reqwest(reqwest::Response),
+    Plain(plain_http::BodyReader),
+}
+
+impl Answer {
+    /// The whole body.
+    async fn bytes(self) -> Result<Bytes, BodyError> {
+        match self {
+            Answer::Reqwest(response) => response.bytes().await.map_err(BodyError::from_reqwest),
+            Answer::Plain(body) => body
+                .bytes()
+                .await
+                .map_err(|error| BodyError::from_io(&error)),
+        }
+    }
+
+    /// The body as text, for an error message; empty if it cannot be read.
+    async fn text(self) -> String {
+        match self.bytes().await {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// The body as it arrives.
+    fn into_body(self) -> stream::Body {
+        match self {
+            Answer::Reqwest(response) => Box::pin(
+                response
+                    .bytes_stream()
+                    .map(|piece| piece.map_err(BodyError::from_reqwest)),
+            ),
+            Answer::Plain(body) => Box::pin(futures::stream::unfold(body, |mut body| async {
+                let piece = body.next().await?;
+                Some((piece.map_err(|error| BodyError::from_io(&error)), body))
+            })),
+        }
+    }
+}
+
+/// Whether `url` names this machine, where no proxy can be in the way.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    url.host_str().is_some_and(|host| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    })
 }
 
 /// A timeout in whole seconds for the error text, rounded up so that a

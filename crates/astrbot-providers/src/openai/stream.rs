@@ -17,7 +17,32 @@ use super::keys::{truncate, KeyRing};
 use super::sse::{is_done, SseParser};
 use super::wire::{Completion, Usage};
 
-type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+/// A response body as it arrives, from either HTTP client.
+pub(super) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send>>;
+
+/// Why reading a body failed.
+pub(super) struct BodyError {
+    /// The error with its causes, without the URL.
+    pub message: String,
+    /// One of our own deadlines ran out (not the operating system's).
+    pub own_timeout: bool,
+}
+
+impl BodyError {
+    pub fn from_reqwest(error: reqwest::Error) -> BodyError {
+        BodyError {
+            own_timeout: super::is_own_timeout(&error),
+            message: super::error_text(error),
+        }
+    }
+
+    pub fn from_io(error: &std::io::Error) -> BodyError {
+        BodyError {
+            own_timeout: false,
+            message: astrbot_core::with_causes(error),
+        }
+    }
+}
 
 struct State {
     body: Body,
@@ -41,13 +66,9 @@ struct Decoded {
 }
 
 /// Wraps the body of a successful streaming response.
-pub fn chat_stream(
-    response: reqwest::Response,
-    gap_timeout: Duration,
-    keys: Arc<KeyRing>,
-) -> ChatStream {
+pub fn chat_stream(body: Body, gap_timeout: Duration, keys: Arc<KeyRing>) -> ChatStream {
     let state = State {
-        body: Box::pin(response.bytes_stream()),
+        body,
         parser: SseParser::new(),
         decoded: Decoded {
             pending: VecDeque::new(),
@@ -79,13 +100,13 @@ impl State {
         let decoded = &mut self.decoded;
         match next {
             Some(Err(error)) => {
-                let error = if super::is_own_timeout(&error) {
+                let error = if error.own_timeout {
                     self.timeout()
                 } else {
                     // The provider was reached and had begun to answer.
                     ProviderError::Other(format!(
                         "the provider's answer broke off: {}",
-                        super::error_text(error)
+                        error.message
                     ))
                 };
                 self.decoded.fail(error)
@@ -102,7 +123,7 @@ impl State {
 
     /// The body's next item, or `None` when nothing came for the gap
     /// limit since the last chunk.
-    async fn next_chunk(&mut self) -> Option<Option<reqwest::Result<Bytes>>> {
+    async fn next_chunk(&mut self) -> Option<Option<Result<Bytes, BodyError>>> {
         tokio::select! {
             biased;
             next = self.body.next() => Some(next),

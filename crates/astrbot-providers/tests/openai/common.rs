@@ -19,6 +19,7 @@ pub fn config(fake: &FakeOpenAi, keys: &[&str]) -> OpenAiConfig {
         timeout: Duration::from_secs(1),
         custom_headers: Vec::new(),
         extra_body: Default::default(),
+        lean_loopback_client: true,
     }
 }
 

@@ -146,6 +146,7 @@ impl ProviderRegistry {
             timeout: spec.timeout,
             custom_headers: spec.custom_headers.clone(),
             extra_body: spec.extra_body.clone(),
+            ..OpenAiConfig::default()
         })
         .map_err(|error| error.to_string())?;
         Ok(Arc::new(provider))

@@ -5,8 +5,9 @@
 //! Events that are already waiting when the body is polled go out together
 //! in one chunk. A fast provider produces tokens faster than the socket is
 //! written, and one write per batch instead of one per event is most of the
-//! server's CPU saving at high concurrency. Nothing waits to fill a batch:
-//! an event that arrives alone is sent alone, at once.
+//! server's CPU saving at high concurrency. The first delta of an answer
+//! never waits to fill a batch; later deltas and the events that close an
+//! answer wait briefly for those behind them (see the windows below).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -35,6 +36,14 @@ const MAX_EVENTS_PER_CHUNK: usize = 64;
 /// timer rounds up to the next millisecond, so a delta is held for less
 /// than 2 ms.
 const GATHER_WINDOW: Duration = Duration::from_millis(1);
+
+/// How long the events that close an answer (its stats, its whole text,
+/// the saved turn's id) wait for the rest of them, so that they leave
+/// with `end` in one write instead of three or four. All the text has gone
+/// out as deltas before them; what they wait for is the bot turn's commit,
+/// which takes a few milliseconds when the database is busy. A slower
+/// commit only splits the chunk: nothing is held longer than this.
+const CLOSING_WINDOW: Duration = Duration::from_millis(20);
 
 const KEEP_ALIVE_COMMENT: &[u8] = b":\n\n";
 
@@ -92,7 +101,7 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
             .last_event
             .is_some_and(|last| arrived.duration_since(last) < GATHER_WINDOW);
         self.last_event = Some(arrived);
-        let window = match &first {
+        let mut window = match &first {
             ChatEvent::Plain {
                 streaming: true,
                 chain_type,
@@ -104,11 +113,17 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
                 }
                 (seen && came_fast).then(|| arrived + GATHER_WINDOW)
             }
+            first if closes_answer(first) => Some(arrived + CLOSING_WINDOW),
             _ => None,
         };
+        let mut closing = closes_answer(&first);
 
         let mut chunk = Vec::with_capacity(256);
         write_event(&mut chunk, &first);
+        if matches!(first, ChatEvent::End { .. }) {
+            self.keep_alive.touch();
+            return Some(Bytes::from(chunk));
+        }
         for _ in 1..MAX_EVENTS_PER_CHUNK {
             let next = match self.events.next().now_or_never() {
                 Some(next) => next,
@@ -124,8 +139,17 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
             };
             // `None`: the end, seen again on the next poll.
             let Some(event) = next else { break };
-            self.last_event = Some(Instant::now());
+            let now = Instant::now();
+            self.last_event = Some(now);
             write_event(&mut chunk, &event);
+            // Nothing follows `end`; the body ends on the next poll.
+            if matches!(event, ChatEvent::End { .. }) {
+                break;
+            }
+            if !closing && closes_answer(&event) {
+                closing = true;
+                window = Some(now + CLOSING_WINDOW);
+            }
         }
         self.keep_alive.touch();
         Some(Bytes::from(chunk))
@@ -140,6 +164,15 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
             () = self.keep_alive.elapsed() => None,
         }
     }
+}
+
+/// Whether `event` comes after an answer's last delta, with `end` close
+/// behind it.
+fn closes_answer(event: &ChatEvent) -> bool {
+    matches!(
+        event,
+        ChatEvent::AgentStats(_) | ChatEvent::Complete { .. } | ChatEvent::MessageSaved { .. }
+    )
 }
 
 /// One event: its JSON on a single `data:` line, then a blank line. The
@@ -221,6 +254,77 @@ mod tests {
         );
         let last = body.next().await.unwrap().unwrap();
         assert!(String::from_utf8_lossy(&last).contains("four"));
+        assert!(body.next().await.is_none());
+    }
+
+    fn complete() -> ChatEvent {
+        ChatEvent::Complete {
+            text: "whole".into(),
+            reasoning: String::new(),
+            message_id: "m".into(),
+        }
+    }
+
+    fn saved() -> ChatEvent {
+        ChatEvent::MessageSaved {
+            id: 7,
+            created_at: "now".into(),
+        }
+    }
+
+    fn end() -> ChatEvent {
+        ChatEvent::End {
+            message_id: "m".into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answers_closing_events_wait_for_the_commit_and_leave_with_end() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        let response = response(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        let mut body = response.into_body().into_data_stream();
+
+        tokio::spawn(async move {
+            sender.send(complete()).await.unwrap();
+            // The bot turn's commit.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            sender.send(saved()).await.unwrap();
+            sender.send(end()).await.unwrap();
+            // The run goes on a while after `end` (its session lock …);
+            // the last chunk does not wait for that.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        });
+        let started = Instant::now();
+        let chunk = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+        let types: Vec<&str> = ["\"complete\"", "\"message_saved\"", "\"end\""]
+            .into_iter()
+            .filter(|name| chunk.contains(name))
+            .collect();
+        assert_eq!(types.len(), 3, "{chunk}");
+        assert_eq!(started.elapsed(), Duration::from_millis(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_commit_holds_the_closing_events_no_longer_than_the_window() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        let response = response(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        let mut body = response.into_body().into_data_stream();
+
+        tokio::spawn(async move {
+            sender.send(complete()).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            sender.send(saved()).await.unwrap();
+            sender.send(end()).await.unwrap();
+        });
+        let started = Instant::now();
+        let first = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+        assert!(first.contains("\"complete\"") && !first.contains("message_saved"));
+        assert!(started.elapsed() <= CLOSING_WINDOW + Duration::from_millis(1));
+        let rest = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+        assert!(
+            rest.contains("message_saved") && rest.contains("\"end\""),
+            "{rest}"
+        );
         assert!(body.next().await.is_none());
     }
 

@@ -1,0 +1,503 @@
+//! A lean HTTP/1.1 client for providers on this machine: a loopback
+//! `http://` base, as Ollama, vLLM, LM Studio and llama.cpp serve.
+//!
+//! reqwest reads a connection in a task of its own and hands a streamed
+//! body over one chunk at a time, so every token costs two task wake-ups.
+//! Here the task that asked reads the socket itself, and one read takes
+//! every event that has arrived. Only what such servers answer a JSON
+//! `POST` with is handled: a `Content-Length`, chunked or close-delimited
+//! body. TLS, proxies, redirects and credentials in the URL stay with
+//! reqwest (see [`PlainHttp::for_url`]).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::chunked::{Chunked, Decoded};
+
+/// Idle connections kept per provider.
+const MAX_IDLE: usize = 256;
+
+/// An idle connection older than this is closed rather than reused: many
+/// servers close theirs after a few seconds, and one closed under a
+/// request costs a retry.
+const IDLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// The longest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+
+const READ_SIZE: usize = 16 * 1024;
+
+/// The most a dropped body reads to finish itself (its framing: the last
+/// chunk, trailers) rather than close its connection.
+const MAX_DRAIN: usize = 4 * 1024;
+
+/// The headers every request here carries, or that decide its framing.
+const OWN_HEADERS: [&str; 7] = [
+    "host",
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "accept",
+    "authorization",
+];
+
+/// One provider's endpoint and its idle connections.
+#[derive(Debug)]
+pub(super) struct PlainHttp {
+    /// `host:port`, to connect to.
+    address: String,
+    /// `host[:port]` as the URL gives it, for the `Host` header.
+    authority: String,
+    path_and_query: String,
+    /// The custom headers, already written out as header lines.
+    custom_headers: String,
+    connect_timeout: Duration,
+    idle: Arc<Mutex<Vec<IdleConnection>>>,
+}
+
+#[derive(Debug)]
+struct IdleConnection {
+    stream: TcpStream,
+    since: Instant,
+}
+
+/// A response whose head has been read.
+pub(super) struct Response {
+    pub status: u16,
+    pub body: BodyReader,
+}
+
+/// Reads a response body off its connection, and gives the connection back
+/// for reuse once the body has been read to its end.
+pub(super) struct BodyReader {
+    stream: Option<TcpStream>,
+    buffer: BytesMut,
+    framing: Framing,
+    reusable: bool,
+    idle: Arc<Mutex<Vec<IdleConnection>>>,
+}
+
+enum Framing {
+    Length(u64),
+    Chunked(Chunked),
+    UntilClose,
+    Done,
+}
+
+impl PlainHttp {
+    /// A client for `url` when it is plain HTTP to a loopback host without
+    /// credentials in it; `None` for everything reqwest should handle.
+    pub fn for_url(
+        url: &reqwest::Url,
+        custom_headers: &[(String, String)],
+        connect_timeout: Duration,
+    ) -> Option<PlainHttp> {
+        if url.scheme() != "http" || !url.username().is_empty() || url.password().is_some() {
+            return None;
+        }
+        if !super::is_loopback(url) {
+            return None;
+        }
+        // A custom header that this client writes itself is left to
+        // reqwest, which knows which of the two wins.
+        let own_header = |name: &str| {
+            OWN_HEADERS
+                .iter()
+                .any(|own| own.eq_ignore_ascii_case(name.trim()))
+        };
+        if custom_headers.iter().any(|(name, _)| own_header(name)) {
+            return None;
+        }
+        let host = url.host_str()?;
+        let address = format!("{host}:{}", url.port().unwrap_or(80));
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let mut path_and_query = url.path().to_owned();
+        if let Some(query) = url.query() {
+            path_and_query.push('?');
+            path_and_query.push_str(query);
+        }
+        // The names and values were checked when the provider was built.
+        let custom_headers = custom_headers
+            .iter()
+            .map(|(name, value)| format!("{}: {}\r\n", name.trim(), value.trim()))
+            .collect();
+        Some(PlainHttp {
+            address,
+            authority,
+            path_and_query,
+            custom_headers,
+            connect_timeout,
+            idle: Arc::default(),
+        })
+    }
+
+    /// Posts a JSON `body` and reads the response head. A reused
+    /// connection that the server had closed is replaced once.
+    pub async fn post(&self, body: &[u8], key: Option<&str>) -> io::Result<Response> {
+        if key.is_some_and(|key| key.bytes().any(|byte| byte.is_ascii_control())) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the API key holds a control character, which no HTTP header may carry",
+            ));
+        }
+        let request = self.request(body, key);
+        if let Some(stream) = self.idle_connection() {
+            match self.exchange(stream, &request).await {
+                Ok(response) => return Ok(response),
+                // Nothing at all came back: the server closed it while it
+                // was idle, so the request was never read.
+                Err(Exchange::Unanswered(_)) => {}
+                Err(Exchange::Failed(error)) => return Err(error),
+            }
+        }
+        let stream = self.connect().await?;
+        self.exchange(stream, &request)
+            .await
+            .map_err(Exchange::into_error)
+    }
+
+    fn request(&self, body: &[u8], key: Option<&str>) -> Vec<u8> {
+        let mut request = Vec::with_capacity(256 + body.len());
+        request.extend_from_slice(
+            format!(
+                "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: */*\r\ncontent-length: {}\r\n",
+                self.path_and_query,
+                self.authority,
+                body.len()
+            )
+            .as_bytes(),
+        );
+        if let Some(key) = key {
+            request.extend_from_slice(b"authorization: Bearer ");
+            request.extend_from_slice(key.as_bytes());
+            request.extend_from_slice(b"\r\n");
+        }
+        request.extend_from_slice(self.custom_headers.as_bytes());
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(body);
+        request
+    }
+
+    /// The most recently used idle connection that still looks open.
+    fn idle_connection(&self) -> Option<TcpStream> {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        while let Some(connection) = idle.pop() {
+            if connection.since.elapsed() < IDLE_LIMIT && still_open(&connection.stream) {
+                return Some(connection.stream);
+            }
+        }
+        None
+    }
+
+    async fn connect(&self) -> io::Result<TcpStream> {
+        let connecting = async {
+            let addresses: Vec<SocketAddr> =
+                tokio::net::lookup_host(&self.address).await?.collect();
+            let mut last_error = None;
+            for address in addresses {
+                match TcpStream::connect(address).await {
+                    Ok(stream) => return Ok(stream),
+                    Err(error) => last_error = Some(error),
+                }
+            }
+            Err(last_error.unwrap_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, "the host has no address")
+            }))
+        };
+        let stream = tokio::time::timeout(self.connect_timeout, connecting)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"))?
+            .map_err(|error| io::Error::new(error.kind(), format!("could not connect: {error}")))?;
+        // Requests and their answers are small; none should wait for an ACK.
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    async fn exchange(&self, mut stream: TcpStream, request: &[u8]) -> Result<Response, Exchange> {
+        if let Err(error) = stream.write_all(request).await {
+            return Err(Exchange::Unanswered(error));
+        }
+        let mut buffer = BytesMut::with_capacity(READ_SIZE);
+        loop {
+            if buffer.capacity() - buffer.len() < 1024 {
+                buffer.reserve(READ_SIZE);
+            }
+            let read = match stream.read_buf(&mut buffer).await {
+                Ok(read) => read,
+                Err(error) if buffer.is_empty() => return Err(Exchange::Unanswered(error)),
+                Err(error) => return Err(Exchange::Failed(error)),
+            };
+            if read == 0 {
+                let error = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the provider closed the connection before answering",
+                );
+                return Err(if buffer.is_empty() {
+                    Exchange::Unanswered(error)
+                } else {
+                    Exchange::Failed(error)
+                });
+            }
+            // Informational answers (`100 Continue`) come before the real one.
+            while let Some(head) = parse_head(&buffer).map_err(Exchange::Failed)? {
+                buffer.advance(head.length);
+                if (100..200).contains(&head.status) {
+                    continue;
+                }
+                let mut body = BodyReader {
+                    stream: Some(stream),
+                    buffer,
+                    framing: head.framing,
+                    reusable: head.keep_alive,
+                    idle: Arc::clone(&self.idle),
+                };
+                body.release_if_done();
+                return Ok(Response {
+                    status: head.status,
+                    body,
+                });
+            }
+            if buffer.len() > MAX_HEAD {
+                return Err(Exchange::Failed(invalid("the response head is too long")));
+            }
+        }
+    }
+}
+
+enum Exchange {
+    /// No byte of an answer arrived.
+    Unanswered(io::Error),
+    Failed(io::Error),
+}
+
+impl Exchange {
+    fn into_error(self) -> io::Error {
+        match self {
+            Exchange::Unanswered(error) | Exchange::Failed(error) => error,
+        }
+    }
+}
+
+/// Whether an idle connection has neither been closed by its server nor
+/// sent anything unasked. Costs no system call while nothing arrived.
+fn still_open(stream: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(stream.try_read(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+}
+
+struct Head {
+    length: usize,
+    status: u16,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+/// The response head at the start of `buffer`, if it is all there.
+fn parse_head(buffer: &[u8]) -> io::Result<Option<Head>> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    let length = match response.parse(buffer) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(error) => return Err(invalid(&format!("an invalid response head: {error}"))),
+    };
+    let status = response.code.unwrap_or_default();
+    let mut close = response.version != Some(1);
+    let mut chunked = false;
+    let mut other_coding = false;
+    let mut content_length = None;
+    for header in response.headers.iter() {
+        let value = std::str::from_utf8(header.value).unwrap_or_default();
+        if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only the last coding decides the framing.
+            let last = value.rsplit(',').next().unwrap_or_default().trim();
+            chunked = last.eq_ignore_ascii_case("chunked");
+            other_coding = !chunked;
+        } else if header.name.eq_ignore_ascii_case("content-length") {
+            let parsed = value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| invalid("an invalid Content-Length"))?;
+            if content_length.is_some_and(|known| known != parsed) {
+                return Err(invalid("two different Content-Lengths"));
+            }
+            content_length = Some(parsed);
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',') {
+                let token = token.trim();
+                if token.eq_ignore_ascii_case("close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case("keep-alive") && response.version == Some(0) {
+                    close = false;
+                }
+            }
+        }
+    }
+    let framing = if matches!(status, 204 | 304) || (100..200).contains(&status) {
+        Framing::Length(0)
+    } else if chunked {
+        Framing::Chunked(Chunked::default())
+    } else if other_coding {
+        Framing::UntilClose
+    } else {
+        content_length.map_or(Framing::UntilClose, Framing::Length)
+    };
+    let keep_alive = !close && !matches!(framing, Framing::UntilClose);
+    Ok(Some(Head {
+        length,
+        status,
+        framing,
+        keep_alive,
+    }))
+}
+
+fn invalid(message: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.to_owned())
+}
+
+impl Drop for BodyReader {
+    fn drop(&mut self) {
+        if self.stream.is_some() && self.reusable {
+            self.finish_without_waiting();
+        }
+    }
+}
+
+impl BodyReader {
+    /// The next piece of the body: everything that has arrived, without
+    /// its framing; `None` at the end.
+    pub async fn next(&mut self) -> Option<io::Result<Bytes>> {
+        loop {
+            match self.take_decoded() {
+                Ok(Some(bytes)) => return Some(Ok(bytes)),
+                Ok(None) => {}
+                Err(error) => return Some(Err(self.fail(error))),
+            }
+            if matches!(self.framing, Framing::Done) {
+                self.release_if_done();
+                return None;
+            }
+            let stream = self.stream.as_mut()?;
+            self.buffer.reserve(READ_SIZE);
+            match stream.read_buf(&mut self.buffer).await {
+                Ok(0) if matches!(self.framing, Framing::UntilClose) => {
+                    self.framing = Framing::Done;
+                    self.stream = None;
+                }
+                Ok(0) => {
+                    return Some(Err(self.fail(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the provider closed the connection before the answer ended",
+                    ))))
+                }
+                Ok(_) => {}
+                Err(error) => return Some(Err(self.fail(error))),
+            }
+        }
+    }
+
+    /// The whole body.
+    pub async fn bytes(mut self) -> io::Result<Bytes> {
+        let mut whole = BytesMut::new();
+        while let Some(piece) = self.next().await {
+            whole.extend_from_slice(&piece?);
+        }
+        Ok(whole.freeze())
+    }
+
+    /// Decodes what the buffer holds; `None` when that is no body data.
+    fn take_decoded(&mut self) -> io::Result<Option<Bytes>> {
+        match &mut self.framing {
+            Framing::Length(0) => {
+                self.framing = Framing::Done;
+                Ok(None)
+            }
+            Framing::Length(remaining) => {
+                if self.buffer.is_empty() {
+                    return Ok(None);
+                }
+                let take = self
+                    .buffer
+                    .len()
+                    .min(usize::try_from(*remaining).unwrap_or(usize::MAX));
+                *remaining -= take as u64;
+                Ok(Some(self.buffer.split_to(take).freeze()))
+            }
+            Framing::Chunked(chunked) => {
+                let Decoded { data, finished } = chunked.decode(&mut self.buffer)?;
+                if finished {
+                    self.framing = Framing::Done;
+                }
+                Ok((!data.is_empty()).then_some(data))
+            }
+            Framing::UntilClose => {
+                Ok((!self.buffer.is_empty()).then(|| self.buffer.split().freeze()))
+            }
+            Framing::Done => Ok(None),
+        }
+    }
+
+    /// Finishes the body from what has already arrived, without waiting,
+    /// so that its connection can be reused. A streamed answer is read
+    /// up to its `[DONE]` event, and the body's last chunk is usually
+    /// right behind it.
+    fn finish_without_waiting(&mut self) {
+        let mut drained = 0;
+        while !matches!(self.framing, Framing::Done) {
+            if !matches!(self.take_decoded(), Ok(None)) {
+                // Body data nobody will read, or broken framing: the
+                // connection is not worth keeping.
+                return;
+            }
+            if matches!(self.framing, Framing::Done) {
+                break;
+            }
+            let Some(stream) = &self.stream else { return };
+            self.buffer.reserve(1024);
+            match stream.try_read_buf(&mut self.buffer) {
+                Ok(read) if read > 0 && drained + read <= MAX_DRAIN => drained += read,
+                _ => return,
+            }
+        }
+        self.release_if_done();
+    }
+
+    fn fail(&mut self, error: io::Error) -> io::Error {
+        self.framing = Framing::Done;
+        self.stream = None;
+        error
+    }
+
+    /// Gives the connection back once the body is read, when the server
+    /// keeps it open and sent nothing past the body.
+    fn release_if_done(&mut self) {
+        if !matches!(self.framing, Framing::Done) || !self.reusable || !self.buffer.is_empty() {
+            return;
+        }
+        if let Some(stream) = self.stream.take() {
+            let mut idle = self
+                .idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push(IdleConnection {
+                    stream,
+                    since: Instant::now(),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The two HTTP clients: reqwest, and the lean client used for providers
+//! on this machine. Both must give the same answers and errors; the lean
+//! one must also cope with what real local servers do on the wire (closed
+//! keep-alive connections, close-delimited bodies, bytes arriving one at a
+//! time).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::common::{ask, collect, config};
+use astrbot_core::{ChatProvider, ProviderError};
+use astrbot_providers::{OpenAiCompatible, OpenAiConfig};
+use fake_openai::{Behaviour, FakeOpenAi};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn with_client(config: OpenAiConfig, lean: bool) -> OpenAiCompatible {
+    OpenAiCompatible::new(OpenAiConfig {
+        lean_loopback_client: lean,
+        ..config
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn both_clients_give_the_same_answers_and_errors() {
+    let fake = FakeOpenAi::start(Behaviour {
+        reject_keys: vec!["sk-bad".into()],
+        prompt_tokens: Some(9),
+        ..Default::default()
+    })
+    .await;
+    let mut seen = Vec::new();
+    for lean in [true, false] {
+        let provider = with_client(config(&fake, &["sk-bad", "sk-good"]), lean);
+        let whole = provider.chat(ask("one two")).await.unwrap();
+        let streamed = collect(provider.chat_stream(ask("three four")).await.unwrap()).await;
+        let refused = with_client(config(&fake, &["sk-bad"]), lean)
+            .chat_stream(ask("x"))
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        let ProviderError::Status { status, body } = refused else {
+            panic!("expected a status error, got {refused:?}");
+        };
+        seen.push((
+            whole.text,
+            whole.usage,
+            streamed.text,
+            streamed.text_chunks,
+            streamed.usage,
+            streamed.error.map(|error| error.to_string()),
+            status,
+            body,
+        ));
+    }
+    assert_eq!(seen[0].0, "Echo: one two");
+    assert_eq!(seen[0].2, "Echo: three four");
+    assert_eq!(seen[0].6, 401);
+    assert_eq!(seen[0], seen[1], "lean client, then reqwest");
+}
+
+/// When a raw provider closes a connection after its last answer.
+#[derive(Clone, Copy)]
+enum Close {
+    /// At once, while the connection is idle.
+    AtOnce,
+    /// When the next request arrives, without answering it: the race in
+    /// which a server gives up on an idle connection just as it is reused.
+    OnTheNextRequest,
+}
+
+/// A provider on raw sockets: answers every request on a connection with
+/// `answer`, counting connections, and closes each connection after
+/// `answers_per_connection` answers.
+async fn raw_provider(
+    answer: &'static [u8],
+    answers_per_connection: usize,
+    close: Close,
+) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(answer_requests(
+                socket,
+                answer,
+                answers_per_connection,
+                close,
+            ));
+        }
+    });
+    (base, connections)
+}
+
+async fn answer_requests(
+    mut socket: TcpStream,
+    answer: &'static [u8],
+    answers: usize,
+    close: Close,
+) {
+    for _ in 0..answers {
+        if !read_request(&mut socket).await {
+            return;
+        }
+        if socket.write_all(answer).await.is_err() {
+            return;
+        }
+    }
+    if let Close::OnTheNextRequest = close {
+        read_request(&mut socket).await;
+    }
+    let _ = socket.shutdown().await;
+}
+
+/// Reads one request (head and `Content-Length` body); false at the end.
+async fn read_request(socket: &mut TcpStream) -> bool {
+    let mut request = Vec::new();
+    let mut byte = [0u8; 1];
+    while !request.ends_with(b"\r\n\r\n") {
+        match socket.read(&mut byte).await {
+            Ok(1) => request.push(byte[0]),
+            _ => return false,
+        }
+    }
+    let head = String::from_utf8_lossy(&request).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map_or(0, |value| value.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    socket.read_exact(&mut body).await.is_ok()
+}
+
+fn raw_config(api_base: String) -> OpenAiConfig {
+    OpenAiConfig {
+        api_base,
+        timeout: Duration::from_secs(5),
+        ..Default::default()
+    }
+}
+
+const WHOLE_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 48\r\n\r\n{\"choices\":[{\"message\":{\"content\":\"answered\"}}]}";
+
+#[tokio::test]
+async fn a_kept_alive_connection_is_reused() {
+    let (base, connections) = raw_provider(WHOLE_ANSWER, usize::MAX, Close::AtOnce).await;
+    let provider = with_client(raw_config(base), true);
+    for _ in 0..3 {
+        assert_eq!(provider.chat(ask("x")).await.unwrap().text, "answered");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_streamed_answer_leaves_its_connection_for_the_next_request() {
+    // The stream ends at `[DONE]`; the body's last chunk is right behind.
+    const STREAMED: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n30\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
+    let (base, connections) = raw_provider(STREAMED, usize::MAX, Close::AtOnce).await;
+    let provider = with_client(raw_config(base), true);
+    for _ in 0..3 {
+        let got = collect(provider.chat_stream(ask("x")).await.unwrap()).await;
+        assert_eq!((got.text.as_str(), got.error), ("hi", None));
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_while_idle_is_replaced() {
+    // One answer per connection, then the server closes it, as servers
+    // with a short keep-alive limit do.
+    let (base, connections) = raw_provider(WHOLE_ANSWER, 1, Close::AtOnce).await;
+    let provider = with_client(raw_config(base), true);
+    for _ in 0..3 {
+        assert_eq!(provider.chat(ask("x")).await.unwrap().text, "answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_request_on_a_connection_closed_as_it_was_reused_is_sent_again() {
+    let (base, connections) = raw_provider(WHOLE_ANSWER, 1, Close::OnTheNextRequest).await;
+    let provider = with_client(raw_config(base), true);
+    for _ in 0..3 {
+        assert_eq!(provider.chat(ask("x")).await.unwrap().text, "answered");
+        let got = collect(provider.chat_stream(ask("x")).await.unwrap()).await;
+        assert_eq!(got.error, None);
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 6);
+}
+
+#[tokio::test]
+async fn a_body_that_ends_with_the_connection_is_read_whole() {
+    const CLOSE_DELIMITED: &[u8] = b"HTTP/1.0 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"old \"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"server\"}}]}\n\n";
+    let (base, connections) = raw_provider(CLOSE_DELIMITED, 1, Close::AtOnce).await;
+    let provider = with_client(raw_config(base), true);
+    for _ in 0..2 {
+        let got = collect(provider.chat_stream(ask("x")).await.unwrap()).await;
+        assert_eq!(got.error, None);
+        assert_eq!(got.text, "old server");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 2, "never reused");
+}
+
+#[tokio::test]
+async fn an_answer_arriving_a_byte_at_a_time_streams_whole() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        socket.set_nodelay(true).unwrap();
+        read_request(&mut socket).await;
+        let mut answer = Vec::new();
+        for word in ["slow ", "but ", "whole"] {
+            let data =
+                format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{word}\"}}}}]}}\n\n");
+            answer.extend_from_slice(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes());
+        }
+        let mut wire = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        wire.extend_from_slice(&answer);
+        wire.extend_from_slice(b"0\r\n\r\n");
+        for byte in wire {
+            socket.write_all(&[byte]).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+    });
+    let provider = with_client(raw_config(base), true);
+
+    let got = collect(provider.chat_stream(ask("x")).await.unwrap()).await;
+
+    assert_eq!(got.error, None);
+    assert_eq!(got.text, "slow but whole");
+}
+
+#[tokio::test]
+async fn a_garbled_answer_is_a_transport_error_for_both_clients() {
+    let (base, _) = raw_provider(b"NOT HTTP AT ALL\r\n\r\n", 1, Close::AtOnce).await;
+    for lean in [true, false] {
+        let error = with_client(raw_config(base.clone()), lean)
+            .chat(ask("x"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ProviderError::Transport(_)),
+            "lean {lean}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_key_with_a_line_break_is_never_sent() {
+    let fake = FakeOpenAi::start(Behaviour::default()).await;
+    for lean in [true, false] {
+        let error = with_client(config(&fake, &["sk-a\r\nx-injected: yes"]), lean)
+            .chat(ask("x"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, ProviderError::Transport(text) if !text.contains("sk-a")),
+            "lean {lean}: {error:?}"
+        );
+    }
+    assert!(fake.requests().is_empty());
+}
