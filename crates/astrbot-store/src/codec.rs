@@ -2,21 +2,33 @@
 //! format and JSON columns.
 
 use astrbot_core::StoreError;
-use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use rusqlite::Row;
 use serde_json::Value;
 
 use crate::db::DbResult;
 
-/// The one format every timestamp is written in: naive UTC with exactly six
-/// fractional digits, as SQLAlchemy writes it for AstrBot. Fixed width means
-/// text order is time order, so `expires_at > ?` and `ORDER BY` work on the
-/// raw column in any SQL database.
-const WRITE_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.6f";
-
-/// Renders an instant for storage (sub-microsecond digits are dropped).
+/// Renders an instant for storage in the one format every timestamp is
+/// written in: naive UTC with exactly six fractional digits
+/// (`2026-02-21 09:20:26.123456`), as SQLAlchemy writes it for AstrBot.
+/// Fixed width means text order is time order, so `expires_at > ?` and
+/// `ORDER BY` work on the raw column in any SQL database. Sub-microsecond
+/// digits are dropped.
+///
+/// Written field by field: a chrono format string is parsed again on every
+/// call, and every stored turn writes two timestamps.
 pub(crate) fn encode_ts(instant: DateTime<Utc>) -> String {
-    instant.format(WRITE_FORMAT).to_string()
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
+        instant.year(),
+        instant.month(),
+        instant.day(),
+        instant.hour(),
+        instant.minute(),
+        instant.second(),
+        // A leap second shows as nanoseconds past 999,999,999.
+        (instant.nanosecond() % 1_000_000_000) / 1_000
+    )
 }
 
 /// Drops sub-microsecond precision, so a record built in Rust equals the one
