@@ -5,10 +5,11 @@
 //! - `sse`: the event-stream parser;
 //! - `stream`: streamed answers as a `ChatStream`;
 //! - `keys`: key resolution, rotation and scrubbing;
-//! - `plain_http`, `chunked`: the lean client for providers on this
+//! - `plain_http`, `chunked`, `idle_pool`: the lean client for providers on this
 //!   machine; reqwest speaks to all others.
 
 mod chunked;
+mod idle_pool;
 mod keys;
 mod plain_http;
 mod sse;
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use astrbot_core::{ChatProvider, ChatRequest, ChatResponse, ChatStream, ProviderError};
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
@@ -33,6 +34,13 @@ use wire::Completion;
 
 /// How many characters of an upstream error body reach the user.
 const ERROR_BODY_CHARS: usize = 500;
+
+/// How much of a refused request's body is read for its error text.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// The largest whole (not streamed) answer read. A chat completion is a
+/// few kilobytes; a provider sending without end must not fill memory.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 /// Settings of one OpenAI-compatible provider (AstrBot's provider source
 /// merged with its model entry).
@@ -243,13 +251,23 @@ impl ChatProvider for OpenAiCompatible {
         let body = self.body(&request, false)?;
         let answer = async {
             let response = self.send(&body).await?;
-            response.bytes().await.map_err(|error| {
-                if error.own_timeout {
-                    self.timeout_error()
-                } else {
-                    ProviderError::Transport(error.message)
-                }
-            })
+            let (bytes, cut) = response
+                .read_up_to(MAX_ANSWER_BYTES)
+                .await
+                .map_err(|error| {
+                    if error.own_timeout {
+                        self.timeout_error()
+                    } else {
+                        ProviderError::Transport(error.message)
+                    }
+                })?;
+            if cut {
+                return Err(ProviderError::Other(format!(
+                    "the provider's answer is larger than {} MiB",
+                    MAX_ANSWER_BYTES >> 20
+                )));
+            }
+            Ok(bytes)
         };
         // One deadline for everything: key retries and reading the body.
         let bytes = tokio::time::timeout(self.timeout, answer)
@@ -300,21 +318,25 @@ enum Answer {
 }
 
 impl Answer {
-    /// The whole body.
-    async fn bytes(self) -> Result<Bytes, BodyError> {
-        match self {
-            Answer::Reqwest(response) => response.bytes().await.map_err(BodyError::from_reqwest),
-            Answer::Plain(body) => body
-                .bytes()
-                .await
-                .map_err(|error| BodyError::from_io(&error)),
+    /// The body up to `limit` bytes, and whether it was longer.
+    async fn read_up_to(self, limit: usize) -> Result<(Bytes, bool), BodyError> {
+        let mut body = self.into_body();
+        let mut whole = BytesMut::new();
+        while let Some(piece) = body.next().await {
+            let piece = piece?;
+            if whole.len() + piece.len() > limit {
+                whole.extend_from_slice(&piece[..limit - whole.len()]);
+                return Ok((whole.freeze(), true));
+            }
+            whole.extend_from_slice(&piece);
         }
+        Ok((whole.freeze(), false))
     }
 
     /// The body as text, for an error message; empty if it cannot be read.
     async fn text(self) -> String {
-        match self.bytes().await {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        match self.read_up_to(MAX_ERROR_BODY_BYTES).await {
+            Ok((bytes, _)) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(_) => String::new(),
         }
     }

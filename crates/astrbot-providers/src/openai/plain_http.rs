@@ -11,7 +11,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -19,14 +19,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::chunked::{Chunked, Decoded};
+use super::idle_pool::IdlePool;
 
-/// Idle connections kept per provider.
-const MAX_IDLE: usize = 256;
+/// A connection closed without an answer within this time after the
+/// request was sent is taken as closed before the request arrived (see
+/// [`never_read`]).
+const PROMPT_CLOSE: Duration = Duration::from_millis(100);
 
-/// An idle connection older than this is closed rather than reused: many
-/// servers close theirs after a few seconds, and one closed under a
-/// request costs a retry.
-const IDLE_LIMIT: Duration = Duration::from_secs(30);
+/// The most response headers accepted, as many as reqwest accepts.
+const MAX_HEADERS: usize = 100;
 
 /// The longest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -59,13 +60,7 @@ pub(super) struct PlainHttp {
     /// The custom headers, already written out as header lines.
     custom_headers: String,
     connect_timeout: Duration,
-    idle: Arc<Mutex<Vec<IdleConnection>>>,
-}
-
-#[derive(Debug)]
-struct IdleConnection {
-    stream: TcpStream,
-    since: Instant,
+    idle: Arc<IdlePool>,
 }
 
 /// A response whose head has been read.
@@ -81,7 +76,7 @@ pub(super) struct BodyReader {
     buffer: BytesMut,
     framing: Framing,
     reusable: bool,
-    idle: Arc<Mutex<Vec<IdleConnection>>>,
+    idle: Arc<IdlePool>,
 }
 
 enum Framing {
@@ -151,12 +146,12 @@ impl PlainHttp {
             ));
         }
         let request = self.request(body, key);
-        if let Some(stream) = self.idle_connection() {
+        if let Some(stream) = self.idle.take() {
             match self.exchange(stream, &request).await {
                 Ok(response) => return Ok(response),
-                // Nothing at all came back: the server closed it while it
-                // was idle, so the request was never read.
-                Err(Exchange::Unanswered(_)) => {}
+                // The server closed it while it was idle, and the
+                // request was never read.
+                Err(Exchange::Unread(_)) => {}
                 Err(Exchange::Failed(error)) => return Err(error),
             }
         }
@@ -188,20 +183,6 @@ impl PlainHttp {
         request
     }
 
-    /// The most recently used idle connection that still looks open.
-    fn idle_connection(&self) -> Option<TcpStream> {
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        while let Some(connection) = idle.pop() {
-            if connection.since.elapsed() < IDLE_LIMIT && still_open(&connection.stream) {
-                return Some(connection.stream);
-            }
-        }
-        None
-    }
-
     async fn connect(&self) -> io::Result<TcpStream> {
         let connecting = async {
             let addresses: Vec<SocketAddr> =
@@ -228,25 +209,25 @@ impl PlainHttp {
 
     async fn exchange(&self, mut stream: TcpStream, request: &[u8]) -> Result<Response, Exchange> {
         if let Err(error) = stream.write_all(request).await {
-            return Err(Exchange::Unanswered(error));
+            return Err(Exchange::Unread(error));
         }
+        let sent = Instant::now();
         let mut buffer = BytesMut::with_capacity(READ_SIZE);
         loop {
             if buffer.capacity() - buffer.len() < 1024 {
                 buffer.reserve(READ_SIZE);
             }
-            let read = match stream.read_buf(&mut buffer).await {
-                Ok(read) => read,
-                Err(error) if buffer.is_empty() => return Err(Exchange::Unanswered(error)),
-                Err(error) => return Err(Exchange::Failed(error)),
-            };
-            if read == 0 {
-                let error = io::Error::new(
+            let received = match stream.read_buf(&mut buffer).await {
+                Ok(0) => Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the provider closed the connection before answering",
-                );
-                return Err(if buffer.is_empty() {
-                    Exchange::Unanswered(error)
+                )),
+                Ok(_) => Ok(()),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = received {
+                return Err(if buffer.is_empty() && never_read(&error, sent.elapsed()) {
+                    Exchange::Unread(error)
                 } else {
                     Exchange::Failed(error)
                 });
@@ -278,24 +259,35 @@ impl PlainHttp {
 }
 
 enum Exchange {
-    /// No byte of an answer arrived.
-    Unanswered(io::Error),
+    /// The request cannot have been read: sending it failed, or the
+    /// connection was refused or closed at once, with no answer.
+    Unread(io::Error),
     Failed(io::Error),
 }
 
 impl Exchange {
     fn into_error(self) -> io::Error {
         match self {
-            Exchange::Unanswered(error) | Exchange::Failed(error) => error,
+            Exchange::Unread(error) | Exchange::Failed(error) => error,
         }
     }
 }
 
-/// Whether an idle connection has neither been closed by its server nor
-/// sent anything unasked. Costs no system call while nothing arrived.
-fn still_open(stream: &TcpStream) -> bool {
-    let mut probe = [0u8; 1];
-    matches!(stream.try_read(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+/// Whether a connection that failed before any answer shows that the
+/// server never read the request, so that sending it again on a new
+/// connection cannot make the provider do the work twice. A reset means
+/// the request arrived at a socket already closed. A plain close is only
+/// taken as that when it came at once: a server that read the request,
+/// worked on it and then closed (a model that crashed on the prompt) must
+/// not get it twice.
+fn never_read(error: &io::Error, after: Duration) -> bool {
+    match error.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => true,
+        io::ErrorKind::UnexpectedEof => after < PROMPT_CLOSE,
+        _ => false,
+    }
 }
 
 struct Head {
@@ -307,7 +299,7 @@ struct Head {
 
 /// The response head at the start of `buffer`, if it is all there.
 fn parse_head(buffer: &[u8]) -> io::Result<Option<Head>> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let length = match response.parse(buffer) {
         Ok(httparse::Status::Complete(length)) => length,
@@ -327,14 +319,17 @@ fn parse_head(buffer: &[u8]) -> io::Result<Option<Head>> {
             chunked = last.eq_ignore_ascii_case("chunked");
             other_coding = !chunked;
         } else if header.name.eq_ignore_ascii_case("content-length") {
-            let parsed = value
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| invalid("an invalid Content-Length"))?;
-            if content_length.is_some_and(|known| known != parsed) {
-                return Err(invalid("two different Content-Lengths"));
+            // Repeated (`17, 17`, or twice) is fine while the values agree.
+            for item in value.split(',') {
+                let parsed = item
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| invalid("an invalid Content-Length"))?;
+                if content_length.is_some_and(|known| known != parsed) {
+                    return Err(invalid("two different Content-Lengths"));
+                }
+                content_length = Some(parsed);
             }
-            content_length = Some(parsed);
         } else if header.name.eq_ignore_ascii_case("connection") {
             for token in value.split(',') {
                 let token = token.trim();
@@ -409,15 +404,6 @@ impl BodyReader {
         }
     }
 
-    /// The whole body.
-    pub async fn bytes(mut self) -> io::Result<Bytes> {
-        let mut whole = BytesMut::new();
-        while let Some(piece) = self.next().await {
-            whole.extend_from_slice(&piece?);
-        }
-        Ok(whole.freeze())
-    }
-
     /// Decodes what the buffer holds; `None` when that is no body data.
     fn take_decoded(&mut self) -> io::Result<Option<Bytes>> {
         match &mut self.framing {
@@ -488,16 +474,68 @@ impl BodyReader {
             return;
         }
         if let Some(stream) = self.stream.take() {
-            let mut idle = self
-                .idle
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if idle.len() < MAX_IDLE {
-                idle.push(IdleConnection {
-                    stream,
-                    since: Instant::now(),
-                });
-            }
+            self.idle.give_back(stream);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(text: &str) -> io::Result<Head> {
+        Ok(parse_head(text.as_bytes())?.expect("a whole head"))
+    }
+
+    #[test]
+    fn the_framing_and_reuse_follow_the_head() {
+        let chunked =
+            head("HTTP/1.1 200 OK\r\ncontent-length: 5\r\nTransfer-Encoding: CHUNKED\r\n\r\n")
+                .unwrap();
+        assert!(matches!(chunked.framing, Framing::Chunked(_)) && chunked.keep_alive);
+
+        let listed = head("HTTP/1.1 200 OK\r\nContent-Length: 17, 17\r\n\r\n").unwrap();
+        assert!(matches!(listed.framing, Framing::Length(17)));
+
+        let closing =
+            head("HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\n").unwrap();
+        assert!(!closing.keep_alive);
+
+        let old = head("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n").unwrap();
+        assert!(!old.keep_alive);
+        let old_kept =
+            head("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\ncontent-length: 1\r\n\r\n").unwrap();
+        assert!(old_kept.keep_alive);
+
+        let unframed = head("HTTP/1.1 200 OK\r\n\r\n").unwrap();
+        assert!(matches!(unframed.framing, Framing::UntilClose) && !unframed.keep_alive);
+
+        let empty = head("HTTP/1.1 204 No Content\r\ncontent-length: 9\r\n\r\n").unwrap();
+        assert!(matches!(empty.framing, Framing::Length(0)));
+    }
+
+    #[test]
+    fn a_head_with_many_headers_is_read() {
+        let many: String = (0..90).map(|n| format!("x-h{n}: v\r\n")).collect();
+        let parsed = head(&format!(
+            "HTTP/1.1 200 OK\r\n{many}content-length: 2\r\n\r\n"
+        ))
+        .unwrap();
+        assert_eq!(parsed.status, 200);
+    }
+
+    #[test]
+    fn contradicting_or_broken_heads_are_errors() {
+        for text in [
+            "HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: 3, 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+            "NOT HTTP\r\n\r\n",
+        ] {
+            assert!(head(text).is_err(), "{text:?}");
+        }
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ncontent-")
+            .unwrap()
+            .is_none());
     }
 }

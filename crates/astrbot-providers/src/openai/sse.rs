@@ -43,6 +43,11 @@ impl SseParser {
         self.partial.extend_from_slice(rest);
     }
 
+    /// Bytes held for an event that has not ended yet.
+    pub fn pending_bytes(&self) -> usize {
+        self.partial.len() + self.data.len()
+    }
+
     /// Ends the body: an unterminated last line and an event without its
     /// closing blank line still count, to be lenient with servers that
     /// close the connection right after the last `data:` line.

@@ -17,6 +17,11 @@ use super::keys::{truncate, KeyRing};
 use super::sse::{is_done, SseParser};
 use super::wire::{Completion, Usage};
 
+/// The largest single event of a stream (a token is a few bytes; a whole
+/// answer in one event a few kilobytes). A provider sending one event
+/// without end must not fill memory.
+const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
+
 /// A response body as it arrives, from either HTTP client.
 pub(super) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send>>;
 
@@ -111,7 +116,15 @@ impl State {
                 };
                 self.decoded.fail(error)
             }
-            Some(Ok(bytes)) => self.parser.push(&bytes, &mut |data| decoded.event(data)),
+            Some(Ok(bytes)) => {
+                self.parser.push(&bytes, &mut |data| decoded.event(data));
+                if self.parser.pending_bytes() > MAX_EVENT_BYTES {
+                    decoded.fail(ProviderError::Decode(format!(
+                        "an event of the provider's stream is larger than {} MiB",
+                        MAX_EVENT_BYTES >> 20
+                    )));
+                }
+            }
             None => {
                 // Some servers close without `[DONE]`; that still ends the
                 // answer normally.

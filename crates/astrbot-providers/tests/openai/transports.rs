@@ -66,9 +66,13 @@ async fn both_clients_give_the_same_answers_and_errors() {
 enum Close {
     /// At once, while the connection is idle.
     AtOnce,
-    /// When the next request arrives, without answering it: the race in
-    /// which a server gives up on an idle connection just as it is reused.
+    /// When the next request arrives, without reading or answering it: the
+    /// race in which a server gives up on an idle connection just as it is
+    /// reused.
     OnTheNextRequest,
+    /// After working on the next request a while, without answering it: a
+    /// model that crashed on the prompt.
+    AfterWorkingOnTheNextRequest,
 }
 
 /// A provider on raw sockets: answers every request on a connection with
@@ -114,8 +118,19 @@ async fn answer_requests(
             return;
         }
     }
-    if let Close::OnTheNextRequest = close {
-        read_request(&mut socket).await;
+    match close {
+        Close::AtOnce => {}
+        Close::OnTheNextRequest => {
+            // Closed with the request unread: the peer gets a reset.
+            let mut head = [0u8; 16];
+            let _ = socket.read(&mut head).await;
+            let _ = socket.set_zero_linger();
+            return;
+        }
+        Close::AfterWorkingOnTheNextRequest => {
+            read_request(&mut socket).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
     let _ = socket.shutdown().await;
 }
@@ -198,6 +213,19 @@ async fn a_request_on_a_connection_closed_as_it_was_reused_is_sent_again() {
 }
 
 #[tokio::test]
+async fn a_request_the_provider_worked_on_before_closing_is_not_sent_again() {
+    let (base, connections) =
+        raw_provider(WHOLE_ANSWER, 1, Close::AfterWorkingOnTheNextRequest).await;
+    let provider = with_client(raw_config(base), true);
+    assert_eq!(provider.chat(ask("x")).await.unwrap().text, "answered");
+
+    let error = provider.chat(ask("x")).await.unwrap_err();
+
+    assert!(matches!(error, ProviderError::Transport(_)), "{error:?}");
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "sent once only");
+}
+
+#[tokio::test]
 async fn a_body_that_ends_with_the_connection_is_read_whole() {
     const CLOSE_DELIMITED: &[u8] = b"HTTP/1.0 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"old \"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"server\"}}]}\n\n";
     let (base, connections) = raw_provider(CLOSE_DELIMITED, 1, Close::AtOnce).await;
@@ -269,4 +297,87 @@ async fn a_key_with_a_line_break_is_never_sent() {
         );
     }
     assert!(fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn connections_the_provider_closed_are_let_go_without_waiting_for_a_request() {
+    // Each connection gets one answer, then the provider closes its end
+    // and waits to see ours closed.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let let_go = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&let_go);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                read_request(&mut socket).await;
+                socket.write_all(WHOLE_ANSWER).await.unwrap();
+                socket.shutdown().await.unwrap();
+                let mut rest = Vec::new();
+                if socket.read_to_end(&mut rest).await.is_ok() {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let provider = with_client(raw_config(base), true);
+    let chats = (0..3).map(|_| provider.chat(ask("x")));
+    for answer in futures::future::join_all(chats).await {
+        assert_eq!(answer.unwrap().text, "answered");
+    }
+
+    // No further request: the idle pool's sweep must close them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let_go.load(Ordering::SeqCst) < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(let_go.load(Ordering::SeqCst), 3);
+}
+
+/// An answer whose body is `size` bytes of `fill`, framed by `head`.
+fn huge(head: &str, size: usize, fill: u8) -> &'static [u8] {
+    let mut answer = head.as_bytes().to_vec();
+    answer.resize(answer.len() + size, fill);
+    Box::leak(answer.into_boxed_slice())
+}
+
+#[tokio::test]
+async fn an_endless_answer_is_cut_off_with_an_error_not_read_into_memory() {
+    const SIZE: usize = 17 * 1024 * 1024;
+    let whole = huge(
+        &format!("HTTP/1.1 200 OK\r\ncontent-length: {SIZE}\r\n\r\n"),
+        SIZE,
+        b' ',
+    );
+    // One streamed event that never ends: no line break at all.
+    let event = huge(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: ",
+        9 * 1024 * 1024,
+        b'a',
+    );
+    let (whole_base, _) = raw_provider(whole, 1, Close::AtOnce).await;
+    let (event_base, _) = raw_provider(event, 1, Close::AtOnce).await;
+    for lean in [true, false] {
+        let error = with_client(raw_config(whole_base.clone()), lean)
+            .chat(ask("x"))
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("larger than 16 MiB"),
+            "lean {lean}: {error}"
+        );
+        let got = collect(
+            with_client(raw_config(event_base.clone()), lean)
+                .chat_stream(ask("x"))
+                .await
+                .unwrap(),
+        )
+        .await;
+        let error = got.error.expect("an error");
+        assert!(
+            error.to_string().contains("larger than 8 MiB"),
+            "lean {lean}: {error}"
+        );
+    }
 }

@@ -101,18 +101,13 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
             .last_event
             .is_some_and(|last| arrived.duration_since(last) < GATHER_WINDOW);
         self.last_event = Some(arrived);
+        // A chunk holding what a reader waits for (a first delta, a whole
+        // answer) takes whatever has already arrived and waits for nothing.
+        let mut urgent = self.awaited(&first);
         let mut window = match &first {
             ChatEvent::Plain {
-                streaming: true,
-                chain_type,
-                ..
-            } => {
-                let seen = self.started.contains(chain_type);
-                if !seen {
-                    self.started.push(*chain_type);
-                }
-                (seen && came_fast).then(|| arrived + GATHER_WINDOW)
-            }
+                streaming: true, ..
+            } => (!urgent && came_fast).then(|| arrived + GATHER_WINDOW),
             first if closes_answer(first) => Some(arrived + CLOSING_WINDOW),
             _ => None,
         };
@@ -127,7 +122,7 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
         for _ in 1..MAX_EVENTS_PER_CHUNK {
             let next = match self.events.next().now_or_never() {
                 Some(next) => next,
-                None => match window {
+                None => match window.filter(|_| !urgent) {
                     Some(deadline) => {
                         match tokio::time::timeout_at(deadline, self.events.next()).await {
                             Ok(next) => next,
@@ -146,6 +141,7 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
             if matches!(event, ChatEvent::End { .. }) {
                 break;
             }
+            urgent |= self.awaited(&event);
             if !closing && closes_answer(&event) {
                 closing = true;
                 window = Some(now + CLOSING_WINDOW);
@@ -153,6 +149,29 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
         }
         self.keep_alive.touch();
         Some(Bytes::from(chunk))
+    }
+
+    /// Whether a reader is waiting for `event` itself: the first delta of
+    /// an answer (or of its reasoning), or a whole answer sent at once.
+    /// Notes a first delta as seen.
+    fn awaited(&mut self, event: &ChatEvent) -> bool {
+        match event {
+            ChatEvent::Plain {
+                streaming: true,
+                chain_type,
+                ..
+            } => {
+                let first = !self.started.contains(chain_type);
+                if first {
+                    self.started.push(*chain_type);
+                }
+                first
+            }
+            ChatEvent::Plain {
+                streaming: false, ..
+            } => true,
+            _ => false,
+        }
     }
 
     /// The next event (`Some(None)` at the end), or `None` after
@@ -302,6 +321,36 @@ mod tests {
             .collect();
         assert_eq!(types.len(), 3, "{chunk}");
         assert_eq!(started.elapsed(), Duration::from_millis(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_delta_never_waits_for_the_closing_events_behind_it() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(8);
+        let response = response(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        let mut body = response.into_body().into_data_stream();
+
+        // A short answer read in one go: every delta and the closing
+        // events are waiting at once; the commit takes 5 ms.
+        tokio::spawn(async move {
+            for event in [delta("one"), delta("two"), complete()] {
+                sender.send(event).await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            sender.send(saved()).await.unwrap();
+            sender.send(end()).await.unwrap();
+        });
+        let started = Instant::now();
+        let first = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+        assert_eq!(started.elapsed(), Duration::ZERO, "{first}");
+        assert!(
+            first.contains("one") && first.contains("\"complete\""),
+            "{first}"
+        );
+        let rest = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+        assert!(
+            rest.contains("message_saved") && rest.contains("\"end\""),
+            "{rest}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
