@@ -3,6 +3,7 @@
 
 mod apikey;
 mod cli;
+mod shutdown;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, ServeArgs};
+use shutdown::Asked;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -74,28 +76,30 @@ async fn serve(root: DataRoot, args: ServeArgs) -> anyhow::Result<()> {
     .await?;
 
     // Open streams end when their turn is answered. Turns still answering
-    // near the end of a short grace period are interrupted, so that they
-    // are saved with the answer so far, and then the process exits even if
-    // something still hangs.
+    // near the end of a short grace period (or at a second signal) are
+    // interrupted, so that they are saved with the answer so far, and then
+    // the process exits even if something still hangs.
     let interrupting = server.state().chat.clone();
-    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let asked = shutdown::watch_signals()?;
+    let mut stop_asked = asked.clone();
     let signal = async move {
-        shutdown_signal().await;
-        let _ = stopping.send(true);
+        let _ = stop_asked.wait_for(|asked| *asked >= Asked::Stop).await;
     };
     let grace = async move {
-        let mut stopped = stopped;
-        let _ = stopped.wait_for(|stop| *stop).await;
-        tokio::time::sleep(SHUTDOWN_GRACE - SAVE_TIME).await;
-        tracing::warn!(
-            "chats still answering after {:?}: stopping them and saving what they have",
-            SHUTDOWN_GRACE - SAVE_TIME
-        );
+        let mut asked = asked;
+        let _ = asked.wait_for(|asked| *asked >= Asked::Stop).await;
+        tokio::select! {
+            () = tokio::time::sleep(SHUTDOWN_GRACE - SAVE_TIME) => tracing::warn!(
+                "chats still answering after {:?}: stopping them and saving what they have",
+                SHUTDOWN_GRACE - SAVE_TIME
+            ),
+            _ = asked.wait_for(|asked| *asked == Asked::Hurry) => {}
+        }
         interrupting.interrupt_runs();
         tokio::time::sleep(SAVE_TIME).await;
         tracing::warn!(
-            "connections still open after {SHUTDOWN_GRACE:?} (streams still answering, or \
-             clients still sending a request); exiting"
+            "connections still open {SAVE_TIME:?} after stopping the chats (streams still \
+             answering, or clients still sending a request); exiting"
         );
     };
     tokio::select! {
@@ -115,27 +119,4 @@ fn env_first(names: &[&str]) -> Option<String> {
         .iter()
         .filter_map(|name| std::env::var(name).ok())
         .find(|value| !value.trim().is_empty())
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutting down");
 }

@@ -384,3 +384,88 @@ async fn a_turn_still_answering_at_shutdown_is_cut_short_and_saved() {
     );
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[tokio::test]
+async fn a_second_signal_stops_the_chats_at_once_and_still_saves_them() {
+    // The provider goes quiet after two deltas, for longer than the grace.
+    let fake = fake_openai::FakeOpenAi::start(fake_openai::Behaviour {
+        text: Some("cut short".into()),
+        hang_after_chunks: Some(2),
+        ..Default::default()
+    })
+    .await;
+    let root = temp_root();
+    let mut config = config_for(&fake);
+    config["provider_sources"][0]["timeout"] = json!(120);
+    std::fs::write(
+        root.join("data/cmd_config.json"),
+        serde_json::to_vec_pretty(&config).unwrap(),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run(
+        &root,
+        &["apikey", "create", "--name", "t", "--scopes", "chat"],
+    );
+    assert!(ok, "{stderr}");
+    let key = stdout.trim().to_owned();
+    let mut served = serve(&root);
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/chat", served.base))
+        .header("X-API-Key", &key)
+        .json(&json!({"username": "u", "session_id": "s", "message": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    let reading = tokio::spawn(read_stream(response));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let asked_at = std::time::Instant::now();
+    for _ in 0..2 {
+        let killed = Command::new("kill")
+            .args(["-TERM", &served.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let stream = tokio::time::timeout(Duration::from_secs(15), reading)
+        .await
+        .expect("the stream ended")
+        .unwrap();
+    let exited = loop {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            asked_at.elapsed() < Duration::from_secs(15),
+            "still running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    assert!(exited.success(), "{exited:?}");
+    // The first signal alone waits 8 s before stopping the chat.
+    assert!(
+        asked_at.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        asked_at.elapsed()
+    );
+    assert!(
+        stream
+            .text()
+            .ends_with("\n\nLLM 响应错误: the server is shutting down"),
+        "{:?}",
+        stream.text()
+    );
+    let store = astrbot_store::SqliteStore::open(&root.join("data/astrbot-rs.db"))
+        .await
+        .unwrap();
+    let turns = astrbot_core::Store::list_history(&store, "webchat", "s")
+        .await
+        .unwrap();
+    assert!(
+        turns.iter().any(|turn| turn.content["type"] == "bot"),
+        "the cut turn was saved"
+    );
+    let _ = std::fs::remove_dir_all(root);
+}
