@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use astrbot_http::ConnectionLimits;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
 use axum::Router;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
@@ -27,6 +26,10 @@ const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// The header Telegram sends with every webhook update.
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+
+/// The largest update accepted on the webhook (axum's default body limit,
+/// which applied before; an update is a few kilobytes).
+const MAX_UPDATE_BYTES: usize = 2 * 1024 * 1024;
 
 pub(super) async fn poll(
     adapter: Arc<TelegramAdapter>,
@@ -146,17 +149,15 @@ pub(super) async fn serve_webhook(
     Ok(())
 }
 
-/// Any path: the secret, not the URL, is what proves Telegram sent it.
-async fn receive(
-    State(webhook): State<Arc<Webhook>>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    if method != Method::POST {
+/// Any path: the secret, not the URL, is what proves Telegram sent it. It
+/// is checked before the body is read, so a stranger's request costs no
+/// more than its head.
+async fn receive(State(webhook): State<Arc<Webhook>>, request: Request) -> StatusCode {
+    if request.method() != Method::POST {
         return StatusCode::METHOD_NOT_ALLOWED;
     }
-    let presented = headers
+    let presented = request
+        .headers()
         .get(SECRET_HEADER)
         .map(|value| value.as_bytes())
         .unwrap_or_default();
@@ -165,6 +166,9 @@ async fn receive(
         tracing::warn!(platform.id = %webhook.adapter.id, "refused a webhook request without the right secret token");
         return StatusCode::UNAUTHORIZED;
     }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_UPDATE_BYTES).await else {
+        return StatusCode::BAD_REQUEST;
+    };
     let Ok(update) = serde_json::from_slice::<Value>(&body) else {
         return StatusCode::BAD_REQUEST;
     };

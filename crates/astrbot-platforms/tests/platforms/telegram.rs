@@ -449,6 +449,24 @@ async fn webhook_mode_checks_the_secret_token() {
         assert_eq!(response.status(), 401, "{presented:?}");
     }
     assert!(bot.inbound.try_recv().is_err());
+    // A stranger is refused on the head alone: its body (announced, never
+    // sent) is not waited for.
+    let refused = tokio::time::timeout(Duration::from_secs(5), async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        socket
+            .write_all(b"POST /telegram HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 12];
+        socket.read_exact(&mut answer).await.unwrap();
+        answer
+    })
+    .await
+    .expect("answered without the body");
+    assert_eq!(&refused, b"HTTP/1.1 401");
 
     let response = client
         .post(&url)
