@@ -11,6 +11,7 @@ mod parts;
 mod providers;
 mod run;
 mod session;
+mod sink;
 mod title;
 mod turns;
 

@@ -2,9 +2,7 @@
 //! the events of AstrBot's catalogue in AstrBot's order, and the writes to
 //! the conversation and the UI history.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use astrbot_core::store::{ConversationRecord, ConversationUpdate, NewHistory};
 use astrbot_core::{
@@ -12,13 +10,12 @@ use astrbot_core::{
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
-use tokio::sync::mpsc::error::{SendTimeoutError, TrySendError};
 use tokio::sync::mpsc::Sender;
-use tokio::sync::watch;
 
 use super::context::{persona_messages, recent_history, user_turn};
 use super::events::{AgentStats, ChatEvent};
 use super::parts::UserPart;
+use super::sink::EventSink;
 use super::turns::{Interrupt, Turn};
 use super::{ChatService, ChatTurn};
 use crate::config::LoadedConfig;
@@ -92,13 +89,13 @@ impl ChatService {
                 }
             }
         }
-        send(
-            &events,
-            ChatEvent::End {
+        events
+            .send(ChatEvent::End {
                 message_id: turn.message_id.clone(),
-            },
-        )
-        .await;
+            })
+            .await;
+        // Only at shutdown are events ever held back; the turn is saved.
+        events.deliver_held().await;
     }
 
     /// The session's preferred provider and its current conversation, in
@@ -284,12 +281,14 @@ impl ChatService {
                     Ok(StreamChunk::Text(delta)) if !delta.is_empty() => {
                         first_token.get_or_insert_with(epoch_seconds);
                         answer.text.push_str(&delta);
-                        send(events, plain(delta, true, None, turn)).await;
+                        events.send(plain(delta, true, None, turn)).await;
                     }
                     Ok(StreamChunk::Reasoning(delta)) if !delta.is_empty() => {
                         answer.reasoning.push_str(&delta);
                         if config.chat.display_reasoning_text {
-                            send(events, plain(delta, true, Some("reasoning"), turn)).await;
+                            events
+                                .send(plain(delta, true, Some("reasoning"), turn))
+                                .await;
                         }
                     }
                     Ok(StreamChunk::Usage(usage)) => answer.usage = usage,
@@ -311,7 +310,7 @@ impl ChatService {
             };
             answer.text.push_str(&delta);
             answer.failed = true;
-            send(events, plain(delta, true, None, turn)).await;
+            events.send(plain(delta, true, None, turn)).await;
         }
 
         let end = epoch_seconds();
@@ -321,16 +320,14 @@ impl ChatService {
             end_time: end,
             time_to_first_token: first_token.map_or(0.0, |t| t - start),
         };
-        send(events, ChatEvent::AgentStats(stats)).await;
-        send(
-            events,
-            ChatEvent::Complete {
+        events.send(ChatEvent::AgentStats(stats)).await;
+        events
+            .send(ChatEvent::Complete {
                 text: answer.text.clone(),
                 reasoning: answer.reasoning.clone(),
                 message_id: turn.message_id.clone(),
-            },
-        )
-        .await;
+            })
+            .await;
         self.save_bot_turn(turn, &answer, Some(&stats), events, next)
             .await;
         answer
@@ -369,7 +366,9 @@ impl ChatService {
             },
         };
         let end = epoch_seconds();
-        send(events, plain(answer.text.clone(), false, None, turn)).await;
+        events
+            .send(plain(answer.text.clone(), false, None, turn))
+            .await;
         self.save_bot_turn(turn, &answer, None, events, next).await;
         let stats = AgentStats {
             usage: answer.usage,
@@ -377,7 +376,7 @@ impl ChatService {
             end_time: end,
             time_to_first_token: end - start,
         };
-        send(events, ChatEvent::AgentStats(stats)).await;
+        events.send(ChatEvent::AgentStats(stats)).await;
         answer
     }
 
@@ -425,7 +424,7 @@ impl ChatService {
                     id: record.id,
                     created_at: astrbot_core::time::iso(record.created_at),
                 };
-                send(events, event).await;
+                events.send(event).await;
             }
             Err(error) => {
                 tracing::error!(%error, session.id = %turn.session_id, "could not save the bot turn")
@@ -494,109 +493,9 @@ fn failure_text(provider: &dyn ChatProvider, error: &ProviderError, turn: &ChatT
     format!("LLM 响应错误: {error}")
 }
 
-/// How long a run waits for a reader that has stopped taking its events
-/// (a client that stopped reading, an HTTP/2 window left at zero).
-const STALLED_READER: Duration = Duration::from_secs(30);
-
-/// Where a run's events go. A dropped receiver means the client left; a
-/// reader that takes nothing for [`STALLED_READER`] is given up on and gets
-/// no more events. Either way the run carries on, so the turn is saved and
-/// the session's lock is released.
-pub(super) struct EventSink {
-    sender: Sender<ChatEvent>,
-    stalled: AtomicBool,
-    /// True at shutdown: a reader that is not reading is not waited for.
-    interrupted: watch::Receiver<bool>,
-}
-
-impl EventSink {
-    fn new(sender: Sender<ChatEvent>, interrupted: watch::Receiver<bool>) -> EventSink {
-        EventSink {
-            sender,
-            stalled: AtomicBool::new(false),
-            interrupted,
-        }
-    }
-}
-
-async fn send(events: &EventSink, event: ChatEvent) {
-    if events.stalled.load(Ordering::Relaxed) {
-        return;
-    }
-    // Room in the channel is the usual case; only a full one needs the
-    // timer (arming one per event, i.e. per token, costs a lock).
-    let event = match events.sender.try_send(event) {
-        Ok(()) | Err(TrySendError::Closed(_)) => return,
-        Err(TrySendError::Full(event)) => event,
-    };
-    let mut interrupted = events.interrupted.clone();
-    tokio::select! {
-        sent = events.sender.send_timeout(event, STALLED_READER) => {
-            if let Err(SendTimeoutError::Timeout(_)) = sent {
-                tracing::warn!(
-                    "a chat client stopped reading its answer; the turn goes on without it"
-                );
-                events.stalled.store(true, Ordering::Relaxed);
-            }
-        }
-        // Shutting down: the turn must be saved before the process exits.
-        Ok(_) = interrupted.wait_for(|stop| *stop) => {
-            events.stalled.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
 fn epoch_seconds() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn end() -> ChatEvent {
-        ChatEvent::End {
-            message_id: "m".into(),
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_reader_that_stops_reading_is_given_up_on_once() {
-        let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
-        let events = EventSink::new(sender, watch::channel(false).1);
-        send(&events, end()).await;
-
-        let started = tokio::time::Instant::now();
-        send(&events, end()).await;
-        assert_eq!(
-            started.elapsed(),
-            STALLED_READER,
-            "waited for the reader once"
-        );
-        send(&events, end()).await;
-        assert_eq!(started.elapsed(), STALLED_READER, "then stopped waiting");
-
-        assert!(receiver.recv().await.is_some());
-        assert!(receiver.try_recv().is_err(), "later events were dropped");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn at_shutdown_a_reader_that_stops_reading_is_not_waited_for() {
-        let (sender, _receiver) = tokio::sync::mpsc::channel(1);
-        let (interrupt, interrupted) = watch::channel(false);
-        let events = EventSink::new(sender, interrupted);
-        send(&events, end()).await;
-
-        let started = tokio::time::Instant::now();
-        tokio::join!(send(&events, end()), async {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            interrupt.send_replace(true);
-        });
-
-        assert_eq!(started.elapsed(), Duration::from_secs(1), "not 30 s");
-        assert!(events.stalled.load(Ordering::Relaxed), "no more waiting");
-    }
 }
