@@ -275,19 +275,19 @@ impl Exchange {
 
 /// Whether a connection that failed before any answer shows that the
 /// server never read the request, so that sending it again on a new
-/// connection cannot make the provider do the work twice. A reset means
-/// the request arrived at a socket already closed. A plain close is only
-/// taken as that when it came at once: a server that read the request,
-/// worked on it and then closed (a model that crashed on the prompt) must
-/// not get it twice.
+/// connection cannot make the provider do the work twice: it was reset or
+/// closed at once. One that failed later may have been read and worked on
+/// (a model that crashed on the prompt, a server that read the head and
+/// gave up), and must not be sent twice.
 fn never_read(error: &io::Error, after: Duration) -> bool {
-    match error.kind() {
+    let closed = matches!(
+        error.kind(),
         io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe => true,
-        io::ErrorKind::UnexpectedEof => after < PROMPT_CLOSE,
-        _ => false,
-    }
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    );
+    closed && after < PROMPT_CLOSE
 }
 
 struct Head {

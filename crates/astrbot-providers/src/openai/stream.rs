@@ -22,6 +22,11 @@ use super::wire::{Completion, Usage};
 /// without end must not fill memory.
 const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
 
+/// The most a streamed answer may send in all, framing included (about
+/// 200,000 tokens of OpenAI's chunks). The answer is kept in memory and
+/// stored whole, so a provider that never stops must not fill memory.
+const MAX_STREAM_BYTES: usize = 32 * 1024 * 1024;
+
 /// A response body as it arrives, from either HTTP client.
 pub(super) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send>>;
 
@@ -56,6 +61,8 @@ struct State {
     /// Fires when no chunk came for the gap limit. A fast stream has one
     /// chunk per token, so this must not cost a timer per chunk.
     gap: IdleTimer,
+    /// Body bytes read so far.
+    received: usize,
 }
 
 /// What the events decoded so far amount to.
@@ -82,6 +89,7 @@ pub fn chat_stream(body: Body, gap_timeout: Duration, keys: Arc<KeyRing>) -> Cha
             keys,
         },
         gap: IdleTimer::new(gap_timeout),
+        received: 0,
     };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         loop {
@@ -117,6 +125,13 @@ impl State {
                 self.decoded.fail(error)
             }
             Some(Ok(bytes)) => {
+                self.received += bytes.len();
+                if self.received > MAX_STREAM_BYTES {
+                    return decoded.fail(ProviderError::Other(format!(
+                        "the provider's answer is larger than {} MiB",
+                        MAX_STREAM_BYTES >> 20
+                    )));
+                }
                 self.parser.push(&bytes, &mut |data| decoded.event(data));
                 if self.parser.pending_bytes() > MAX_EVENT_BYTES {
                     decoded.fail(ProviderError::Decode(format!(

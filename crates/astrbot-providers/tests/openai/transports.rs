@@ -71,8 +71,8 @@ enum Close {
     /// reused.
     OnTheNextRequest,
     /// After working on the next request a while, without answering it: a
-    /// model that crashed on the prompt.
-    AfterWorkingOnTheNextRequest,
+    /// model that crashed on the prompt. `true`: with a reset.
+    AfterWorkingOnTheNextRequest(bool),
 }
 
 /// A provider on raw sockets: answers every request on a connection with
@@ -127,9 +127,13 @@ async fn answer_requests(
             let _ = socket.set_zero_linger();
             return;
         }
-        Close::AfterWorkingOnTheNextRequest => {
+        Close::AfterWorkingOnTheNextRequest(reset) => {
             read_request(&mut socket).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
+            if reset {
+                let _ = socket.set_zero_linger();
+                return;
+            }
         }
     }
     let _ = socket.shutdown().await;
@@ -214,15 +218,21 @@ async fn a_request_on_a_connection_closed_as_it_was_reused_is_sent_again() {
 
 #[tokio::test]
 async fn a_request_the_provider_worked_on_before_closing_is_not_sent_again() {
-    let (base, connections) =
-        raw_provider(WHOLE_ANSWER, 1, Close::AfterWorkingOnTheNextRequest).await;
-    let provider = with_client(raw_config(base), true);
-    assert_eq!(provider.chat(ask("x")).await.unwrap().text, "answered");
+    for reset in [false, true] {
+        let (base, connections) =
+            raw_provider(WHOLE_ANSWER, 1, Close::AfterWorkingOnTheNextRequest(reset)).await;
+        let provider = with_client(raw_config(base), true);
+        assert_eq!(provider.chat(ask("x")).await.unwrap().text, "answered");
 
-    let error = provider.chat(ask("x")).await.unwrap_err();
+        let error = provider.chat(ask("x")).await.unwrap_err();
 
-    assert!(matches!(error, ProviderError::Transport(_)), "{error:?}");
-    assert_eq!(connections.load(Ordering::SeqCst), 1, "sent once only");
+        assert!(matches!(error, ProviderError::Transport(_)), "{error:?}");
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            1,
+            "reset {reset}: sent once"
+        );
+    }
 }
 
 #[tokio::test]
@@ -356,7 +366,19 @@ async fn an_endless_answer_is_cut_off_with_an_error_not_read_into_memory() {
         9 * 1024 * 1024,
         b'a',
     );
+    // Many small events that add up to more than a streamed answer may
+    // be: 33 events of 1 MiB of text each.
+    let many = {
+        let text = "b".repeat(1024 * 1024);
+        let event = format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"{text}\"}}}}]}}\n\n");
+        let mut answer = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n".to_owned();
+        for _ in 0..33 {
+            answer.push_str(&event);
+        }
+        Box::leak(answer.into_boxed_str()).as_bytes()
+    };
     let (whole_base, _) = raw_provider(whole, 1, Close::AtOnce).await;
+    let (many_base, _) = raw_provider(many, 1, Close::AtOnce).await;
     let (event_base, _) = raw_provider(event, 1, Close::AtOnce).await;
     for lean in [true, false] {
         let error = with_client(raw_config(whole_base.clone()), lean)
@@ -379,5 +401,18 @@ async fn an_endless_answer_is_cut_off_with_an_error_not_read_into_memory() {
             error.to_string().contains("larger than 8 MiB"),
             "lean {lean}: {error}"
         );
+        let got = collect(
+            with_client(raw_config(many_base.clone()), lean)
+                .chat_stream(ask("x"))
+                .await
+                .unwrap(),
+        )
+        .await;
+        let error = got.error.expect("an error");
+        assert!(
+            error.to_string().contains("larger than 32 MiB"),
+            "lean {lean}: {error}"
+        );
+        assert!(got.text.len() <= 32 * 1024 * 1024, "{}", got.text.len());
     }
 }
