@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use astrbot_http::ConnectionLimits;
 use axum::extract::{Request, State};
@@ -109,6 +109,33 @@ struct Webhook {
     bot: BotIdentity,
     secret: String,
     inbound: mpsc::Sender<InboundMessage>,
+    refusals: RefusalLog,
+}
+
+/// How often refused webhook requests are logged at most: the port faces
+/// the internet, and strangers must not be able to fill the log.
+const REFUSALS_LOGGED_EVERY: Duration = Duration::from_secs(60);
+
+/// Counts refused requests and says when to log them: the first at once,
+/// then the count at most every [`REFUSALS_LOGGED_EVERY`].
+#[derive(Default)]
+struct RefusalLog {
+    state: std::sync::Mutex<(Option<Instant>, u64)>,
+}
+
+impl RefusalLog {
+    /// Counts one refusal at `now`; returns how many to report now, if
+    /// it is time to.
+    fn refused(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (last_logged, unlogged) = &mut *state;
+        *unlogged += 1;
+        if last_logged.is_some_and(|at| now.duration_since(at) < REFUSALS_LOGGED_EVERY) {
+            return None;
+        }
+        *last_logged = Some(now);
+        Some(std::mem::take(unlogged))
+    }
 }
 
 pub(super) async fn serve_webhook(
@@ -138,6 +165,7 @@ pub(super) async fn serve_webhook(
         bot,
         secret,
         inbound,
+        refusals: RefusalLog::default(),
     });
     let app = Router::new().fallback(receive).with_state(state);
     adapter.status.set_running(true);
@@ -163,7 +191,13 @@ async fn receive(State(webhook): State<Arc<Webhook>>, request: Request) -> Statu
         .unwrap_or_default();
     // Constant time, so the comparison does not leak the secret's prefix.
     if !bool::from(presented.ct_eq(webhook.secret.as_bytes())) {
-        tracing::warn!(platform.id = %webhook.adapter.id, "refused a webhook request without the right secret token");
+        if let Some(refused) = webhook.refusals.refused(Instant::now()) {
+            tracing::warn!(
+                platform.id = %webhook.adapter.id,
+                refused,
+                "refused webhook requests without the right secret token (logged at most once a minute)"
+            );
+        }
         return StatusCode::UNAUTHORIZED;
     }
     let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_UPDATE_BYTES).await else {
@@ -177,4 +211,21 @@ async fn receive(State(webhook): State<Arc<Webhook>>, request: Request) -> Statu
         .deliver(&webhook.bot, &update, &webhook.inbound)
         .await;
     StatusCode::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_logged_at_once_then_counted_once_a_minute() {
+        let log = RefusalLog::default();
+        let start = Instant::now();
+        assert_eq!(log.refused(start), Some(1));
+        for second in 1..60 {
+            assert_eq!(log.refused(start + Duration::from_secs(second)), None);
+        }
+        assert_eq!(log.refused(start + Duration::from_secs(60)), Some(60));
+        assert_eq!(log.refused(start + Duration::from_secs(61)), None);
+    }
 }
