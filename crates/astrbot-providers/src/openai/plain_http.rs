@@ -6,8 +6,9 @@
 //! Here the task that asked reads the socket itself, and one read takes
 //! every event that has arrived. Only what such servers answer a JSON
 //! `POST` with is handled: a `Content-Length`, chunked or close-delimited
-//! body. TLS, proxies, redirects and credentials in the URL stay with
-//! reqwest (see [`PlainHttp::for_url`]).
+//! body; a redirect is reported as the status it is, not followed. TLS,
+//! proxies, credentials in the URL and custom headers that clash with this
+//! client's own stay with reqwest (see [`PlainHttp::for_url`]).
 
 use std::io;
 use std::net::SocketAddr;
