@@ -16,6 +16,7 @@ pub mod discord;
 mod manager;
 mod message;
 pub mod onebot;
+mod refusal_log;
 mod registry;
 pub mod slack;
 pub mod telegram;

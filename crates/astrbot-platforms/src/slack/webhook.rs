@@ -5,7 +5,7 @@
 //! background, as Slack wants an answer within three seconds.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use astrbot_http::ConnectionLimits;
 use axum::body::Bytes;
@@ -21,11 +21,13 @@ use tokio::sync::{mpsc, watch};
 use super::signature;
 use super::SlackAdapter;
 use crate::adapter::{wait_for_shutdown, PlatformError};
+use crate::refusal_log::RefusalLog;
 
 #[derive(Clone)]
 struct Hook {
     adapter: Arc<SlackAdapter>,
     intake: mpsc::Sender<Value>,
+    refusals: Arc<RefusalLog>,
 }
 
 pub(super) async fn serve(
@@ -46,6 +48,7 @@ pub(super) async fn serve(
         .with_state(Hook {
             adapter: adapter.clone(),
             intake: intake.clone(),
+            refusals: Arc::default(),
         });
     tracing::info!(platform.id = %adapter.id, %addr, path = %config.webhook_path, "Slack Events API webhook listening");
     adapter.status.set_running(true);
@@ -74,7 +77,14 @@ async fn event(State(hook): State<Hook>, headers: HeaderMap, body: Bytes) -> Res
         &body,
         now,
     ) {
-        tracing::warn!(platform.id = %hook.adapter.id, reason = refusal.reason(), "refused a Slack webhook request");
+        if let Some(refused) = hook.refusals.refused(Instant::now()) {
+            tracing::warn!(
+                platform.id = %hook.adapter.id,
+                refused,
+                latest_reason = refusal.reason(),
+                "refused Slack webhook requests (logged at most once a minute)"
+            );
+        }
         return (StatusCode::UNAUTHORIZED, "invalid signature\n").into_response();
     }
     let Ok(payload) = serde_json::from_slice::<Value>(&body) else {

@@ -20,6 +20,7 @@ use super::inbound::BotIdentity;
 use super::TelegramAdapter;
 use crate::adapter::{wait_for_shutdown, PlatformError};
 use crate::message::InboundMessage;
+use crate::refusal_log::RefusalLog;
 
 /// Delays between failed polls: doubled from the first to the last.
 const BACKOFF_START: Duration = Duration::from_millis(500);
@@ -112,32 +113,6 @@ struct Webhook {
     refusals: RefusalLog,
 }
 
-/// How often refused webhook requests are logged at most: the port faces
-/// the internet, and strangers must not be able to fill the log.
-const REFUSALS_LOGGED_EVERY: Duration = Duration::from_secs(60);
-
-/// Counts refused requests and says when to log them: the first at once,
-/// then the count at most every [`REFUSALS_LOGGED_EVERY`].
-#[derive(Default)]
-struct RefusalLog {
-    state: std::sync::Mutex<(Option<Instant>, u64)>,
-}
-
-impl RefusalLog {
-    /// Counts one refusal at `now`; returns how many to report now, if
-    /// it is time to.
-    fn refused(&self, now: Instant) -> Option<u64> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (last_logged, unlogged) = &mut *state;
-        *unlogged += 1;
-        if last_logged.is_some_and(|at| now.duration_since(at) < REFUSALS_LOGGED_EVERY) {
-            return None;
-        }
-        *last_logged = Some(now);
-        Some(std::mem::take(unlogged))
-    }
-}
-
 pub(super) async fn serve_webhook(
     adapter: Arc<TelegramAdapter>,
     bot: BotIdentity,
@@ -211,21 +186,4 @@ async fn receive(State(webhook): State<Arc<Webhook>>, request: Request) -> Statu
         .deliver(&webhook.bot, &update, &webhook.inbound)
         .await;
     StatusCode::OK
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refusals_are_logged_at_once_then_counted_once_a_minute() {
-        let log = RefusalLog::default();
-        let start = Instant::now();
-        assert_eq!(log.refused(start), Some(1));
-        for second in 1..60 {
-            assert_eq!(log.refused(start + Duration::from_secs(second)), None);
-        }
-        assert_eq!(log.refused(start + Duration::from_secs(60)), Some(60));
-        assert_eq!(log.refused(start + Duration::from_secs(61)), None);
-    }
 }

@@ -136,7 +136,8 @@ fn parse_size(line: &[u8]) -> io::Result<u64> {
     u64::from_str_radix(digits, 16).map_err(|_| invalid("an invalid chunk size"))
 }
 
-fn invalid(message: &str) -> io::Error {
+/// An error for an answer that breaks HTTP's framing.
+pub(super) fn invalid(message: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.to_owned())
 }
 

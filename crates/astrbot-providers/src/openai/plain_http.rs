@@ -19,7 +19,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::chunked::{Chunked, Decoded};
+use super::chunked::{invalid, Chunked, Decoded};
 use super::idle_pool::IdlePool;
 
 /// A connection closed without an answer within this time after the
@@ -358,10 +358,6 @@ fn parse_head(buffer: &[u8]) -> io::Result<Option<Head>> {
         framing,
         keep_alive,
     }))
-}
-
-fn invalid(message: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, message.to_owned())
 }
 
 impl Drop for BodyReader {
