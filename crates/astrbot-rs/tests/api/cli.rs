@@ -274,55 +274,110 @@ fn an_absurd_expiry_is_refused_not_a_crash() {
     let _ = std::fs::remove_dir_all(root);
 }
 
+/// A server whose provider sends two deltas of `text` and then goes quiet
+/// for longer than the shutdown grace, with a chat key.
+struct StalledProvider {
+    fake: fake_openai::FakeOpenAi,
+    root: std::path::PathBuf,
+    key: String,
+    served: Served,
+}
+
+impl StalledProvider {
+    async fn start(text: &str) -> StalledProvider {
+        let fake = fake_openai::FakeOpenAi::start(fake_openai::Behaviour {
+            text: Some(text.into()),
+            hang_after_chunks: Some(2),
+            ..Default::default()
+        })
+        .await;
+        let root = temp_root();
+        let mut config = config_for(&fake);
+        config["provider_sources"][0]["timeout"] = json!(120);
+        std::fs::write(
+            root.join("data/cmd_config.json"),
+            serde_json::to_vec_pretty(&config).unwrap(),
+        )
+        .unwrap();
+        let (ok, stdout, stderr) = run(
+            &root,
+            &["apikey", "create", "--name", "t", "--scopes", "chat"],
+        );
+        assert!(ok, "{stderr}");
+        let key = stdout.trim().to_owned();
+        let served = serve(&root);
+        StalledProvider {
+            fake,
+            root,
+            key,
+            served,
+        }
+    }
+
+    /// Starts a streamed chat in session `s` and reads it in the background.
+    async fn chat(&self, message: &str) -> tokio::task::JoinHandle<SseStream> {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/v1/chat", self.served.base))
+            .header("X-API-Key", &self.key)
+            .json(&json!({"username": "u", "session_id": "s", "message": message}))
+            .send()
+            .await
+            .unwrap();
+        tokio::spawn(read_stream(response))
+    }
+
+    fn sigterm(&self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.served.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+
+    /// Waits (up to 15 s after `asked_at`) for the process to exit.
+    async fn exit_status(&mut self, asked_at: std::time::Instant) -> std::process::ExitStatus {
+        loop {
+            if let Some(status) = self.served.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                asked_at.elapsed() < Duration::from_secs(15),
+                "still running"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The bot turns saved in session `s`.
+    async fn saved_bot_turns(&self) -> Vec<serde_json::Value> {
+        let store = astrbot_store::SqliteStore::open(&self.root.join("data/astrbot-rs.db"))
+            .await
+            .unwrap();
+        astrbot_core::Store::list_history(&store, "webchat", "s")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|turn| turn.content)
+            .filter(|content| content["type"] == "bot")
+            .collect()
+    }
+}
+
+impl Drop for StalledProvider {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
 #[tokio::test]
 async fn a_turn_still_answering_at_shutdown_is_cut_short_and_saved() {
-    // Two deltas, then the provider goes quiet for longer than the grace.
-    let fake = fake_openai::FakeOpenAi::start(fake_openai::Behaviour {
-        text: Some("a partial answer".into()),
-        hang_after_chunks: Some(2),
-        ..Default::default()
-    })
-    .await;
-    let root = temp_root();
-    let mut config = config_for(&fake);
-    config["provider_sources"][0]["timeout"] = json!(120);
-    std::fs::write(
-        root.join("data/cmd_config.json"),
-        serde_json::to_vec_pretty(&config).unwrap(),
-    )
-    .unwrap();
-    let (ok, stdout, stderr) = run(
-        &root,
-        &["apikey", "create", "--name", "t", "--scopes", "chat"],
-    );
-    assert!(ok, "{stderr}");
-    let key = stdout.trim().to_owned();
-    let served = serve(&root);
-
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/chat", served.base))
-        .header("X-API-Key", &key)
-        .json(&json!({"username": "u", "session_id": "s", "message": "hi"}))
-        .send()
-        .await
-        .unwrap();
-    let reading = tokio::spawn(read_stream(response));
+    let mut server = StalledProvider::start("a partial answer").await;
+    let reading = server.chat("hi").await;
     // A second message to the same session waits for the first turn.
-    let queued = reqwest::Client::new()
-        .post(format!("{}/api/v1/chat", served.base))
-        .header("X-API-Key", &key)
-        .json(&json!({"username": "u", "session_id": "s", "message": "and then?"}))
-        .send()
-        .await
-        .unwrap();
-    let queued = tokio::spawn(read_stream(queued));
+    let queued = server.chat("and then?").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let asked_at = std::time::Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &served.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    server.sigterm();
     let stream = tokio::time::timeout(Duration::from_secs(15), reading)
         .await
         .expect("the stream ended")
@@ -344,104 +399,41 @@ async fn a_turn_still_answering_at_shutdown_is_cut_short_and_saved() {
         "{}",
         queued.raw
     );
-    let asked_model: Vec<_> = fake
+    let asked_model: Vec<_> = server
+        .fake
         .requests()
         .into_iter()
         .filter(|request| !is_title_request(&request.body))
         .collect();
     assert_eq!(asked_model.len(), 1, "only the first turn called the model");
-    let mut served = served;
-    let exited = loop {
-        if let Some(status) = served.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            asked_at.elapsed() < Duration::from_secs(15),
-            "still running"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exited = server.exit_status(asked_at).await;
     assert!(exited.success(), "{exited:?}");
     assert!(
         asked_at.elapsed() < Duration::from_secs(10),
         "exited once the turn was saved, before the grace ran out"
     );
-    let store = astrbot_store::SqliteStore::open(&root.join("data/astrbot-rs.db"))
-        .await
-        .unwrap();
-    let turns = astrbot_core::Store::list_history(&store, "webchat", "s")
-        .await
-        .unwrap();
-    let bots: Vec<_> = turns
-        .iter()
-        .filter(|turn| turn.content["type"] == "bot")
-        .collect();
+    let bots = server.saved_bot_turns().await;
     assert_eq!(bots.len(), 2, "both turns were saved");
-    assert_eq!(bots[0].content["message"][0]["text"], text.as_str());
-    assert_eq!(
-        bots[1].content["message"][0]["text"],
-        queued.text().as_str()
-    );
-    let _ = std::fs::remove_dir_all(root);
+    assert_eq!(bots[0]["message"][0]["text"], text.as_str());
+    assert_eq!(bots[1]["message"][0]["text"], queued.text().as_str());
 }
 
 #[tokio::test]
 async fn a_second_signal_stops_the_chats_at_once_and_still_saves_them() {
-    // The provider goes quiet after two deltas, for longer than the grace.
-    let fake = fake_openai::FakeOpenAi::start(fake_openai::Behaviour {
-        text: Some("cut short".into()),
-        hang_after_chunks: Some(2),
-        ..Default::default()
-    })
-    .await;
-    let root = temp_root();
-    let mut config = config_for(&fake);
-    config["provider_sources"][0]["timeout"] = json!(120);
-    std::fs::write(
-        root.join("data/cmd_config.json"),
-        serde_json::to_vec_pretty(&config).unwrap(),
-    )
-    .unwrap();
-    let (ok, stdout, stderr) = run(
-        &root,
-        &["apikey", "create", "--name", "t", "--scopes", "chat"],
-    );
-    assert!(ok, "{stderr}");
-    let key = stdout.trim().to_owned();
-    let mut served = serve(&root);
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/chat", served.base))
-        .header("X-API-Key", &key)
-        .json(&json!({"username": "u", "session_id": "s", "message": "hi"}))
-        .send()
-        .await
-        .unwrap();
-    let reading = tokio::spawn(read_stream(response));
+    let mut server = StalledProvider::start("cut short").await;
+    let reading = server.chat("hi").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let asked_at = std::time::Instant::now();
     for _ in 0..2 {
-        let killed = Command::new("kill")
-            .args(["-TERM", &served.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        server.sigterm();
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let stream = tokio::time::timeout(Duration::from_secs(15), reading)
         .await
         .expect("the stream ended")
         .unwrap();
-    let exited = loop {
-        if let Some(status) = served.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            asked_at.elapsed() < Duration::from_secs(15),
-            "still running"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exited = server.exit_status(asked_at).await;
 
     assert!(exited.success(), "{exited:?}");
     // The first signal alone waits 8 s before stopping the chat.
@@ -457,15 +449,8 @@ async fn a_second_signal_stops_the_chats_at_once_and_still_saves_them() {
         "{:?}",
         stream.text()
     );
-    let store = astrbot_store::SqliteStore::open(&root.join("data/astrbot-rs.db"))
-        .await
-        .unwrap();
-    let turns = astrbot_core::Store::list_history(&store, "webchat", "s")
-        .await
-        .unwrap();
     assert!(
-        turns.iter().any(|turn| turn.content["type"] == "bot"),
+        !server.saved_bot_turns().await.is_empty(),
         "the cut turn was saved"
     );
-    let _ = std::fs::remove_dir_all(root);
 }
