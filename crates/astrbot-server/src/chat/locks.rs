@@ -1,12 +1,14 @@
 //! Per-session serialisation: a second message to a busy session waits for
-//! the first to finish, so turns never interleave in one conversation.
+//! the first to finish, so turns never interleave in one conversation, and
+//! they run in the order their requests were taken.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-/// One async mutex per UMO, created on demand and forgotten when unused.
+/// Each session's newest turn, as a lock held while that turn runs.
+/// Entries are forgotten once unused.
 #[derive(Default)]
 pub struct SessionLocks {
     locks: Mutex<HashMap<String, Weak<AsyncMutex<()>>>>,
@@ -15,26 +17,50 @@ pub struct SessionLocks {
 /// Held while a turn runs; dropping it lets the next turn in.
 pub type SessionGuard = OwnedMutexGuard<()>;
 
-impl SessionLocks {
-    /// Waits until no other turn of `umo` is running.
-    pub async fn acquire(&self, umo: &str) -> SessionGuard {
-        let lock = self.lock_for(umo);
-        lock.lock_owned().await
-    }
+/// A turn's place in its session's queue, taken when its request is
+/// accepted, before its task runs: two tasks started in order may first be
+/// polled in either order, and the turns must still run in request order.
+pub struct SessionTicket {
+    /// The lock of the turn before this one, if it may still be running.
+    ahead: Option<Arc<AsyncMutex<()>>>,
+    /// This turn's own lock, locked from the start, so that the turn
+    /// after it waits until this one is done.
+    own: SessionGuard,
+}
 
-    fn lock_for(&self, umo: &str) -> Arc<AsyncMutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(lock) = locks.get(umo).and_then(Weak::upgrade) {
-            return lock;
+impl SessionTicket {
+    /// Waits until the turn before this one has finished; the guard is
+    /// held while this turn runs. The run waits on its ticket first
+    /// thing: a ticket dropped unwaited would let the next turn start
+    /// beside the one before it.
+    pub async fn wait(self) -> SessionGuard {
+        if let Some(ahead) = self.ahead {
+            drop(ahead.lock_owned().await);
         }
+        self.own
+    }
+}
+
+impl SessionLocks {
+    /// Takes the next place in `umo`'s queue.
+    pub fn enter(&self, umo: &str) -> SessionTicket {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        let ahead = locks.get(umo).and_then(Weak::upgrade);
         // Drop entries nobody holds any more before the map grows, so it
         // stays as large as the number of sessions busy at once.
         if locks.len() >= 1024 {
             locks.retain(|_, lock| lock.strong_count() > 0);
         }
-        let lock = Arc::new(AsyncMutex::new(()));
-        locks.insert(umo.to_owned(), Arc::downgrade(&lock));
-        lock
+        let own = Arc::new(AsyncMutex::new(()));
+        locks.insert(umo.to_owned(), Arc::downgrade(&own));
+        let own = own.try_lock_owned().expect("a lock made just now is free");
+        SessionTicket { ahead, own }
+    }
+
+    /// Waits until no other turn of `umo` is running.
+    #[cfg(test)]
+    pub async fn acquire(&self, umo: &str) -> SessionGuard {
+        self.enter(umo).wait().await
     }
 }
 
@@ -59,5 +85,31 @@ mod tests {
         let _again = tokio::time::timeout(Duration::from_millis(50), locks.acquire("a"))
             .await
             .expect("released lock can be taken");
+    }
+
+    #[tokio::test]
+    async fn turns_run_in_the_order_they_entered_whatever_order_they_wait_in() {
+        let locks = SessionLocks::default();
+        let first = locks.enter("a");
+        let second = locks.enter("a");
+        let third = locks.enter("a");
+
+        // The third and second start waiting before the first does.
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let run = |ticket: SessionTicket, name: &'static str| {
+            let order = order.clone();
+            async move {
+                let _turn = ticket.wait().await;
+                order.lock().unwrap().push(name);
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::join!(
+            run(third, "third"),
+            run(second, "second"),
+            run(first, "first")
+        );
+
+        assert_eq!(*order.lock().unwrap(), ["first", "second", "third"]);
     }
 }

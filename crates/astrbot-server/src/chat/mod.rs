@@ -102,7 +102,8 @@ impl ChatService {
         let (events, receiver) = mpsc::channel(256);
         let service = self.clone();
         let entered = self.turns.enter();
-        tokio::spawn(async move { service.run(turn, entered, events).await });
+        let place = self.locks.enter(&turn.umo);
+        tokio::spawn(async move { service.run(turn, entered, place, events).await });
         receiver
     }
 }

@@ -14,6 +14,7 @@ use tokio::sync::mpsc::Sender;
 
 use super::context::{persona_messages, recent_history, user_turn};
 use super::events::{AgentStats, ChatEvent};
+use super::locks::SessionTicket;
 use super::parts::UserPart;
 use super::sink::EventSink;
 use super::turns::{Interrupt, Turn};
@@ -66,10 +67,11 @@ impl ChatService {
         self: Arc<Self>,
         turn: ChatTurn,
         mut entered: Turn,
+        place: SessionTicket,
         events: Sender<ChatEvent>,
     ) {
         let events = EventSink::new(events, self.turns.interrupted());
-        let _session = self.locks.acquire(&turn.umo).await;
+        let _session = place.wait().await;
         let config = self.configs.resolve_for_umo(&turn.umo);
         let has_content = turn.parts.iter().any(UserPart::is_content);
         if config.chat.enable && has_content {
