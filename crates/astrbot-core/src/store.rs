@@ -197,6 +197,16 @@ pub trait Store: Send + Sync {
         creator: &str,
         is_group: bool,
     ) -> StoreResult<SessionRecord>;
+    /// Inserts a webchat session (not a group) together with its first UI
+    /// history turn, in one transaction: a new chat's first message costs
+    /// one commit, not two. `StoreError::Conflict`, with nothing written,
+    /// when the session id exists.
+    async fn create_session_with_turn(
+        &self,
+        session_id: &str,
+        creator: &str,
+        turn: NewHistory,
+    ) -> StoreResult<HistoryRecord>;
     /// A creator's sessions, `updated_at` newest first, optionally of one
     /// platform, excluding sessions attached to a ChatUI project. `page`
     /// starts at 1.
@@ -235,6 +245,15 @@ pub trait Store: Send + Sync {
         &self,
         platform_id: &str,
         umo: &str,
+    ) -> StoreResult<ConversationRecord>;
+    /// Creates a conversation for `umo` and makes it the current one (its
+    /// id stored as the `umo` preference `selection_key`), in one
+    /// transaction: no conversation is left that nothing selects.
+    async fn create_selected_conversation(
+        &self,
+        platform_id: &str,
+        umo: &str,
+        selection_key: &str,
     ) -> StoreResult<ConversationRecord>;
     async fn get_conversation(
         &self,

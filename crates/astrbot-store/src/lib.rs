@@ -263,6 +263,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn create_session_with_turn(
+        &self,
+        session_id: &str,
+        creator: &str,
+        turn: NewHistory,
+    ) -> StoreResult<HistoryRecord> {
+        let (session_id, creator) = (session_id.to_owned(), creator.to_owned());
+        self.write(move |c| {
+            sessions::create(c, &session_id, "webchat", &creator, false)?;
+            history::insert(c, turn)
+        })
+        .await
+    }
+
     async fn list_sessions(
         &self,
         creator: &str,
@@ -320,6 +334,24 @@ impl Store for SqliteStore {
         let (platform_id, umo) = (platform_id.to_owned(), umo.to_owned());
         self.write(move |c| conversations::create(c, &platform_id, &umo))
             .await
+    }
+
+    async fn create_selected_conversation(
+        &self,
+        platform_id: &str,
+        umo: &str,
+        selection_key: &str,
+    ) -> StoreResult<ConversationRecord> {
+        let [platform_id, umo, selection_key] =
+            [platform_id, umo, selection_key].map(str::to_owned);
+        self.write(move |c| {
+            let conversation = conversations::create(c, &platform_id, &umo)?;
+            let selection =
+                preferences::wrap(&Value::String(conversation.conversation_id.clone()))?;
+            preferences::put(c, "umo", &umo, &selection_key, &selection)?;
+            Ok(conversation)
+        })
+        .await
     }
 
     async fn get_conversation(

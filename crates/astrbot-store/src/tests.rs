@@ -430,6 +430,37 @@ async fn session_create_get_and_duplicate_conflict() {
 }
 
 #[tokio::test]
+async fn a_session_and_its_first_turn_are_written_together() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let user_turn = history("webchat", "s1", json!({"type": "user"}));
+    let first = store
+        .create_session_with_turn("s1", "alice", user_turn)
+        .await
+        .unwrap();
+    let session = store.get_session("s1").await.unwrap().unwrap();
+    assert_eq!(
+        (session.creator.as_str(), session.platform_id.as_str()),
+        ("alice", "webchat")
+    );
+    assert!(!session.is_group);
+    let listed = store.list_history("webchat", "s1").await.unwrap();
+    assert_eq!(listed, std::slice::from_ref(&first));
+
+    // A clash writes neither the session nor the turn.
+    let other_turn = history("webchat", "s1", json!({"type": "user", "n": 2}));
+    let again = store
+        .create_session_with_turn("s1", "bob", other_turn)
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(
+        store.get_session("s1").await.unwrap().unwrap().creator,
+        "alice"
+    );
+    assert_eq!(store.list_history("webchat", "s1").await.unwrap(), [first]);
+}
+
+#[tokio::test]
 async fn display_name_bumps_updated_at() {
     let db = TempDb::new();
     let store = db.open().await;
@@ -686,6 +717,42 @@ async fn history_ids_increment_and_list_is_oldest_first() {
 }
 
 // ---- conversations --------------------------------------------------------
+
+#[tokio::test]
+async fn a_selected_conversation_is_created_with_its_selection() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let umo = "webchat:FriendMessage:webchat!alice!s1";
+    let first = store
+        .create_selected_conversation("webchat", umo, "sel_conv_id")
+        .await
+        .unwrap();
+    let second = store
+        .create_selected_conversation("webchat", umo, "sel_conv_id")
+        .await
+        .unwrap();
+
+    let selected = store
+        .get_preference("umo", umo, "sel_conv_id")
+        .await
+        .unwrap();
+    assert_eq!(selected, Some(json!(second.conversation_id)));
+    assert_eq!(
+        store
+            .get_conversation(&second.conversation_id)
+            .await
+            .unwrap(),
+        Some(second)
+    );
+    // The one it replaced is kept.
+    assert_eq!(
+        store
+            .get_conversation(&first.conversation_id)
+            .await
+            .unwrap(),
+        Some(first)
+    );
+}
 
 #[tokio::test]
 async fn conversations_create_get_update() {

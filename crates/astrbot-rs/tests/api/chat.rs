@@ -380,6 +380,52 @@ async fn persona_prefix_and_context_length_shape_the_prompt() {
     assert_eq!(messages[3]["content"], "Q: three");
 }
 
+// Two worker threads: the server's writer waits for the lock in place of
+// one, and the other lets the rest of the messages reach the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_messages_racing_for_a_new_session_id() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    // A first use, so that the key's `last_used_at` write is not due again.
+    let warm_up = json!({"message": "hi", "username": "ann", "session_id": "warm-up"});
+    assert_eq!(app.chat(&key, warm_up).await.text(), "Echo: hi");
+    // Another tool holds the write lock, so that every first message finds
+    // no session and then waits to create it: they all race.
+    let database = rusqlite::Connection::open(app.data_dir().join("astrbot-rs.db")).unwrap();
+    database.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let chats = ["ann", "ben"].into_iter().cycle().take(8).enumerate();
+    let chats = chats.map(|(i, user)| {
+        let (app, key) = (&app, key.clone());
+        let body =
+            json!({"message": format!("{user} {i}"), "username": user, "session_id": "raced"});
+        async move { (user, app.chat(&key, body).await) }
+    });
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        database.execute_batch("COMMIT").unwrap();
+    });
+    let results = futures::future::join_all(chats).await;
+    release.join().unwrap();
+
+    // Whoever's session was stored first owns it: all of that user's
+    // messages are answered and stored, and all of the other's refused.
+    let store = store_of(&app).await;
+    let owner = store.get_session("raced").await.unwrap().unwrap().creator;
+    for (user, stream) in &results {
+        if *user == owner {
+            assert_eq!(stream.types().last().unwrap(), "end", "{user}");
+        } else {
+            let refusal = &stream.events[0]["message"];
+            assert_eq!(refusal, "session_id belongs to another username");
+        }
+    }
+    let history = store.list_history("webchat", "raced").await.unwrap();
+    let senders = history.iter().filter_map(|turn| turn.sender_id.as_deref());
+    let users: Vec<_> = senders.filter(|sender| *sender != "bot").collect();
+    assert_eq!(users, [owner.as_str(); 4]);
+}
+
 #[tokio::test]
 async fn concurrent_sessions_never_cross_talk() {
     let app = spawn_app_with(

@@ -18,16 +18,9 @@ impl ChatService {
     /// current one; the old one is kept.
     pub async fn new_conversation(&self, umo: &str) -> StoreResult<ConversationRecord> {
         let platform_id = umo.split(':').next().unwrap_or("webchat");
-        let conversation = self.store.create_conversation(platform_id, umo).await?;
         self.store
-            .put_preference(
-                "umo",
-                umo,
-                CONVERSATION_PREFERENCE,
-                &Value::String(conversation.conversation_id.clone()),
-            )
-            .await?;
-        Ok(conversation)
+            .create_selected_conversation(platform_id, umo, CONVERSATION_PREFERENCE)
+            .await
     }
 
     /// Forgets the current conversation's messages.

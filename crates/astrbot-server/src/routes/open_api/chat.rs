@@ -1,6 +1,7 @@
 //! `POST /api/v1/chat`: validates the request in AstrBot's order, makes sure
 //! the session exists and belongs to the caller's user, applies config
-//! routing, stores the user turn and answers with the SSE stream.
+//! routing, stores the user turn (with the session, for a new one) and
+//! answers with the SSE stream.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -61,45 +62,31 @@ pub(crate) async fn prepare(
         session_id
     };
 
-    ensure_session(state, &session_id, &username).await?;
-    let config_id = resolve_config(state, &payload)?;
-    let umo = Umo::webchat(&username, &session_id);
-    if let Some(config_id) = config_id {
-        // Routes are glob patterns; this binding is for this session only,
-        // so `*`, `?` and `[` in the user name or session id are escaped.
-        let route = format!(
-            "{}:{}:{}",
-            umo.platform_id,
-            umo.message_type.as_str(),
-            escape_glob(&umo.session_id)
-        );
-        let routed = if config_id == DEFAULT_CONFIG_ID {
-            state.configs.remove_route(&route).await
-        } else {
-            state.configs.set_route(&route, &config_id).await
-        };
-        routed.map_err(|error| {
-            Envelope::error(format!("Failed to update chat config route: {error}"))
-        })?;
-    }
+    // AstrBot creates a new session before any further check, so that a
+    // request refused later still leaves it. Here a new session is written
+    // with the user turn instead, in one commit; a refused request writes
+    // it on its own before the refusal goes out.
+    let new_session = !is_known_session(state, &session_id, &username).await?;
+    let (umo, parts) = match route_and_parts(state, &session_id, &username, &payload).await {
+        Ok(checked) => checked,
+        Err(refusal) => {
+            if new_session {
+                create_session(state, &session_id, &username).await?;
+            }
+            return Err(refusal);
+        }
+    };
 
-    let parts = message_parts(state, &payload).await?;
     let message_id = uuid::Uuid::new_v4().to_string();
     let history: Vec<Value> = parts.iter().map(UserPart::to_history_json).collect();
-    state
-        .store
-        .insert_history(NewHistory {
-            platform_id: "webchat".to_owned(),
-            user_id: session_id.clone(),
-            sender_id: Some(username.clone()),
-            sender_name: Some(username.clone()),
-            content: json!({"type": "user", "message": history}),
-        })
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "could not save the user turn");
-            Envelope::error("Failed to save the message")
-        })?;
+    let user_turn = NewHistory {
+        platform_id: "webchat".to_owned(),
+        user_id: session_id.clone(),
+        sender_id: Some(username.clone()),
+        sender_name: Some(username.clone()),
+        content: json!({"type": "user", "message": history}),
+    };
+    store_user_turn(state, new_session, &session_id, &username, user_turn).await?;
 
     Ok(ChatTurn {
         platform_id: "webchat".to_owned(),
@@ -119,44 +106,125 @@ pub(crate) async fn prepare(
     })
 }
 
-/// Creates the session for `username`, or checks that it is theirs.
-async fn ensure_session(
+/// The checks after the session's, in AstrBot's order: the config routing
+/// (applied when the request names a config), then the message parts.
+async fn route_and_parts(
+    state: &AppState,
+    session_id: &str,
+    username: &str,
+    payload: &Map<String, Value>,
+) -> Result<(Umo, Vec<UserPart>), Envelope> {
+    let config_id = resolve_config(state, payload)?;
+    let umo = Umo::webchat(username, session_id);
+    if let Some(config_id) = config_id {
+        // Routes are glob patterns; this binding is for this session only,
+        // so `*`, `?` and `[` in the user name or session id are escaped.
+        let route = format!(
+            "{}:{}:{}",
+            umo.platform_id,
+            umo.message_type.as_str(),
+            escape_glob(&umo.session_id)
+        );
+        let routed = if config_id == DEFAULT_CONFIG_ID {
+            state.configs.remove_route(&route).await
+        } else {
+            state.configs.set_route(&route, &config_id).await
+        };
+        routed.map_err(|error| {
+            Envelope::error(format!("Failed to update chat config route: {error}"))
+        })?;
+    }
+    let parts = message_parts(state, payload).await?;
+    Ok((umo, parts))
+}
+
+/// Whether the session exists; one that is not `username`'s is refused.
+async fn is_known_session(
+    state: &AppState,
+    session_id: &str,
+    username: &str,
+) -> Result<bool, Envelope> {
+    match state.store.get_session(session_id).await {
+        Ok(Some(session)) => owner_check(&session.creator, username).map(|()| true),
+        Ok(None) => Ok(false),
+        Err(error) => Err(session_failure(&error)),
+    }
+}
+
+/// Creates the session for `username` on its own (for a refused first
+/// message), or checks that a racing request's is theirs.
+async fn create_session(
     state: &AppState,
     session_id: &str,
     username: &str,
 ) -> Result<(), Envelope> {
-    let owner_check = |creator: &str| {
-        if creator == username {
-            Ok(())
-        } else {
-            Err(Envelope::error("session_id belongs to another username"))
-        }
-    };
-    let store_failed =
-        |error: StoreError| Envelope::error(format!("Failed to create session: {error}"));
-
-    if let Some(session) = state
-        .store
-        .get_session(session_id)
-        .await
-        .map_err(store_failed)?
-    {
-        return owner_check(&session.creator);
-    }
-    match state
+    let created = state
         .store
         .create_session(session_id, "webchat", username, false)
-        .await
-    {
+        .await;
+    match created {
         Ok(_) => Ok(()),
-        // Two first messages raced; whoever lost checks the winner's row.
-        Err(StoreError::Conflict(_)) => match state.store.get_session(session_id).await {
-            Ok(Some(session)) => owner_check(&session.creator),
-            Ok(None) => Err(Envelope::error("Failed to create session: conflict")),
-            Err(error) => Err(store_failed(error)),
-        },
-        Err(error) => Err(store_failed(error)),
+        Err(StoreError::Conflict(_)) => check_racing_session(state, session_id, username).await,
+        Err(error) => Err(session_failure(&error)),
     }
+}
+
+/// Stores the user turn, with its session when the session is new.
+async fn store_user_turn(
+    state: &AppState,
+    new_session: bool,
+    session_id: &str,
+    username: &str,
+    turn: NewHistory,
+) -> Result<(), Envelope> {
+    if new_session {
+        let created = state
+            .store
+            .create_session_with_turn(session_id, username, turn.clone())
+            .await;
+        match created {
+            Ok(_) => return Ok(()),
+            // Two first messages raced. The loser's config routing (if
+            // any) is keyed by its own user name, so it touched nothing
+            // of the winner's; its turn is stored if the session is its
+            // user's.
+            Err(StoreError::Conflict(_)) => {
+                check_racing_session(state, session_id, username).await?
+            }
+            Err(error) => return Err(session_failure(&error)),
+        }
+    }
+    state.store.insert_history(turn).await.map_err(|error| {
+        tracing::error!(%error, "could not save the user turn");
+        Envelope::error("Failed to save the message")
+    })?;
+    Ok(())
+}
+
+/// After a clash on a new session id: the winner's session must be
+/// `username`'s.
+async fn check_racing_session(
+    state: &AppState,
+    session_id: &str,
+    username: &str,
+) -> Result<(), Envelope> {
+    match state.store.get_session(session_id).await {
+        Ok(Some(session)) => owner_check(&session.creator, username),
+        Ok(None) => Err(Envelope::error("Failed to create session: conflict")),
+        Err(error) => Err(session_failure(&error)),
+    }
+}
+
+fn owner_check(creator: &str, username: &str) -> Result<(), Envelope> {
+    if creator == username {
+        Ok(())
+    } else {
+        Err(Envelope::error("session_id belongs to another username"))
+    }
+}
+
+fn session_failure(error: &StoreError) -> Envelope {
+    Envelope::error(format!("Failed to create session: {error}"))
 }
 
 /// The config the request binds the session to, if it names one.
