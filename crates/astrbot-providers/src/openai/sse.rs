@@ -5,6 +5,8 @@
 //! bytes are buffered until a full line is available. Lines end in LF or
 //! CRLF; a lone CR is not treated as a line end, since no chat API sends it.
 
+use std::borrow::Cow;
+
 /// Collects lines into events and hands out each event's data.
 #[derive(Debug, Default)]
 pub struct SseParser {
@@ -26,7 +28,7 @@ impl SseParser {
     /// carries one event per token, and this way none of them allocates.
     pub fn push(&mut self, bytes: &[u8], on_event: &mut impl FnMut(&str)) {
         let mut rest = bytes;
-        while let Some(end) = rest.iter().position(|&byte| byte == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             let (line, after) = rest.split_at(end);
             rest = &after[1..];
             if self.partial.is_empty() {
@@ -69,7 +71,12 @@ impl SseParser {
             // A comment, e.g. OpenRouter's `: OPENROUTER PROCESSING` keep-alive.
             return;
         }
-        let line = String::from_utf8_lossy(line);
+        // Valid UTF-8 (nearly always) is checked by the fast validator;
+        // only a broken line pays for the replacement characters.
+        let line = match std::str::from_utf8(line) {
+            Ok(line) => Cow::Borrowed(line),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         let (field, value) = match line.split_once(':') {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
             None => (line.as_ref(), ""),
@@ -140,6 +147,13 @@ mod tests {
                 "split at {split}"
             );
         }
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_characters() {
+        let mut parser = SseParser::new();
+        let events = parser.push_all(b"data: caf\xc3 ok\n\ndata: \xff\n\n");
+        assert_eq!(events, vec!["caf\u{fffd} ok", "\u{fffd}"]);
     }
 
     #[test]
