@@ -16,6 +16,7 @@ mod sse;
 mod stream;
 mod wire;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,6 +100,9 @@ pub struct OpenAiCompatible {
     client: reqwest::Client,
     /// Used instead of `client` for a provider on this machine.
     plain: Option<PlainHttp>,
+    /// Set once the provider answered the lean client with a redirect,
+    /// which only reqwest follows: from then on reqwest asks.
+    redirects: AtomicBool,
 }
 
 impl OpenAiCompatible {
@@ -147,6 +151,7 @@ impl OpenAiCompatible {
             keys,
             client,
             plain,
+            redirects: AtomicBool::new(false),
         })
     }
 
@@ -203,7 +208,8 @@ impl OpenAiCompatible {
 
     /// One request with one key: the status and the unread body.
     async fn post(&self, body: &Bytes, key: Option<&str>) -> Result<(u16, Answer), ProviderError> {
-        if let Some(plain) = &self.plain {
+        let lean = self.plain.as_ref();
+        if let Some(plain) = lean.filter(|_| !self.redirects.load(Ordering::Relaxed)) {
             let response = plain.post(body, key).await.map_err(|error| {
                 if error.kind() == std::io::ErrorKind::TimedOut {
                     self.timeout_error()
@@ -211,7 +217,18 @@ impl OpenAiCompatible {
                     ProviderError::Transport(astrbot_core::with_causes(&error))
                 }
             })?;
-            return Ok((response.status, Answer::Plain(response.body)));
+            if !is_redirect(response.status) {
+                return Ok((response.status, Answer::Plain(response.body)));
+            }
+            // Following is reqwest's job (and the OpenAI SDK's, for AstrBot):
+            // this request and every later one go through it.
+            self.redirects.store(true, Ordering::Relaxed);
+            tracing::info!(
+                provider = %self.id,
+                status = response.status,
+                "the provider redirects; its requests now go through the general HTTP client, \
+                 which follows redirects"
+            );
         }
         let mut request = self
             .client
@@ -371,6 +388,11 @@ fn is_loopback(url: &reqwest::Url) -> bool {
 
 /// A timeout in whole seconds for the error text, rounded up so that a
 /// sub-second timeout does not read "0 s".
+/// The statuses reqwest follows.
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
 fn whole_seconds(timeout: Duration) -> u64 {
     timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0)
 }

@@ -6,7 +6,8 @@
 //! Here the task that asked reads the socket itself, and one read takes
 //! every event that has arrived. Only what such servers answer a JSON
 //! `POST` with is handled: a `Content-Length`, chunked or close-delimited
-//! body; a redirect is reported as the status it is, not followed. TLS,
+//! body. A redirect is not followed here: the provider then hands the
+//! request, and every later one, to reqwest, which follows it. TLS,
 //! proxies, credentials in the URL and custom headers that clash with this
 //! client's own stay with reqwest (see [`PlainHttp::for_url`]).
 

@@ -141,12 +141,17 @@ async fn answer_requests(
 
 /// Reads one request (head and `Content-Length` body); false at the end.
 async fn read_request(socket: &mut TcpStream) -> bool {
+    read_whole_request(socket).await.is_some()
+}
+
+/// Reads one request and returns it (head and body); `None` at the end.
+async fn read_whole_request(socket: &mut TcpStream) -> Option<String> {
     let mut request = Vec::new();
     let mut byte = [0u8; 1];
     while !request.ends_with(b"\r\n\r\n") {
         match socket.read(&mut byte).await {
             Ok(1) => request.push(byte[0]),
-            _ => return false,
+            _ => return None,
         }
     }
     let head = String::from_utf8_lossy(&request).to_lowercase();
@@ -155,7 +160,9 @@ async fn read_request(socket: &mut TcpStream) -> bool {
         .find_map(|line| line.strip_prefix("content-length:"))
         .map_or(0, |value| value.trim().parse().unwrap());
     let mut body = vec![0u8; length];
-    socket.read_exact(&mut body).await.is_ok()
+    socket.read_exact(&mut body).await.ok()?;
+    request.extend_from_slice(&body);
+    Some(String::from_utf8_lossy(&request).into_owned())
 }
 
 fn raw_config(api_base: String) -> OpenAiConfig {
@@ -167,6 +174,8 @@ fn raw_config(api_base: String) -> OpenAiConfig {
 }
 
 const WHOLE_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 48\r\n\r\n{\"choices\":[{\"message\":{\"content\":\"answered\"}}]}";
+
+const STREAMED: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n30\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
 
 #[tokio::test]
 async fn a_kept_alive_connection_is_reused() {
@@ -181,7 +190,6 @@ async fn a_kept_alive_connection_is_reused() {
 #[tokio::test]
 async fn a_streamed_answer_leaves_its_connection_for_the_next_request() {
     // The stream ends at `[DONE]`; the body's last chunk is right behind.
-    const STREAMED: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n30\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
     let (base, connections) = raw_provider(STREAMED, usize::MAX, Close::AtOnce).await;
     let provider = with_client(raw_config(base), true);
     for _ in 0..3 {
@@ -276,6 +284,45 @@ async fn an_answer_arriving_a_byte_at_a_time_streams_whole() {
 
     assert_eq!(got.error, None);
     assert_eq!(got.text, "slow but whole");
+}
+
+#[tokio::test]
+async fn a_redirect_is_followed_by_both_clients() {
+    // A local server that moved its API: the old path answers 307 (which
+    // keeps the method and body), the new one answers.
+    const MOVED: &[u8] = b"HTTP/1.1 307 Temporary Redirect\r\nlocation: /v2/chat/completions\r\ncontent-length: 0\r\n\r\n";
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                while let Some(request) = read_whole_request(&mut socket).await {
+                    let answer = match request {
+                        old if old.starts_with("POST /v1/") => MOVED,
+                        streamed if streamed.contains("\"stream\":true") => STREAMED,
+                        _ => WHOLE_ANSWER,
+                    };
+                    if socket.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+
+    for lean in [true, false] {
+        let provider = with_client(raw_config(base.clone()), lean);
+        for _ in 0..2 {
+            let whole = provider.chat(ask("x")).await;
+            assert_eq!(whole.unwrap().text, "answered", "lean {lean}");
+            let streamed = collect(provider.chat_stream(ask("x")).await.unwrap()).await;
+            assert_eq!(
+                (streamed.text.as_str(), streamed.error),
+                ("hi", None),
+                "lean {lean}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -146,7 +146,7 @@ impl ProviderRegistry {
             timeout: spec.timeout,
             custom_headers: spec.custom_headers.clone(),
             extra_body: spec.extra_body.clone(),
-            ..OpenAiConfig::default()
+            lean_loopback_client: spec.lean_http_client,
         })
         .map_err(|error| error.to_string())?;
         Ok(Arc::new(provider))

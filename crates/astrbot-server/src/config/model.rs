@@ -56,6 +56,10 @@ pub struct ProviderSpec {
     pub extra_body: Map<String, Value>,
     /// For `local` providers: the GGUF file, if not the demo model.
     pub model_path: Option<String>,
+    /// Ours (`lean_http_client`, default true): whether a provider on this
+    /// machine is spoken to with the lean HTTP client; false hands it to
+    /// the general one, as every remote provider is.
+    pub lean_http_client: bool,
 }
 
 /// `dashboard` keys, read from the default config only.
@@ -246,6 +250,7 @@ fn provider_spec(entry: &Map<String, Value>, default_timeout: u64) -> Option<Pro
             .and_then(Value::as_str)
             .filter(|path| !path.is_empty())
             .map(str::to_owned),
+        lean_http_client: bool_at(entry_ref, "lean_http_client", true),
     })
 }
 
@@ -297,7 +302,8 @@ mod tests {
                     {"id": "fast", "provider_source_id": "src", "model": "m1"},
                     {"id": "off", "provider_source_id": "src", "model": "m2", "enable": false},
                     {"id": "legacy", "type": "openai_chat_completion", "key": "k2",
-                     "api_base": "http://x/v1", "model_config": {"model": "m3"}},
+                     "api_base": "http://x/v1", "model_config": {"model": "m3"},
+                     "lean_http_client": false},
                     {"id": "tts", "provider_type": "text_to_speech"}
                 ]
             }),
@@ -310,6 +316,12 @@ mod tests {
         assert_eq!(fast.timeout, Duration::from_secs(30));
         assert_eq!(config.providers[1].model, "m3");
         assert_eq!(config.providers[1].keys, ["k2"]);
+        let lean: Vec<bool> = config
+            .providers
+            .iter()
+            .map(|p| p.lean_http_client)
+            .collect();
+        assert_eq!(lean, [true, false]);
     }
 
     #[test]
