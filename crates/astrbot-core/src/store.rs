@@ -198,14 +198,14 @@ pub trait Store: Send + Sync {
         is_group: bool,
     ) -> StoreResult<SessionRecord>;
     /// Inserts a webchat session (not a group) together with its first UI
-    /// history turn, in one transaction: a new chat's first message costs
-    /// one commit, not two. `StoreError::Conflict`, with nothing written,
-    /// when the session id exists.
+    /// history turn, sent by its creator, in one transaction: a new chat's
+    /// first message costs one commit, not two. `StoreError::Conflict`,
+    /// with nothing written, when the session id exists.
     async fn create_session_with_turn(
         &self,
         session_id: &str,
         creator: &str,
-        turn: NewHistory,
+        content: Value,
     ) -> StoreResult<HistoryRecord>;
     /// A creator's sessions, `updated_at` newest first, optionally of one
     /// platform, excluding sessions attached to a ChatUI project. `page`

@@ -267,11 +267,18 @@ impl Store for SqliteStore {
         &self,
         session_id: &str,
         creator: &str,
-        turn: NewHistory,
+        content: Value,
     ) -> StoreResult<HistoryRecord> {
-        let (session_id, creator) = (session_id.to_owned(), creator.to_owned());
+        let turn = NewHistory {
+            platform_id: "webchat".to_owned(),
+            user_id: session_id.to_owned(),
+            sender_id: Some(creator.to_owned()),
+            sender_name: Some(creator.to_owned()),
+            content,
+        };
+        let creator = creator.to_owned();
         self.write(move |c| {
-            sessions::create(c, &session_id, "webchat", &creator, false)?;
+            sessions::create(c, &turn.user_id, "webchat", &creator, false)?;
             history::insert(c, turn)
         })
         .await

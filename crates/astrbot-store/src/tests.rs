@@ -433,11 +433,11 @@ async fn session_create_get_and_duplicate_conflict() {
 async fn a_session_and_its_first_turn_are_written_together() {
     let db = TempDb::new();
     let store = db.open().await;
-    let user_turn = history("webchat", "s1", json!({"type": "user"}));
     let first = store
-        .create_session_with_turn("s1", "alice", user_turn)
+        .create_session_with_turn("s1", "alice", json!({"type": "user"}))
         .await
         .unwrap();
+    assert_eq!(first.sender_id.as_deref(), Some("alice"));
     let session = store.get_session("s1").await.unwrap().unwrap();
     assert_eq!(
         (session.creator.as_str(), session.platform_id.as_str()),
@@ -448,7 +448,7 @@ async fn a_session_and_its_first_turn_are_written_together() {
     assert_eq!(listed, std::slice::from_ref(&first));
 
     // A clash writes neither the session nor the turn.
-    let other_turn = history("webchat", "s1", json!({"type": "user", "n": 2}));
+    let other_turn = json!({"type": "user", "n": 2});
     let again = store
         .create_session_with_turn("s1", "bob", other_turn)
         .await;

@@ -101,8 +101,9 @@ pub struct OpenAiCompatible {
     /// Used instead of `client` for a provider on this machine.
     plain: Option<PlainHttp>,
     /// Set once the provider answered the lean client with a redirect,
-    /// which only reqwest follows: from then on reqwest asks.
-    redirects: AtomicBool,
+    /// which only reqwest follows: from then on reqwest asks, whatever
+    /// `plain` is.
+    general_client_only: AtomicBool,
 }
 
 impl OpenAiCompatible {
@@ -151,7 +152,7 @@ impl OpenAiCompatible {
             keys,
             client,
             plain,
-            redirects: AtomicBool::new(false),
+            general_client_only: AtomicBool::new(false),
         })
     }
 
@@ -208,8 +209,11 @@ impl OpenAiCompatible {
 
     /// One request with one key: the status and the unread body.
     async fn post(&self, body: &Bytes, key: Option<&str>) -> Result<(u16, Answer), ProviderError> {
-        let lean = self.plain.as_ref();
-        if let Some(plain) = lean.filter(|_| !self.redirects.load(Ordering::Relaxed)) {
+        let lean = match &self.plain {
+            Some(plain) if !self.general_client_only.load(Ordering::Relaxed) => Some(plain),
+            _ => None,
+        };
+        if let Some(plain) = lean {
             let response = plain.post(body, key).await.map_err(|error| {
                 if error.kind() == std::io::ErrorKind::TimedOut {
                     self.timeout_error()
@@ -222,7 +226,7 @@ impl OpenAiCompatible {
             }
             // Following is reqwest's job (and the OpenAI SDK's, for AstrBot):
             // this request and every later one go through it.
-            self.redirects.store(true, Ordering::Relaxed);
+            self.general_client_only.store(true, Ordering::Relaxed);
             tracing::info!(
                 provider = %self.id,
                 status = response.status,
@@ -386,13 +390,13 @@ fn is_loopback(url: &reqwest::Url) -> bool {
     })
 }
 
-/// A timeout in whole seconds for the error text, rounded up so that a
-/// sub-second timeout does not read "0 s".
 /// The statuses reqwest follows.
 fn is_redirect(status: u16) -> bool {
     matches!(status, 301 | 302 | 303 | 307 | 308)
 }
 
+/// A timeout in whole seconds for the error text, rounded up so that a
+/// sub-second timeout does not read "0 s".
 fn whole_seconds(timeout: Duration) -> u64 {
     timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0)
 }

@@ -386,44 +386,63 @@ async fn persona_prefix_and_context_length_shape_the_prompt() {
 async fn first_messages_racing_for_a_new_session_id() {
     let app = spawn_app().await;
     let (key, _) = app.create_key(&["chat"]).await;
+    let token = app.admin_token().await;
+    let config = json!({"name": "ben's", "config": config_for(&app.fake)});
+    let (_, created) = app
+        .admin_post(&token, "/api/config/abconf/new", config)
+        .await;
+    let bens_config = created["data"]["conf_id"].as_str().unwrap().to_owned();
     // A first use, so that the key's `last_used_at` write is not due again.
     let warm_up = json!({"message": "hi", "username": "ann", "session_id": "warm-up"});
     assert_eq!(app.chat(&key, warm_up).await.text(), "Echo: hi");
     // Another tool holds the write lock, so that every first message finds
-    // no session and then waits to create it: they all race.
+    // no session and then waits to create it: they all race, Ann's first.
     let database = rusqlite::Connection::open(app.data_dir().join("astrbot-rs.db")).unwrap();
     database.execute_batch("BEGIN IMMEDIATE").unwrap();
 
-    let chats = ["ann", "ben"].into_iter().cycle().take(8).enumerate();
-    let chats = chats.map(|(i, user)| {
+    let send = |user: &'static str, i: usize, delay: u64| {
         let (app, key) = (&app, key.clone());
-        let body =
+        let mut body =
             json!({"message": format!("{user} {i}"), "username": user, "session_id": "raced"});
-        async move { (user, app.chat(&key, body).await) }
-    });
+        if user == "ben" {
+            body["config_id"] = json!(bens_config);
+        }
+        async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            (user, app.chat(&key, body).await)
+        }
+    };
+    let anns = (0..4).map(|i| send("ann", i, 0));
+    let bens = (0..4).map(|i| send("ben", i, 100));
     let release = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
         database.execute_batch("COMMIT").unwrap();
     });
-    let results = futures::future::join_all(chats).await;
+    let results = futures::future::join_all(anns.chain(bens)).await;
     release.join().unwrap();
 
-    // Whoever's session was stored first owns it: all of that user's
-    // messages are answered and stored, and all of the other's refused.
-    let store = store_of(&app).await;
-    let owner = store.get_session("raced").await.unwrap().unwrap().creator;
+    // Ann's session was stored first: all her messages are answered and
+    // stored; all of Ben's are refused, and his config binding for a
+    // session he does not own was never written.
     for (user, stream) in &results {
-        if *user == owner {
+        if *user == "ann" {
             assert_eq!(stream.types().last().unwrap(), "end", "{user}");
         } else {
             let refusal = &stream.events[0]["message"];
             assert_eq!(refusal, "session_id belongs to another username");
         }
     }
+    let store = store_of(&app).await;
     let history = store.list_history("webchat", "raced").await.unwrap();
     let senders = history.iter().filter_map(|turn| turn.sender_id.as_deref());
     let users: Vec<_> = senders.filter(|sender| *sender != "bot").collect();
-    assert_eq!(users, [owner.as_str(); 4]);
+    assert_eq!(users, ["ann"; 4]);
+    let routes = store
+        .get_preference("global", "global", "umop_config_routing")
+        .await
+        .unwrap();
+    let routes = routes.unwrap_or_else(|| json!({})).to_string();
+    assert!(!routes.contains("ben"), "{routes}");
 }
 
 #[tokio::test]

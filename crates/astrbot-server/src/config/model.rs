@@ -232,6 +232,7 @@ fn provider_spec(entry: &Map<String, Value>, default_timeout: u64) -> Option<Pro
         .and_then(|t| t.as_u64().or_else(|| t.as_str()?.trim().parse().ok()))
         .filter(|&seconds| seconds > 0)
         .unwrap_or(default_timeout);
+    let lean_http_client = lean_http_client(entry, &id);
     Some(ProviderSpec {
         id,
         kind: str_at(entry_ref, "type", "openai_chat_completion"),
@@ -250,8 +251,21 @@ fn provider_spec(entry: &Map<String, Value>, default_timeout: u64) -> Option<Pro
             .and_then(Value::as_str)
             .filter(|path| !path.is_empty())
             .map(str::to_owned),
-        lean_http_client: bool_at(entry_ref, "lean_http_client", true),
+        lean_http_client,
     })
+}
+
+/// The provider's `lean_http_client` switch; anything but a JSON boolean
+/// (`"false"`, `0`) is ignored with a warning rather than silently.
+fn lean_http_client(entry: &Map<String, Value>, id: &str) -> bool {
+    match entry.get("lean_http_client") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(lean)) => *lean,
+        Some(other) => {
+            tracing::warn!(provider.id = id, value = %other, "lean_http_client must be true or false; using true");
+            true
+        }
+    }
 }
 
 fn str_at(parent: Option<&Value>, key: &str, default: &str) -> String {
@@ -322,6 +336,8 @@ mod tests {
             .map(|p| p.lean_http_client)
             .collect();
         assert_eq!(lean, [true, false]);
+        let quoted = json!({"id": "q", "lean_http_client": "false"});
+        assert!(lean_http_client(quoted.as_object().unwrap(), "q"));
     }
 
     #[test]

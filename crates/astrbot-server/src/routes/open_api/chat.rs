@@ -65,12 +65,22 @@ pub(crate) async fn prepare(
     // AstrBot creates a new session before any further check, so that a
     // request refused later still leaves it. Here a new session is written
     // with the user turn instead, in one commit; a refused request writes
-    // it on its own before the refusal goes out.
+    // it on its own before the refusal goes out. Binding a config writes a
+    // route, which must not happen for a session that turns out to be
+    // another user's (two first messages racing): such a request claims
+    // its new session first, as AstrBot does.
     let new_session = !is_known_session(state, &session_id, &username).await?;
-    let (umo, parts) = match route_and_parts(state, &session_id, &username, &payload).await {
+    let config = resolve_config(state, &payload);
+    let claim_first = new_session && matches!(config, Ok(Some(_)));
+    if claim_first {
+        create_session(state, &session_id, &username).await?;
+    }
+    let unwritten_session = new_session && !claim_first;
+    let checked = route_and_parts(state, &session_id, &username, config, &payload).await;
+    let (umo, parts) = match checked {
         Ok(checked) => checked,
         Err(refusal) => {
-            if new_session {
+            if unwritten_session {
                 create_session(state, &session_id, &username).await?;
             }
             return Err(refusal);
@@ -79,14 +89,8 @@ pub(crate) async fn prepare(
 
     let message_id = uuid::Uuid::new_v4().to_string();
     let history: Vec<Value> = parts.iter().map(UserPart::to_history_json).collect();
-    let user_turn = NewHistory {
-        platform_id: "webchat".to_owned(),
-        user_id: session_id.clone(),
-        sender_id: Some(username.clone()),
-        sender_name: Some(username.clone()),
-        content: json!({"type": "user", "message": history}),
-    };
-    store_user_turn(state, new_session, &session_id, &username, user_turn).await?;
+    let content = json!({"type": "user", "message": history});
+    store_user_turn(state, unwritten_session, &session_id, &username, content).await?;
 
     Ok(ChatTurn {
         platform_id: "webchat".to_owned(),
@@ -106,15 +110,17 @@ pub(crate) async fn prepare(
     })
 }
 
-/// The checks after the session's, in AstrBot's order: the config routing
-/// (applied when the request names a config), then the message parts.
+/// The checks after the session's, in AstrBot's order: the config the
+/// request names (`config`, from [`resolve_config`]) and its routing, then
+/// the message parts.
 async fn route_and_parts(
     state: &AppState,
     session_id: &str,
     username: &str,
+    config: Result<Option<String>, Envelope>,
     payload: &Map<String, Value>,
 ) -> Result<(Umo, Vec<UserPart>), Envelope> {
-    let config_id = resolve_config(state, payload)?;
+    let config_id = config?;
     let umo = Umo::webchat(username, session_id);
     if let Some(config_id) = config_id {
         // Routes are glob patterns; this binding is for this session only,
@@ -151,8 +157,8 @@ async fn is_known_session(
     }
 }
 
-/// Creates the session for `username` on its own (for a refused first
-/// message), or checks that a racing request's is theirs.
+/// Creates the session for `username` on its own, or checks that a
+/// racing request's is theirs.
 async fn create_session(
     state: &AppState,
     session_id: &str,
@@ -169,31 +175,38 @@ async fn create_session(
     }
 }
 
-/// Stores the user turn, with its session when the session is new.
+/// Stores the user turn (`content`), with its session when that is not
+/// written yet.
 async fn store_user_turn(
     state: &AppState,
-    new_session: bool,
+    with_session: bool,
     session_id: &str,
     username: &str,
-    turn: NewHistory,
+    content: Value,
 ) -> Result<(), Envelope> {
-    if new_session {
+    if with_session {
+        // Cloned for the rare clash below, which needs the content again.
         let created = state
             .store
-            .create_session_with_turn(session_id, username, turn.clone())
+            .create_session_with_turn(session_id, username, content.clone())
             .await;
         match created {
             Ok(_) => return Ok(()),
-            // Two first messages raced. The loser's config routing (if
-            // any) is keyed by its own user name, so it touched nothing
-            // of the winner's; its turn is stored if the session is its
-            // user's.
+            // Two first messages raced: the loser's turn is stored alone
+            // if the session is its user's.
             Err(StoreError::Conflict(_)) => {
                 check_racing_session(state, session_id, username).await?
             }
             Err(error) => return Err(session_failure(&error)),
         }
     }
+    let turn = NewHistory {
+        platform_id: "webchat".to_owned(),
+        user_id: session_id.to_owned(),
+        sender_id: Some(username.to_owned()),
+        sender_name: Some(username.to_owned()),
+        content,
+    };
     state.store.insert_history(turn).await.map_err(|error| {
         tracing::error!(%error, "could not save the user turn");
         Envelope::error("Failed to save the message")
