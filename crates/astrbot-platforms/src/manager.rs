@@ -1,8 +1,10 @@
 //! Runs the configured adapters: one supervisor task per enabled entry
 //! that restarts a failed `run` with exponential backoff, so one broken
 //! platform (bad token, port taken) is logged and retried without touching
-//! the others or the API.
+//! the others or the API. A new `platform` list is applied while running:
+//! only the bots whose entries changed are stopped or started.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,9 +59,9 @@ struct Supervision {
 
 type SharedSupervision = Arc<Mutex<Supervision>>;
 
-fn lock(state: &SharedSupervision) -> std::sync::MutexGuard<'_, Supervision> {
-    // Only plain fields are written under this lock; poison is harmless.
-    state.lock().unwrap_or_else(|poison| poison.into_inner())
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Only plain values are written under these locks; poison is harmless.
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 struct Bot {
@@ -67,14 +69,25 @@ struct Bot {
     /// `None` when disabled or when building it failed.
     adapter: Option<Arc<dyn PlatformAdapter>>,
     supervision: SharedSupervision,
+    /// Stops this bot alone (a reload that drops or changes it) or with
+    /// the others (shutdown).
+    stop: watch::Sender<bool>,
+    /// Its supervisor, once started.
+    task: Option<JoinHandle<()>>,
 }
 
-/// The configured platform adapters.
+/// The configured platform adapters. The list can be replaced while the
+/// server runs ([`PlatformManager::reload`]).
 pub struct PlatformManager {
-    bots: Vec<Bot>,
+    registry: PlatformRegistry,
+    bots: Mutex<Vec<Bot>>,
     backoff: Backoff,
-    shutdown: watch::Sender<bool>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Where the adapters' messages go, once started.
+    inbound: Mutex<Option<mpsc::Sender<InboundMessage>>>,
+    /// One reload (or shutdown) at a time, so that a bot is never stopped
+    /// and started by two of them at once.
+    changing: tokio::sync::Mutex<()>,
+    shut_down: AtomicBool,
 }
 
 impl PlatformManager {
@@ -82,43 +95,17 @@ impl PlatformManager {
     /// without an id are skipped (logged); an unknown type or bad config
     /// stays listed with its error so the status endpoint can show it.
     pub fn from_config(registry: &PlatformRegistry, platforms: &Value) -> Self {
-        let mut bots: Vec<Bot> = Vec::new();
-        for entry in platforms.as_array().map(Vec::as_slice).unwrap_or_default() {
-            let config = match PlatformConfig::from_json(entry) {
-                Ok(config) => config,
-                Err(error) => {
-                    tracing::warn!(%error, "skipping platform entry");
-                    continue;
-                }
-            };
-            if bots.iter().any(|bot| bot.config.id == config.id) {
-                tracing::warn!(platform.id = %config.id, "duplicate platform id; keeping the first");
-                continue;
-            }
-            let supervision = SharedSupervision::default();
-            let adapter = if config.enable {
-                match registry.build(&config) {
-                    Ok(adapter) => Some(adapter),
-                    Err(error) => {
-                        tracing::warn!(platform.id = %config.id, %error, "platform not started");
-                        lock(&supervision).last_error = Some(error.to_string());
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            bots.push(Bot {
-                config,
-                adapter,
-                supervision,
-            });
-        }
+        let bots = parse_entries(platforms)
+            .into_iter()
+            .map(|config| build_bot(registry, config))
+            .collect();
         PlatformManager {
-            bots,
+            registry: registry.clone(),
+            bots: Mutex::new(bots),
             backoff: Backoff::default(),
-            shutdown: watch::channel(false).0,
-            tasks: Mutex::new(Vec::new()),
+            inbound: Mutex::new(None),
+            changing: tokio::sync::Mutex::new(()),
+            shut_down: AtomicBool::new(false),
         }
     }
 
@@ -128,47 +115,177 @@ impl PlatformManager {
     }
 
     /// Starts a supervisor per built adapter; inbound messages of all of
-    /// them go to `inbound`.
+    /// them (and of bots added by a later reload) go to `inbound`.
     pub fn start(&self, inbound: mpsc::Sender<InboundMessage>) {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        for bot in &self.bots {
-            let Some(adapter) = bot.adapter.clone() else {
-                continue;
+        *lock(&self.inbound) = Some(inbound.clone());
+        for bot in lock(&self.bots).iter_mut() {
+            self.supervise_bot(bot, &inbound);
+        }
+    }
+
+    /// Replaces the running bots with those of `platforms` (the default
+    /// config's new `platform` list): a bot whose entry is unchanged runs
+    /// on untouched, one that was removed or changed is stopped (and, if
+    /// changed, started again with its new entry), and a new one is
+    /// started. Returns once the stopped bots have closed (at most
+    /// [`SHUTDOWN_GRACE`] each) and the new ones are started.
+    pub async fn reload(&self, platforms: &Value) {
+        let _one_at_a_time = self.changing.lock().await;
+        if self.shut_down.load(Ordering::Acquire) {
+            return;
+        }
+        let entries = parse_entries(platforms);
+        let (stopped, mut pending): (Vec<Bot>, Vec<usize>) = {
+            let mut bots = lock(&self.bots);
+            let mut old: Vec<Bot> = std::mem::take(&mut *bots);
+            let mut next = Vec::with_capacity(entries.len());
+            let mut pending = Vec::new();
+            for config in entries {
+                match old.iter().position(|bot| bot.config == config) {
+                    Some(kept) => next.push(old.swap_remove(kept)),
+                    None => {
+                        pending.push(next.len());
+                        next.push(build_bot(&self.registry, config));
+                    }
+                }
+            }
+            *bots = next;
+            (old, pending)
+        };
+        if !stopped.is_empty() || !pending.is_empty() {
+            let ids = |bots: &[Bot]| {
+                bots.iter()
+                    .map(|bot| bot.config.id.clone())
+                    .collect::<Vec<_>>()
             };
-            tasks.push(tokio::spawn(supervise(
-                adapter,
-                bot.supervision.clone(),
-                inbound.clone(),
-                self.shutdown.subscribe(),
-                self.backoff,
-            )));
+            tracing::info!(stopped = ?ids(&stopped), started = pending.len(), "platform list reloaded");
+        }
+        // The old bots close first: a changed bot may listen on the port
+        // its new entry listens on.
+        stop_all(stopped).await;
+
+        let Some(inbound) = lock(&self.inbound).clone() else {
+            return;
+        };
+        let mut bots = lock(&self.bots);
+        for index in pending.drain(..) {
+            if let Some(bot) = bots.get_mut(index) {
+                self.supervise_bot(bot, &inbound);
+            }
         }
     }
 
     /// A running adapter by id, for proactive sends.
     pub fn get(&self, id: &str) -> Option<Arc<dyn PlatformAdapter>> {
-        let bot = self.bots.iter().find(|bot| bot.config.id == id)?;
+        let bots = lock(&self.bots);
+        let bot = bots.iter().find(|bot| bot.config.id == id)?;
         let adapter = bot.adapter.as_ref()?;
         (lock(&bot.supervision).in_run && adapter.status().running).then(|| adapter.clone())
     }
 
     /// Every configured bot, in config order.
     pub fn status(&self) -> Vec<BotStatus> {
-        self.bots.iter().map(Bot::status).collect()
+        lock(&self.bots).iter().map(Bot::status).collect()
     }
 
     /// Asks every adapter to stop and waits (bounded) for them to close.
+    /// No reload starts a bot afterwards.
     pub async fn shutdown(&self) {
-        self.shutdown.send_replace(true);
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        for mut task in tasks {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
-                .await
-                .is_err()
-            {
-                tracing::warn!("a platform adapter did not stop in time; aborting it");
-                task.abort();
+        let _one_at_a_time = self.changing.lock().await;
+        self.shut_down.store(true, Ordering::Release);
+        let tasks: Vec<JoinHandle<()>> = {
+            let mut bots = lock(&self.bots);
+            bots.iter_mut()
+                .filter_map(|bot| {
+                    bot.stop.send_replace(true);
+                    bot.task.take()
+                })
+                .collect()
+        };
+        join_bounded(tasks).await;
+    }
+
+    /// Starts `bot`'s supervisor, if it has an adapter.
+    fn supervise_bot(&self, bot: &mut Bot, inbound: &mpsc::Sender<InboundMessage>) {
+        let Some(adapter) = bot.adapter.clone() else {
+            return;
+        };
+        bot.task = Some(tokio::spawn(supervise(
+            adapter,
+            bot.supervision.clone(),
+            inbound.clone(),
+            bot.stop.subscribe(),
+            self.backoff,
+        )));
+    }
+}
+
+/// The valid entries of a `platform` list, first of each id.
+fn parse_entries(platforms: &Value) -> Vec<PlatformConfig> {
+    let mut configs: Vec<PlatformConfig> = Vec::new();
+    for entry in platforms.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let config = match PlatformConfig::from_json(entry) {
+            Ok(config) => config,
+            Err(error) => {
+                tracing::warn!(%error, "skipping platform entry");
+                continue;
             }
+        };
+        if configs.iter().any(|seen| seen.id == config.id) {
+            tracing::warn!(platform.id = %config.id, "duplicate platform id; keeping the first");
+            continue;
+        }
+        configs.push(config);
+    }
+    configs
+}
+
+/// A bot for `config`, its adapter built if the entry is enabled.
+fn build_bot(registry: &PlatformRegistry, config: PlatformConfig) -> Bot {
+    let supervision = SharedSupervision::default();
+    let adapter = if config.enable {
+        match registry.build(&config) {
+            Ok(adapter) => Some(adapter),
+            Err(error) => {
+                tracing::warn!(platform.id = %config.id, %error, "platform not started");
+                lock(&supervision).last_error = Some(error.to_string());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Bot {
+        config,
+        adapter,
+        supervision,
+        stop: watch::channel(false).0,
+        task: None,
+    }
+}
+
+/// Stops `bots` and waits (bounded) for them to close.
+async fn stop_all(bots: Vec<Bot>) {
+    let tasks = bots
+        .into_iter()
+        .filter_map(|mut bot| {
+            bot.stop.send_replace(true);
+            bot.task.take()
+        })
+        .collect();
+    join_bounded(tasks).await;
+}
+
+/// Waits for each task up to [`SHUTDOWN_GRACE`], aborting one that takes
+/// longer.
+async fn join_bounded(tasks: Vec<JoinHandle<()>>) {
+    for mut task in tasks {
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a platform adapter did not stop in time; aborting it");
+            task.abort();
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod apikey;
 mod cli;
+mod hangup;
 mod shutdown;
 
 use std::io::IsTerminal;
@@ -79,6 +80,7 @@ async fn serve(root: DataRoot, args: ServeArgs) -> anyhow::Result<()> {
     // near the end of a short grace period (or at a second signal) are
     // interrupted, so that they are saved with the answer so far, and then
     // the process exits even if something still hangs.
+    hangup::reload_on_hangup(server.state().clone())?;
     let interrupting = server.state().chat.clone();
     let asked = shutdown::watch_signals()?;
     let mut stop_asked = asked.clone();

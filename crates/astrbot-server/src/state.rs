@@ -7,12 +7,13 @@ use std::time::Instant;
 use astrbot_core::store::ApiKeyRecord;
 use astrbot_core::{Store, StoreResult};
 use astrbot_platforms::PlatformManager;
+use serde_json::Value;
 
 use crate::auth::api_key;
 use crate::auth::key_cache::VerifiedKeys;
 use crate::auth::touch_pause::TouchPause;
 use crate::chat::ChatService;
-use crate::config::ConfigRegistry;
+use crate::config::{ConfigRegistry, RegistryError};
 use crate::paths::DataRoot;
 
 /// Cheap to clone: one `Arc` around everything.
@@ -49,6 +50,24 @@ impl Deref for AppState {
 }
 
 impl App {
+    /// Applies an edited default config file without a restart: chats
+    /// use its settings and providers from their next turn, and the
+    /// platform bots whose entries changed are stopped and started. On an
+    /// invalid file the running config stays as it was.
+    pub async fn reload_default_config(&self) -> Result<(), RegistryError> {
+        self.configs.reload_default_file().await?;
+        let platforms = self
+            .configs
+            .default_config()
+            .document
+            .get("platform")
+            .cloned();
+        self.platforms
+            .reload(&platforms.unwrap_or(Value::Null))
+            .await;
+        Ok(())
+    }
+
     /// The active (not revoked, not expired) key a plaintext belongs to.
     ///
     /// Keys we issued are found by their SHA-256. Keys imported from an

@@ -134,6 +134,60 @@ async fn failing_adapter_is_restarted_with_backoff_and_others_run_on() {
 }
 
 #[tokio::test]
+async fn a_new_platform_list_touches_only_the_bots_whose_entries_changed() {
+    let (registry, built) = scripted_registry();
+    let manager = PlatformManager::from_config(
+        &registry,
+        &json!([
+            {"id": "kept", "type": "scripted", "enable": true},
+            {"id": "changed", "type": "scripted", "enable": true},
+            {"id": "removed", "type": "scripted", "enable": true},
+        ]),
+    );
+    manager.start(mpsc::channel(1).0);
+    eventually(|| manager.status().iter().all(|bot| bot.running)).await;
+    let first = built.lock().unwrap().clone();
+
+    manager
+        .reload(&json!([
+            {"id": "added", "type": "scripted", "enable": true},
+            {"id": "changed", "type": "scripted", "enable": true, "note": "new token"},
+            {"id": "kept", "type": "scripted", "enable": true},
+        ]))
+        .await;
+    eventually(|| manager.status().iter().all(|bot| bot.running)).await;
+
+    let ids: Vec<String> = manager.status().into_iter().map(|bot| bot.id).collect();
+    assert_eq!(ids, ["added", "changed", "kept"], "the new list's order");
+    let runs = |adapter: &Scripted| adapter.starts.lock().unwrap().len();
+    let [kept, changed, removed] = [&first[0], &first[1], &first[2]];
+    assert_eq!(runs(kept), 1, "an unchanged bot runs on untouched");
+    assert!(Arc::ptr_eq(
+        &manager.get("kept").unwrap(),
+        &(kept.clone() as Arc<dyn PlatformAdapter>)
+    ));
+    assert!(!*changed.running.lock().unwrap(), "the old adapter stopped");
+    assert!(!*removed.running.lock().unwrap());
+    assert!(manager.get("removed").is_none());
+    let rebuilt: Vec<String> = built.lock().unwrap()[3..]
+        .iter()
+        .map(|a| a.id.clone())
+        .collect();
+    assert_eq!(rebuilt, ["added", "changed"]);
+
+    manager.shutdown().await;
+    manager
+        .reload(&json!([{"id": "late", "type": "scripted", "enable": true}]))
+        .await;
+    assert_eq!(
+        built.lock().unwrap().len(),
+        5,
+        "no bot starts after shutdown"
+    );
+    assert!(manager.status().iter().all(|bot| !bot.running));
+}
+
+#[tokio::test]
 async fn status_shows_failure_while_waiting_to_retry() {
     let (registry, _built) = scripted_registry();
     let platforms = json!([{"id": "down", "type": "scripted", "enable": true, "failures": 1000}]);

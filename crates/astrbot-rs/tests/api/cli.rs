@@ -454,3 +454,94 @@ async fn a_second_signal_stops_the_chats_at_once_and_still_saves_them() {
         "the cut turn was saved"
     );
 }
+
+#[tokio::test]
+async fn a_hangup_applies_the_edited_config_file_and_keeps_a_broken_one_out() {
+    let fake = fake_openai::FakeOpenAi::start(fake_openai::Behaviour::default()).await;
+    let root = temp_root();
+    let config_file = root.join("data/cmd_config.json");
+    std::fs::write(&config_file, config_for(&fake).to_string()).unwrap();
+    let (ok, stdout, stderr) = run(&root, &["apikey", "create", "--scopes", "chat,im"]);
+    assert!(ok, "{stderr}");
+    let key = stdout.trim().to_owned();
+    let served = serve(&root);
+    let client = reqwest::Client::new();
+    let bots = || async {
+        let url = format!("{}/api/v1/im/bots/status", served.base);
+        let response = client
+            .get(url)
+            .header("X-API-Key", &key)
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["data"]["bots"].as_array().unwrap().clone()
+    };
+    let answer = || async {
+        let body = json!({"username": "u", "session_id": uuid::Uuid::new_v4().to_string(), "message": "hi"});
+        let url = format!("{}/api/v1/chat", served.base);
+        let response = client
+            .post(url)
+            .header("X-API-Key", &key)
+            .json(&body)
+            .send()
+            .await;
+        read_stream(response.unwrap()).await.text()
+    };
+    let hang_up = || {
+        let sent = Command::new("kill")
+            .args(["-HUP", &served.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    let edit = |change: &dyn Fn(&mut serde_json::Value)| {
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&config_file).unwrap()).unwrap();
+        change(&mut config);
+        std::fs::write(&config_file, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listening = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    assert_eq!(answer().await, "Echo: hi");
+
+    // A bot and a prompt prefix added to the file apply without a restart.
+    edit(&|config| {
+        config["platform"] = json!([{"id": "qq", "type": "aiocqhttp", "enable": true,
+            "ws_reverse_host": "127.0.0.1", "ws_reverse_port": port}]);
+        config["provider_settings"]["prompt_prefix"] = json!("Q: {{prompt}}");
+    });
+    hang_up();
+    wait_until(|| served.log_contains("config file reloaded")).await;
+    let qq = bots().await.into_iter().find(|bot| bot["id"] == "qq");
+    assert_eq!(qq.map(|bot| bot["type"].clone()), Some(json!("aiocqhttp")));
+    wait_until(listening).await;
+    assert_eq!(answer().await, "Echo: Q: hi");
+
+    // A broken file is refused; what runs stays.
+    std::fs::write(&config_file, "{ not json").unwrap();
+    hang_up();
+    wait_until(|| served.log_contains("was not reloaded")).await;
+    assert!(listening());
+    assert_eq!(answer().await, "Echo: Q: hi");
+
+    // The bot removed from the file stops.
+    std::fs::write(&config_file, config_for(&fake).to_string()).unwrap();
+    hang_up();
+    wait_until(|| !listening()).await;
+    assert!(bots().await.iter().all(|bot| bot["id"] != "qq"));
+    assert_eq!(answer().await, "Echo: hi");
+}
+
+/// Polls `done` for up to 10 s.
+async fn wait_until(done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(10), "timed out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

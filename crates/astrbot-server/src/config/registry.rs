@@ -315,6 +315,36 @@ impl ConfigRegistry {
         Ok(())
     }
 
+    /// Reads the default config file again (an admin edited it) and makes
+    /// it live: checked as at start-up, missing keys filled in, and the
+    /// admin credentials and JWT secret kept if the file blanks them. A
+    /// file that is missing, unreadable or invalid changes nothing.
+    pub async fn reload_default_file(&self) -> Result<(), RegistryError> {
+        let _guard = self.writes.lock().await;
+        let path = self.root.default_config();
+        let Some(Value::Object(mut incoming)) = read_config_file(&path)? else {
+            return Err(RegistryError::Invalid(format!(
+                "{} is missing",
+                path.display()
+            )));
+        };
+        check_sections(&Value::Object(incoming.clone()))
+            .map_err(|problem| RegistryError::Invalid(format!("{}: {problem}", path.display())))?;
+        let as_read = Value::Object(incoming.clone());
+        keep_secret(&mut incoming, &self.default_config().document);
+        let mut document = Value::Object(incoming);
+        fill_defaults(&mut document, &default_config());
+        if document != as_read {
+            write_config_file(&path, &document)?;
+        }
+        self.write().default = Arc::new(LoadedConfig::new(
+            DEFAULT_CONFIG_ID,
+            DEFAULT_CONFIG_ID,
+            document,
+        ));
+        Ok(())
+    }
+
     /// Sets the admin password (MD5 hex, AstrBot's stored form) and, when
     /// given, the username in the default config. Everything else, the JWT
     /// secret included, is kept, so issued tokens stay valid until expiry.
