@@ -117,6 +117,20 @@ pub struct NewHistory {
     pub content: Value,
 }
 
+impl NewHistory {
+    /// A turn of webchat session `session_id` (the developer API's and
+    /// the ChatUI's) sent by `sender`.
+    pub fn webchat(session_id: &str, sender: &str, content: Value) -> Self {
+        NewHistory {
+            platform_id: "webchat".to_owned(),
+            user_id: session_id.to_owned(),
+            sender_id: Some(sender.to_owned()),
+            sender_name: Some(sender.to_owned()),
+            content,
+        }
+    }
+}
+
 /// An LLM conversation: the context the agent sends to the provider.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConversationRecord {

@@ -269,13 +269,7 @@ impl Store for SqliteStore {
         creator: &str,
         content: Value,
     ) -> StoreResult<HistoryRecord> {
-        let turn = NewHistory {
-            platform_id: "webchat".to_owned(),
-            user_id: session_id.to_owned(),
-            sender_id: Some(creator.to_owned()),
-            sender_name: Some(creator.to_owned()),
-            content,
-        };
+        let turn = NewHistory::webchat(session_id, creator, content);
         let creator = creator.to_owned();
         self.write(move |c| {
             sessions::create(c, &turn.user_id, "webchat", &creator, false)?;

@@ -200,13 +200,7 @@ async fn store_user_turn(
             Err(error) => return Err(session_failure(&error)),
         }
     }
-    let turn = NewHistory {
-        platform_id: "webchat".to_owned(),
-        user_id: session_id.to_owned(),
-        sender_id: Some(username.to_owned()),
-        sender_name: Some(username.to_owned()),
-        content,
-    };
+    let turn = NewHistory::webchat(session_id, username, content);
     state.store.insert_history(turn).await.map_err(|error| {
         tracing::error!(%error, "could not save the user turn");
         Envelope::error("Failed to save the message")
