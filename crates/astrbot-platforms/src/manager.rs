@@ -4,6 +4,7 @@
 //! the others or the API. A new `platform` list is applied while running:
 //! only the bots whose entries changed are stopped or started.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,7 +18,8 @@ use crate::config::PlatformConfig;
 use crate::message::InboundMessage;
 use crate::registry::PlatformRegistry;
 
-/// How long a shutdown waits for adapters to close their connections.
+/// How long a shutdown or reload waits for adapters to close their
+/// connections, by default.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Restart delays: `initial`, doubled after each failure up to `max`.
@@ -82,6 +84,8 @@ pub struct PlatformManager {
     registry: PlatformRegistry,
     bots: Mutex<Vec<Bot>>,
     backoff: Backoff,
+    /// How long stopped adapters get to close before they are aborted.
+    stop_grace: Duration,
     /// Where the adapters' messages go, once started.
     inbound: Mutex<Option<mpsc::Sender<InboundMessage>>>,
     /// One reload (or shutdown) at a time, so that a bot is never stopped
@@ -103,6 +107,7 @@ impl PlatformManager {
             registry: registry.clone(),
             bots: Mutex::new(bots),
             backoff: Backoff::default(),
+            stop_grace: SHUTDOWN_GRACE,
             inbound: Mutex::new(None),
             changing: tokio::sync::Mutex::new(()),
             shut_down: AtomicBool::new(false),
@@ -111,6 +116,11 @@ impl PlatformManager {
 
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+
+    pub fn with_stop_grace(mut self, grace: Duration) -> Self {
+        self.stop_grace = grace;
         self
     }
 
@@ -128,50 +138,57 @@ impl PlatformManager {
     /// on untouched, one that was removed or changed is stopped (and, if
     /// changed, started again with its new entry), and a new one is
     /// started. Returns once the stopped bots have closed (at most
-    /// [`SHUTDOWN_GRACE`] each) and the new ones are started.
+    /// [`SHUTDOWN_GRACE`] in all) and the new ones are started.
     pub async fn reload(&self, platforms: &Value) {
         let _one_at_a_time = self.changing.lock().await;
         if self.shut_down.load(Ordering::Acquire) {
             return;
         }
-        let entries = parse_entries(platforms);
-        let (stopped, mut pending): (Vec<Bot>, Vec<usize>) = {
+        // Adapters are built before the list is locked, so that status
+        // and replies never wait for that.
+        let running: HashMap<String, PlatformConfig> = lock(&self.bots)
+            .iter()
+            .map(|bot| (bot.config.id.clone(), bot.config.clone()))
+            .collect();
+        let entries: Vec<Entry> = parse_entries(platforms)
+            .into_iter()
+            .map(|config| match running.get(&config.id) {
+                Some(current) if *current == config => Entry::Kept(config.id),
+                _ => Entry::New(build_bot(&self.registry, config)),
+            })
+            .collect();
+
+        let stopped: Vec<Bot> = {
             let mut bots = lock(&self.bots);
-            let mut old: Vec<Bot> = std::mem::take(&mut *bots);
-            let mut next = Vec::with_capacity(entries.len());
-            let mut pending = Vec::new();
-            for config in entries {
-                match old.iter().position(|bot| bot.config == config) {
-                    Some(kept) => next.push(old.swap_remove(kept)),
-                    None => {
-                        pending.push(next.len());
-                        next.push(build_bot(&self.registry, config));
-                    }
-                }
-            }
-            *bots = next;
-            (old, pending)
+            let mut old: HashMap<String, Bot> = std::mem::take(&mut *bots)
+                .into_iter()
+                .map(|bot| (bot.config.id.clone(), bot))
+                .collect();
+            *bots = entries
+                .into_iter()
+                .filter_map(|entry| match entry {
+                    Entry::Kept(id) => old.remove(&id),
+                    Entry::New(bot) => Some(bot),
+                })
+                .collect();
+            old.into_values().collect()
         };
-        if !stopped.is_empty() || !pending.is_empty() {
-            let ids = |bots: &[Bot]| {
-                bots.iter()
-                    .map(|bot| bot.config.id.clone())
-                    .collect::<Vec<_>>()
-            };
-            tracing::info!(stopped = ?ids(&stopped), started = pending.len(), "platform list reloaded");
+        let starting = lock(&self.bots)
+            .iter()
+            .filter(|bot| bot.task.is_none() && bot.adapter.is_some())
+            .count();
+        if !stopped.is_empty() || starting > 0 {
+            tracing::info!(stopped = stopped.len(), starting, "platform list reloaded");
         }
         // The old bots close first: a changed bot may listen on the port
         // its new entry listens on.
-        stop_all(stopped).await;
+        stop_all(stopped, self.stop_grace).await;
 
         let Some(inbound) = lock(&self.inbound).clone() else {
             return;
         };
-        let mut bots = lock(&self.bots);
-        for index in pending.drain(..) {
-            if let Some(bot) = bots.get_mut(index) {
-                self.supervise_bot(bot, &inbound);
-            }
+        for bot in lock(&self.bots).iter_mut().filter(|bot| bot.task.is_none()) {
+            self.supervise_bot(bot, &inbound);
         }
     }
 
@@ -202,7 +219,7 @@ impl PlatformManager {
                 })
                 .collect()
         };
-        join_bounded(tasks).await;
+        join_bounded(tasks, self.stop_grace).await;
     }
 
     /// Starts `bot`'s supervisor, if it has an adapter.
@@ -218,6 +235,13 @@ impl PlatformManager {
             self.backoff,
         )));
     }
+}
+
+/// A bot of a new `platform` list: one running unchanged (by id), or one
+/// built for a new or changed entry.
+enum Entry {
+    Kept(String),
+    New(Bot),
 }
 
 /// The valid entries of a `platform` list, first of each id.
@@ -264,8 +288,8 @@ fn build_bot(registry: &PlatformRegistry, config: PlatformConfig) -> Bot {
     }
 }
 
-/// Stops `bots` and waits (bounded) for them to close.
-async fn stop_all(bots: Vec<Bot>) {
+/// Stops `bots` and waits (`grace` at most) for them to close.
+async fn stop_all(bots: Vec<Bot>, grace: Duration) {
     let tasks = bots
         .into_iter()
         .filter_map(|mut bot| {
@@ -273,17 +297,14 @@ async fn stop_all(bots: Vec<Bot>) {
             bot.task.take()
         })
         .collect();
-    join_bounded(tasks).await;
+    join_bounded(tasks, grace).await;
 }
 
-/// Waits for each task up to [`SHUTDOWN_GRACE`], aborting one that takes
-/// longer.
-async fn join_bounded(tasks: Vec<JoinHandle<()>>) {
+/// Waits for the tasks, `grace` in all, aborting those that take longer.
+async fn join_bounded(tasks: Vec<JoinHandle<()>>, grace: Duration) {
+    let deadline = tokio::time::Instant::now() + grace;
     for mut task in tasks {
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
             tracing::warn!("a platform adapter did not stop in time; aborting it");
             task.abort();
         }
@@ -328,9 +349,12 @@ async fn supervise(
         lock(&supervision).in_run = true;
         let started = Instant::now();
         // Its own task, so a panic in the adapter is caught here as a
-        // failure instead of killing the supervisor.
-        let run = tokio::spawn(adapter.clone().run(inbound.clone(), shutdown.clone()));
-        let outcome = run.await;
+        // failure instead of killing the supervisor; aborting the
+        // supervisor (an adapter that would not stop) aborts it too.
+        let mut run = AbortOnDrop(tokio::spawn(
+            adapter.clone().run(inbound.clone(), shutdown.clone()),
+        ));
+        let outcome = (&mut run.0).await;
         lock(&supervision).in_run = false;
         if *shutdown.borrow() {
             return;
@@ -356,5 +380,14 @@ async fn supervise(
             _ = wait_for_shutdown(&mut shutdown) => return,
         }
         delay = (delay * 2).min(backoff.max);
+    }
+}
+
+/// A task that is aborted when its handle is dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -54,6 +54,7 @@ fn require_root(root: &DataRoot) -> anyhow::Result<()> {
 }
 
 async fn serve(root: DataRoot, args: ServeArgs) -> anyhow::Result<()> {
+    let hangups = hangup::Hangups::listen()?;
     require_root(&root)?;
     let host = args
         .host
@@ -80,9 +81,9 @@ async fn serve(root: DataRoot, args: ServeArgs) -> anyhow::Result<()> {
     // near the end of a short grace period (or at a second signal) are
     // interrupted, so that they are saved with the answer so far, and then
     // the process exits even if something still hangs.
-    hangup::reload_on_hangup(server.state().clone())?;
     let interrupting = server.state().chat.clone();
     let asked = shutdown::watch_signals()?;
+    hangups.reload_config(server.state().clone(), asked.clone());
     let mut stop_asked = asked.clone();
     let signal = async move {
         let _ = stop_asked.wait_for(|asked| *asked >= Asked::Stop).await;

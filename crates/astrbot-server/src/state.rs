@@ -54,18 +54,18 @@ impl App {
     /// use its settings and providers from their next turn, and the
     /// platform bots whose entries changed are stopped and started. On an
     /// invalid file the running config stays as it was.
-    pub async fn reload_default_config(&self) -> Result<(), RegistryError> {
+    /// Returns the ids of the chat providers the new config has.
+    pub async fn reload_default_config(&self) -> Result<Vec<String>, RegistryError> {
         self.configs.reload_default_file().await?;
-        let platforms = self
-            .configs
-            .default_config()
-            .document
-            .get("platform")
-            .cloned();
+        let config = self.configs.default_config();
+        // Built now rather than at the next turn, so that a provider the
+        // file gets wrong is logged at once.
+        let providers = self.chat.providers().for_config(&config).ids();
+        let platforms = config.document.get("platform").cloned();
         self.platforms
             .reload(&platforms.unwrap_or(Value::Null))
             .await;
-        Ok(())
+        Ok(providers)
     }
 
     /// The active (not revoked, not expired) key a plaintext belongs to.

@@ -22,8 +22,20 @@ use crate::fake_onebot::{free_port, group_event, Auth, FakeOneBot, WAIT};
 struct Scripted {
     id: String,
     failures: usize,
+    /// Ignores the stop signal (a connection stuck writing).
+    stubborn: bool,
     starts: Mutex<Vec<Instant>>,
     running: Mutex<bool>,
+}
+
+/// Marks its adapter as not running when the `run` holding it ends or is
+/// dropped (aborted).
+struct RunningWhileHeld<'a>(&'a Mutex<bool>);
+
+impl Drop for RunningWhileHeld<'_> {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = false;
+    }
 }
 
 #[async_trait]
@@ -50,8 +62,11 @@ impl PlatformAdapter for Scripted {
             return Err(PlatformError::Other(format!("boom {attempt}")));
         }
         *self.running.lock().unwrap() = true;
+        let _running = RunningWhileHeld(&self.running);
+        if self.stubborn {
+            std::future::pending::<()>().await;
+        }
         wait_for_shutdown(&mut shutdown).await;
-        *self.running.lock().unwrap() = false;
         Ok(())
     }
 
@@ -81,6 +96,7 @@ fn scripted_registry() -> (PlatformRegistry, Arc<Mutex<Vec<Arc<Scripted>>>>) {
                 .get("failures")
                 .and_then(|n| n.as_u64())
                 .unwrap_or(0) as usize,
+            stubborn: config.raw.get("stubborn").is_some(),
             starts: Mutex::default(),
             running: Mutex::default(),
         });
@@ -185,6 +201,23 @@ async fn a_new_platform_list_touches_only_the_bots_whose_entries_changed() {
         "no bot starts after shutdown"
     );
     assert!(manager.status().iter().all(|bot| !bot.running));
+}
+
+#[tokio::test]
+async fn an_adapter_that_will_not_stop_is_aborted_when_removed() {
+    let (registry, built) = scripted_registry();
+    let platforms = json!([{"id": "stuck", "type": "scripted", "enable": true, "stubborn": true}]);
+    let manager = PlatformManager::from_config(&registry, &platforms)
+        .with_stop_grace(Duration::from_millis(100));
+    manager.start(mpsc::channel(1).0);
+    eventually(|| manager.get("stuck").is_some()).await;
+    let stuck = built.lock().unwrap()[0].clone();
+
+    manager.reload(&json!([])).await;
+
+    // Its `run` was dropped, not left running on its own.
+    eventually(|| !*stuck.running.lock().unwrap()).await;
+    assert!(manager.status().is_empty());
 }
 
 #[tokio::test]

@@ -75,12 +75,7 @@ impl ConfigRegistry {
     /// and the routing table.
     pub async fn load(root: DataRoot, store: Arc<dyn Store>) -> Result<Self, RegistryError> {
         let default_path = root.default_config();
-        let existing = read_config_file(&default_path)?;
-        if let Some(document) = &existing {
-            check_sections(document).map_err(|problem| {
-                RegistryError::Invalid(format!("{}: {problem}", default_path.display()))
-            })?;
-        }
+        let existing = read_checked(&default_path)?;
         let mut document = existing.clone().unwrap_or_else(|| json!({}));
         let mut changed = fill_defaults(&mut document, &default_config());
         changed |= ensure_jwt_secret(&mut document);
@@ -107,13 +102,10 @@ impl ConfigRegistry {
                 .unwrap_or_else(|| format!("abconf_{id}.json"));
             let name = entry.get("name").and_then(Value::as_str).unwrap_or(&id);
             let path = root.config_dir().join(&file_name);
-            let Some(mut document) = read_config_file(&path)? else {
+            let Some(mut document) = read_checked(&path)? else {
                 tracing::warn!(config.id = %id, path = %path.display(), "registered config file is missing; skipping it");
                 continue;
             };
-            check_sections(&document).map_err(|problem| {
-                RegistryError::Invalid(format!("{}: {problem}", path.display()))
-            })?;
             fill_defaults(&mut document, &default_config());
             extras.push(Extra {
                 config: Arc::new(LoadedConfig::new(&id, name, document)),
@@ -318,25 +310,20 @@ impl ConfigRegistry {
     /// Reads the default config file again (an admin edited it) and makes
     /// it live: checked as at start-up, missing keys filled in, and the
     /// admin credentials and JWT secret kept if the file blanks them. A
-    /// file that is missing, unreadable or invalid changes nothing.
+    /// file that is missing, unreadable or invalid changes nothing. The
+    /// file itself is not written: an admin may be saving it again.
     pub async fn reload_default_file(&self) -> Result<(), RegistryError> {
         let _guard = self.writes.lock().await;
         let path = self.root.default_config();
-        let Some(Value::Object(mut incoming)) = read_config_file(&path)? else {
+        let Some(Value::Object(mut incoming)) = read_checked(&path)? else {
             return Err(RegistryError::Invalid(format!(
                 "{} is missing",
                 path.display()
             )));
         };
-        check_sections(&Value::Object(incoming.clone()))
-            .map_err(|problem| RegistryError::Invalid(format!("{}: {problem}", path.display())))?;
-        let as_read = Value::Object(incoming.clone());
         keep_secret(&mut incoming, &self.default_config().document);
         let mut document = Value::Object(incoming);
         fill_defaults(&mut document, &default_config());
-        if document != as_read {
-            write_config_file(&path, &document)?;
-        }
         self.write().default = Arc::new(LoadedConfig::new(
             DEFAULT_CONFIG_ID,
             DEFAULT_CONFIG_ID,
@@ -532,8 +519,19 @@ fn ensure_jwt_secret(document: &mut Value) -> bool {
     true
 }
 
-/// Keeps the admin password and JWT secret of `current` when the incoming
-/// document leaves them out or empty.
+/// A config file's document (`None` when there is no file), with its
+/// sections checked; errors name the file.
+fn read_checked(path: &std::path::Path) -> Result<Option<Value>, RegistryError> {
+    let Some(document) = read_config_file(path)? else {
+        return Ok(None);
+    };
+    check_sections(&document)
+        .map_err(|problem| RegistryError::Invalid(format!("{}: {problem}", path.display())))?;
+    Ok(Some(document))
+}
+
+/// Keeps the admin username, password and JWT secret of `current` when
+/// the incoming document leaves them out or empty.
 fn keep_secret(incoming: &mut Map<String, Value>, current: &Value) {
     let Some(current_dashboard) = current.get("dashboard").and_then(Value::as_object) else {
         return;
