@@ -137,8 +137,9 @@ impl PlatformManager {
     /// config's new `platform` list): a bot whose entry is unchanged runs
     /// on untouched, one that was removed or changed is stopped (and, if
     /// changed, started again with its new entry), and a new one is
-    /// started. Returns once the stopped bots have closed (at most
-    /// [`SHUTDOWN_GRACE`] in all) and the new ones are started.
+    /// started. Returns once the stopped bots have closed (within the
+    /// stop grace, 5 s unless set, for all of them together; a bot still
+    /// running then is aborted) and the new ones are started.
     pub async fn reload(&self, platforms: &Value) {
         let _one_at_a_time = self.changing.lock().await;
         if self.shut_down.load(Ordering::Acquire) {
