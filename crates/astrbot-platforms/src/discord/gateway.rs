@@ -450,7 +450,7 @@ async fn send(sink: &mut Sink, payload: &Value) -> Result<(), String> {
 async fn close(mut sink: Sink, mut frames: Frames) -> Outcome {
     let frame = CloseFrame {
         code: CloseCode::Normal,
-        reason: "astrbot-rs is shutting down".into(),
+        reason: "astrbot-rs is stopping this bot".into(),
     };
     if sink.send(Message::Close(Some(frame))).await.is_ok() {
         let _ = tokio::time::timeout(CLOSE_GRACE, async {

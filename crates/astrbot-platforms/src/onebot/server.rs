@@ -178,7 +178,7 @@ pub(super) async fn pump<S>(
                 }
             },
             _ = wait_for_shutdown(shutdown) => {
-                let close = CloseFrame { code: CloseCode::Away, reason: "astrbot-rs is shutting down".into() };
+                let close = CloseFrame { code: CloseCode::Away, reason: "astrbot-rs is stopping this bot".into() };
                 if sink.send(Message::Close(Some(close))).await.is_ok() {
                     // Give the peer a moment to answer the close frame.
                     let _ = tokio::time::timeout(CLOSE_GRACE, async {

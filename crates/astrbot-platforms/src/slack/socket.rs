@@ -188,7 +188,7 @@ async fn connection(
                 }
             }
             _ = wait_for_shutdown(shutdown) => {
-                let close = CloseFrame { code: CloseCode::Away, reason: "astrbot-rs is shutting down".into() };
+                let close = CloseFrame { code: CloseCode::Away, reason: "astrbot-rs is stopping this bot".into() };
                 if sink.send(Message::Close(Some(close))).await.is_ok() {
                     let _ = tokio::time::timeout(CLOSE_GRACE, async {
                         while let Some(Ok(_)) = frames.next().await {}
