@@ -231,7 +231,9 @@ pub trait Store: Send + Sync {
         page: u32,
         page_size: u32,
     ) -> StoreResult<SessionPage>;
-    /// Sets the display name and bumps `updated_at`.
+    /// Sets the display name and bumps `updated_at`, if the session has
+    /// no name yet (checked in the same statement, so a name set
+    /// meanwhile is never replaced).
     async fn set_session_display_name(&self, session_id: &str, name: &str) -> StoreResult<()>;
 
     // Attachments.

@@ -124,7 +124,8 @@ pub(crate) fn set_display_name(
 ) -> DbResult<()> {
     execute(
         connection,
-        "UPDATE platform_sessions SET display_name = ?, updated_at = ? WHERE session_id = ?",
+        "UPDATE platform_sessions SET display_name = ?, updated_at = ? \
+         WHERE session_id = ? AND display_name IS NULL",
         params![name, encode_ts(astrbot_core::time::now()), session_id],
     )?;
     Ok(())

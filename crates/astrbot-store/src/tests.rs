@@ -461,7 +461,7 @@ async fn a_session_and_its_first_turn_are_written_together() {
 }
 
 #[tokio::test]
-async fn display_name_bumps_updated_at() {
+async fn a_display_name_is_set_once_and_bumps_updated_at() {
     let db = TempDb::new();
     let store = db.open().await;
     let created = store
@@ -477,6 +477,12 @@ async fn display_name_bumps_updated_at() {
     assert_eq!(named.display_name.as_deref(), Some("Trip plans"));
     assert_eq!(named.created_at, created.created_at);
     assert!(named.updated_at > created.updated_at);
+    // A session that has a name keeps it.
+    store
+        .set_session_display_name("s1", "Another title")
+        .await
+        .unwrap();
+    assert_eq!(store.get_session("s1").await.unwrap(), Some(named));
     store
         .set_session_display_name("missing", "x")
         .await

@@ -47,6 +47,8 @@ pub struct ChatTurn {
     /// The request id carried by the stream's events (shared by every
     /// event, so cloning it costs no allocation).
     pub message_id: Arc<str>,
+    /// The request created the session (so it has no title yet).
+    pub new_session: bool,
 }
 
 /// Runs chat turns.

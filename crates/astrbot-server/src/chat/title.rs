@@ -24,11 +24,17 @@ impl ChatService {
     ) {
         let store = self.store.clone();
         let session_id = turn.session_id.clone();
+        let new_session = turn.new_session;
         let model = turn.selected_model.clone().filter(|m| !m.is_empty());
         tokio::spawn(async move {
-            match store.get_session(&session_id).await {
-                Ok(Some(session)) if session.display_name.is_none() => {}
-                _ => return,
+            // A session this turn's request created is a webchat one with
+            // no name; any other is read first, so that no title is asked
+            // for one that has a name or is not a webchat session.
+            if !new_session {
+                match store.get_session(&session_id).await {
+                    Ok(Some(session)) if session.display_name.is_none() => {}
+                    _ => return,
+                }
             }
             let request = ChatRequest {
                 messages: vec![

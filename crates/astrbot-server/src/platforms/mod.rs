@@ -108,6 +108,7 @@ impl Dispatcher {
             selected_model: self.chat.session_model(&umo.to_string()).await,
             streaming: Some(streaming),
             message_id: message.message_id.as_str().into(),
+            new_session: false,
         };
         let events = self.chat.start(turn);
         if streaming {

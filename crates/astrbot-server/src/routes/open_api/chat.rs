@@ -107,6 +107,7 @@ pub(crate) async fn prepare(
             Some(value) => Some(truthy(value)),
         },
         message_id: message_id.into(),
+        new_session,
     })
 }
 
