@@ -159,6 +159,10 @@ impl PlatformManager {
             })
             .collect();
 
+        let starting = entries
+            .iter()
+            .filter(|entry| matches!(entry, Entry::New(bot) if bot.adapter.is_some()))
+            .count();
         let stopped: Vec<Bot> = {
             let mut bots = lock(&self.bots);
             let mut old: HashMap<String, Bot> = std::mem::take(&mut *bots)
@@ -174,10 +178,6 @@ impl PlatformManager {
                 .collect();
             old.into_values().collect()
         };
-        let starting = lock(&self.bots)
-            .iter()
-            .filter(|bot| bot.task.is_none() && bot.adapter.is_some())
-            .count();
         if !stopped.is_empty() || starting > 0 {
             tracing::info!(stopped = stopped.len(), starting, "platform list reloaded");
         }
@@ -211,15 +211,10 @@ impl PlatformManager {
     pub async fn shutdown(&self) {
         let _one_at_a_time = self.changing.lock().await;
         self.shut_down.store(true, Ordering::Release);
-        let tasks: Vec<JoinHandle<()>> = {
-            let mut bots = lock(&self.bots);
-            bots.iter_mut()
-                .filter_map(|bot| {
-                    bot.stop.send_replace(true);
-                    bot.task.take()
-                })
-                .collect()
-        };
+        let tasks = lock(&self.bots)
+            .iter_mut()
+            .filter_map(Bot::ask_to_stop)
+            .collect();
         join_bounded(tasks, self.stop_grace).await;
     }
 
@@ -290,14 +285,8 @@ fn build_bot(registry: &PlatformRegistry, config: PlatformConfig) -> Bot {
 }
 
 /// Stops `bots` and waits (`grace` at most) for them to close.
-async fn stop_all(bots: Vec<Bot>, grace: Duration) {
-    let tasks = bots
-        .into_iter()
-        .filter_map(|mut bot| {
-            bot.stop.send_replace(true);
-            bot.task.take()
-        })
-        .collect();
+async fn stop_all(mut bots: Vec<Bot>, grace: Duration) {
+    let tasks = bots.iter_mut().filter_map(Bot::ask_to_stop).collect();
     join_bounded(tasks, grace).await;
 }
 
@@ -313,6 +302,13 @@ async fn join_bounded(tasks: Vec<JoinHandle<()>>, grace: Duration) {
 }
 
 impl Bot {
+    /// Signals the bot to stop; its supervisor, if it was started, to be
+    /// waited for.
+    fn ask_to_stop(&mut self) -> Option<JoinHandle<()>> {
+        self.stop.send_replace(true);
+        self.task.take()
+    }
+
     fn status(&self) -> BotStatus {
         let supervision = lock(&self.supervision);
         let adapter = self.adapter.as_ref().map(|adapter| adapter.status());

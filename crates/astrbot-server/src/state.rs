@@ -7,7 +7,6 @@ use std::time::Instant;
 use astrbot_core::store::ApiKeyRecord;
 use astrbot_core::{Store, StoreResult};
 use astrbot_platforms::PlatformManager;
-use serde_json::Value;
 
 use crate::auth::api_key;
 use crate::auth::key_cache::VerifiedKeys;
@@ -61,10 +60,7 @@ impl App {
         // Built now rather than at the next turn, so that a provider the
         // file gets wrong is logged at once.
         let providers = self.chat.providers().for_config(&config).ids();
-        let platforms = config.document.get("platform").cloned();
-        self.platforms
-            .reload(&platforms.unwrap_or(Value::Null))
-            .await;
+        self.platforms.reload(&config.platform_entries()).await;
         Ok(providers)
     }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{ask, collect, config};
+use crate::common::{ask, collect, config, Collected};
 use astrbot_core::{ChatProvider, ProviderError};
 use astrbot_providers::{OpenAiCompatible, OpenAiConfig};
 use fake_openai::{Behaviour, FakeOpenAi};
@@ -163,6 +163,13 @@ async fn read_whole_request(socket: &mut TcpStream) -> Option<String> {
     socket.read_exact(&mut body).await.ok()?;
     request.extend_from_slice(&body);
     Some(String::from_utf8_lossy(&request).into_owned())
+}
+
+/// A streamed answer from the provider at `base`, through the lean client
+/// or reqwest.
+async fn stream_from(base: &str, lean: bool) -> Collected {
+    let provider = with_client(raw_config(base.to_owned()), lean);
+    collect(provider.chat_stream(ask("x")).await.unwrap()).await
 }
 
 fn raw_config(api_base: String) -> OpenAiConfig {
@@ -436,25 +443,13 @@ async fn an_endless_answer_is_cut_off_with_an_error_not_read_into_memory() {
             error.to_string().contains("larger than 16 MiB"),
             "lean {lean}: {error}"
         );
-        let got = collect(
-            with_client(raw_config(event_base.clone()), lean)
-                .chat_stream(ask("x"))
-                .await
-                .unwrap(),
-        )
-        .await;
+        let got = stream_from(&event_base, lean).await;
         let error = got.error.expect("an error");
         assert!(
             error.to_string().contains("larger than 8 MiB"),
             "lean {lean}: {error}"
         );
-        let got = collect(
-            with_client(raw_config(many_base.clone()), lean)
-                .chat_stream(ask("x"))
-                .await
-                .unwrap(),
-        )
-        .await;
+        let got = stream_from(&many_base, lean).await;
         let error = got.error.expect("an error");
         assert!(
             error.to_string().contains("larger than 32 MiB"),

@@ -111,6 +111,15 @@ impl LoadedConfig {
         }
     }
 
+    /// The `platform` list as written (an empty list when there is none),
+    /// for the platform manager.
+    pub fn platform_entries(&self) -> Value {
+        self.document
+            .get("platform")
+            .cloned()
+            .unwrap_or_else(|| Value::Array(Vec::new()))
+    }
+
     /// The `id`s of the configured platform bots: non-empty strings, first
     /// occurrence kept, as `/api/v1/im/bots` lists them.
     pub fn platform_ids(&self) -> Vec<String> {

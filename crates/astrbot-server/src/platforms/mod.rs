@@ -27,12 +27,7 @@ const INBOUND_QUEUE: usize = 1024;
 /// Builds the manager for the default config's platforms, starts them and
 /// the task that answers their messages.
 pub fn start(configs: Arc<ConfigRegistry>, chat: Arc<ChatService>) -> Arc<PlatformManager> {
-    let platforms = configs
-        .default_config()
-        .document
-        .get("platform")
-        .cloned()
-        .unwrap_or(Value::Array(Vec::new()));
+    let platforms = configs.default_config().platform_entries();
     let manager = Arc::new(PlatformManager::from_config(
         &PlatformRegistry::builtin(),
         &platforms,

@@ -152,7 +152,8 @@ async fn is_known_session(
     username: &str,
 ) -> Result<bool, Envelope> {
     match state.store.get_session(session_id).await {
-        Ok(Some(session)) => owner_check(&session.creator, username).map(|()| true),
+        Ok(Some(session)) if session.creator == username => Ok(true),
+        Ok(Some(_)) => Err(Envelope::error("session_id belongs to another username")),
         Ok(None) => Ok(false),
         Err(error) => Err(session_failure(&error)),
     }
@@ -216,18 +217,10 @@ async fn check_racing_session(
     session_id: &str,
     username: &str,
 ) -> Result<(), Envelope> {
-    match state.store.get_session(session_id).await {
-        Ok(Some(session)) => owner_check(&session.creator, username),
-        Ok(None) => Err(Envelope::error("Failed to create session: conflict")),
-        Err(error) => Err(session_failure(&error)),
-    }
-}
-
-fn owner_check(creator: &str, username: &str) -> Result<(), Envelope> {
-    if creator == username {
+    if is_known_session(state, session_id, username).await? {
         Ok(())
     } else {
-        Err(Envelope::error("session_id belongs to another username"))
+        Err(Envelope::error("Failed to create session: conflict"))
     }
 }
 
