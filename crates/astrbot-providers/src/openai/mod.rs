@@ -9,6 +9,7 @@
 //!   machine; reqwest speaks to all others.
 
 mod chunked;
+mod fast_chunk;
 mod idle_pool;
 mod keys;
 mod plain_http;

@@ -13,9 +13,10 @@ use astrbot_core::{ChatStream, IdleTimer, ProviderError, StreamChunk, TokenUsage
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
+use super::fast_chunk::{self, ChunkFields};
 use super::keys::{truncate, KeyRing};
 use super::sse::{is_done, SseParser};
-use super::wire::{Completion, Usage};
+use super::wire::Completion;
 
 /// The largest single event of a stream (a token is a few bytes; a whole
 /// answer in one event a few kilobytes). A provider sending one event
@@ -180,31 +181,28 @@ impl Decoded {
         }
     }
 
-    fn chunk(&mut self, chunk: Completion) {
+    fn chunk(&mut self, chunk: Result<ChunkFields, String>) {
         if self.finished {
             return;
         }
-        if let Some(message) = chunk.error_message() {
-            let message = truncate(&self.keys.scrub(&message), 500);
-            self.fail(ProviderError::Other(format!(
-                "the provider reported an error: {message}"
-            )));
-            return;
-        }
-        let usage = chunk.usage.as_ref().map(Usage::to_token_usage);
-        if let Some(delta) = chunk.into_first() {
-            let reasoning = delta.reasoning_text();
-            if !reasoning.is_empty() {
-                self.pending
-                    .push_back(Ok(StreamChunk::Reasoning(reasoning)));
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(message) => {
+                let message = truncate(&self.keys.scrub(&message), 500);
+                return self.fail(ProviderError::Other(format!(
+                    "the provider reported an error: {message}"
+                )));
             }
-            let text = delta.into_text();
-            if !text.is_empty() {
-                self.pending.push_back(Ok(StreamChunk::Text(text)));
-            }
+        };
+        if !chunk.reasoning.is_empty() {
+            self.pending
+                .push_back(Ok(StreamChunk::Reasoning(chunk.reasoning)));
         }
-        if usage.is_some() {
-            self.usage = usage;
+        if !chunk.text.is_empty() {
+            self.pending.push_back(Ok(StreamChunk::Text(chunk.text)));
+        }
+        if let Some(usage) = chunk.usage {
+            self.usage = Some(usage.to_token_usage());
         }
     }
 
@@ -225,10 +223,17 @@ impl Decoded {
 /// one event, but a few servers omit the blank line between events; if the
 /// joined text is not JSON, each line is tried on its own.
 /// Every chunk goes to `on_chunk`; nothing does when the data is not JSON.
-fn decode(data: &str, on_chunk: &mut impl FnMut(Completion)) -> Result<(), ProviderError> {
+fn decode(
+    data: &str,
+    on_chunk: &mut impl FnMut(Result<ChunkFields, String>),
+) -> Result<(), ProviderError> {
+    if let Some(chunk) = fast_chunk::read(data) {
+        on_chunk(Ok(chunk));
+        return Ok(());
+    }
     let error = match serde_json::from_str::<Completion>(data) {
         Ok(chunk) => {
-            on_chunk(chunk);
+            on_chunk(fields_of(chunk));
             return Ok(());
         }
         Err(error) if !data.contains('\n') => return Err(decode_error(&error)),
@@ -239,8 +244,25 @@ fn decode(data: &str, on_chunk: &mut impl FnMut(Completion)) -> Result<(), Provi
         .filter(|line| !line.trim().is_empty() && !is_done(line))
         .map(|line| serde_json::from_str::<Completion>(line).map_err(|_| decode_error(&error)))
         .collect::<Result<Vec<_>, _>>()?;
-    chunks.into_iter().for_each(on_chunk);
+    chunks.into_iter().map(fields_of).for_each(on_chunk);
     Ok(())
+}
+
+/// What a chunk decoded by serde carries, or the error it reports.
+pub(super) fn fields_of(mut chunk: Completion) -> Result<ChunkFields, String> {
+    if let Some(message) = chunk.error_message() {
+        return Err(message);
+    }
+    let usage = chunk.usage.take();
+    let (reasoning, text) = chunk
+        .into_first()
+        .map(|delta| (delta.reasoning_text(), delta.into_text()))
+        .unwrap_or_default();
+    Ok(ChunkFields {
+        text,
+        reasoning,
+        usage,
+    })
 }
 
 fn decode_error(error: &serde_json::Error) -> ProviderError {

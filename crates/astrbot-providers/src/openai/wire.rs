@@ -195,7 +195,7 @@ impl Message {
 }
 
 /// The `usage` object.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct Usage {
     pub prompt_tokens: Option<u64>,
@@ -205,7 +205,7 @@ pub struct Usage {
     pub prompt_cache_hit_tokens: Option<u64>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct PromptTokensDetails {
     pub cached_tokens: Option<u64>,
