@@ -1431,6 +1431,43 @@ async fn concurrent_writes_all_land_and_a_duplicate_fails_alone() {
     );
 }
 
+/// Writes started together share a commit: each one lets the other ready
+/// tasks queue theirs before taking the connection. One commit per write
+/// would add at least one WAL frame per write.
+#[tokio::test]
+async fn writes_started_together_share_a_commit() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    store
+        .create_session("first", "webchat", "alice", false)
+        .await
+        .unwrap();
+    let (before, _) = wal_frames(&db);
+
+    let writes: Vec<_> = (0..32)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .create_session(&format!("s{n}"), "webchat", "alice", false)
+                    .await
+            })
+        })
+        .collect();
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+
+    let (after, _) = wal_frames(&db);
+    assert!(
+        after - before < 16,
+        "32 writes added {} WAL frames",
+        after - before
+    );
+    let page = store.list_sessions("alice", None, 1, 100).await.unwrap();
+    assert_eq!(page.total, 33);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wal_starts_over_under_steady_writes() {
     let db = TempDb::new();
