@@ -78,6 +78,10 @@ struct Message<'a> {
     reasoning: Option<Cow<'a, str>>,
 }
 
+fn is_hex4(digits: &[u8]) -> bool {
+    digits.iter().all(u8::is_ascii_hexdigit)
+}
+
 /// serde refuses a struct with a field given twice; so does this reader.
 fn first_time(seen: &mut bool) -> Option<()> {
     (!std::mem::replace(seen, true)).then_some(())
@@ -198,8 +202,9 @@ impl<'a> Reader<'a> {
         Some(Some(message))
     }
 
-    /// `usage`: `null`, or an object that serde reads (it comes once per
-    /// answer, so speed does not matter there).
+    /// `usage`: `null`, or an object that serde reads. Most servers send
+    /// it once per answer; those that repeat it on every chunk pay for
+    /// serde on that object only.
     fn usage(&mut self) -> Option<Option<Usage>> {
         if self.take_null() {
             return Some(None);
@@ -219,6 +224,9 @@ impl<'a> Reader<'a> {
         self.take_null().then_some(())
     }
 
+    /// Like the literals in `skip_value`, this does not look at what
+    /// follows: every caller then requires `,`, `}` or `]`, so `nullx`
+    /// is still refused.
     fn take_null(&mut self) -> bool {
         self.skip_whitespace();
         let found = self.text[self.at..].starts_with("null");
@@ -249,8 +257,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A key or a skipped string, which never has escapes in the usual
-    /// chunk; one that has is left to serde.
+    /// A key. One with escapes is left to serde, which matches keys after
+    /// decoding them.
     fn plain_string(&mut self) -> Option<&'a str> {
         let start = self.at;
         let escaped = self.step_over_string()?;
@@ -258,7 +266,9 @@ impl<'a> Reader<'a> {
     }
 
     /// Moves past a string starting here; says whether it had escapes.
-    /// Control characters are refused, as JSON (and serde) refuse them.
+    /// As in JSON (and serde), control characters are refused and an
+    /// escape is one of `\" \\ \/ \b \f \n \r \t` or `\u` with four hex
+    /// digits; which code points those make is for whoever decodes it.
     fn step_over_string(&mut self) -> Option<bool> {
         let bytes = self.text.as_bytes();
         if bytes.get(self.at) != Some(&b'"') {
@@ -271,7 +281,11 @@ impl<'a> Reader<'a> {
                 b'"' => break,
                 b'\\' => {
                     escaped = true;
-                    at += 2;
+                    at += match *bytes.get(at + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
+                        b'u' if is_hex4(bytes.get(at + 2..at + 6)?) => 6,
+                        _ => return None,
+                    };
                 }
                 0..=0x1f => return None,
                 _ => at += 1,
@@ -289,7 +303,7 @@ impl<'a> Reader<'a> {
         }
         self.skip_whitespace();
         match self.peek()? {
-            b'"' => self.plain_string().map(drop),
+            b'"' => self.step_over_string().map(drop),
             b'{' => self.object(|reader, _| reader.skip_value(depth + 1)),
             b'[' => self.skip_array(depth),
             b'-' | b'0'..=b'9' => self.skip_number(),
@@ -369,7 +383,7 @@ mod tests {
         r#"{"id":"1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}"#,
         r#"{"id":"1","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21,"prompt_tokens_details":{"cached_tokens":2,"audio_tokens":0}}}"#,
         r#"{"id":"1","choices":[{"index":0,"message":{"role":"assistant","content":"whole"},"delta":{"content":"ignored"}}],"error":null}"#,
-        r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":"{}"}}]},"logprobs":{"content":[{"token":"a","logprob":-0.5,"bytes":[97],"top_logprobs":[]}]}}],"x":[1.5e3,-0,true,false]}"#,
+        r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":"{\"city\": \"Paris\u00e9\"}\n"}}]},"logprobs":{"content":[{"token":"a","logprob":-0.5,"bytes":[97],"top_logprobs":[]}]}}],"x":[1.5e3,-0,true,false]}"#,
         " { \"choices\" : [ { \"delta\" : { \"content\" : \"spaced\" } } ] , \"usage\" : null }\r\n",
         "{}",
     ];
@@ -407,6 +421,9 @@ mod tests {
             r#"{"choices":[{"delta":{"content":"a","content":"b"}}]}"#,
             r#"{"choices":[],"choices":[]}"#,
             r#"{"choi\u0063es":[]}"#,
+            r#"{"choices":[],"id":"a\x"}"#,
+            r#"{"choices":[],"id":"a\u00g0"}"#,
+            r#"{"choices":[],"id":"a\u00"}"#,
             r#"{"choices":[{"delta":{"content":5}}]}"#,
             r#"{"choices":[]} {"choices":[]}"#,
             r#"{"choices":[],"created":01}"#,
