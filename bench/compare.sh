@@ -404,7 +404,9 @@ timed_start astrbot-rs "$BASE_RS" "$KEY_RS"
 PID_RS=$SERVER_PID
 
 PORT_CEIL=$("$LOADGEN" free-port)
-"$LOADGEN" ceiling --port "$PORT_CEIL" >"$WORK/ceiling.out" 2>"$WORK/ceiling.err" &
+# It also relays chats to the instant fake with nothing else done: the
+# least latency a gateway can add on this machine.
+"$LOADGEN" ceiling --port "$PORT_CEIL" --provider "$FAST_URL" >"$WORK/ceiling.out" 2>"$WORK/ceiling.err" &
 PIDS+=("$!")
 BASE_CEIL="http://127.0.0.1:$PORT_CEIL"
 "$LOADGEN" wait --url "$BASE_CEIL/api/v1/im/bots" --timeout-secs 10 >/dev/null
@@ -490,6 +492,8 @@ for round in 1 2; do
         m_var="CHAT_M$c"
         # The provider alone, the baseline for the added latency.
         result "upstream$c-$round" upstream --url "$FAST_URL" --concurrency "$c" \
+            --messages "${!m_var}" --expect-text "$ANSWER" --timeout-secs 60
+        result "relay$c-$round" chat --url "$BASE_CEIL" --concurrency "$c" \
             --messages "${!m_var}" --expect-text "$ANSWER" --timeout-secs 60
         for t in py rs; do
             base_var="BASE_${t^^}" key_var="KEY_${t^^}" pid_var="PID_${t^^}"
@@ -622,6 +626,7 @@ share() { awk -v a="$(j "json-rs-$1" .per_sec)" -v b="$(j "json-ceil-$1" .per_se
 vs_astrbot() { awk -v a="$(j "json-rs-$1" .per_sec)" -v b="$(j "json-py-$1" .per_sec)" 'BEGIN {
     if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.0f", a / b }'; }
 added() { sub "$(j "chat$1-rs-$2" .first_text_p50_ms)" "$(j "upstream$1-$2" .first_text_p50_ms)"; }
+relay_added() { sub "$(j "relay$1-$2" .first_text_p50_ms)" "$(j "upstream$1-$2" .first_text_p50_ms)"; }
 # cpu_cell NAME: "server / provider / loadgen" CPU in % of one core.
 cpu_cell() {
     local f="$WORK/$1.cpu"
@@ -678,6 +683,7 @@ row_chat() { # clients round
     echo "| — first text p50 / stream total p50, ms | $(j "chat$c-py-$r" .first_text_p50_ms) / $(j "chat$c-py-$r" .total_p50_ms) | $(j "chat$c-rs-$r" .first_text_p50_ms) / $(j "chat$c-rs-$r" .total_p50_ms) | | $(j "$up" .first_text_p50_ms) / $(j "$up" .total_p50_ms) |"
     echo "| — first text p50 added to the provider alone's, ms | $(sub "$(j "chat$c-py-$r" .first_text_p50_ms)" "$(j "$up" .first_text_p50_ms)") | $(added "$c" "$r") | | |"
     echo "| — failed / all streams | $(failed_of "chat$c-py-$r") | $(failed_of "chat$c-rs-$r") | | $(failed_of "$up") |"
+    echo "| — minimal relay (no key, session or storage): correct streams/s; first text p50 added / stream total p50, ms; failed | | | | $(fmt "$(j "relay$c-$r" .per_sec)"); $(relay_added "$c" "$r") / $(j "relay$c-$r" .total_p50_ms); $(failed_of "relay$c-$r") |"
     if [ "$c" = 128 ]; then
         echo "| — CPU during the run, server / fake provider / loadgen, % of one core (all: $(($(nproc) * 100)) %) | $(cpu_cell "chat$c-py-$r") | $(cpu_cell "chat$c-rs-$r") | | |"
     fi
@@ -738,7 +744,7 @@ targets() {
         echo "| … shown apart: astrbot-rs on one core, provider and loadgen on the other; the busier core bounds (busy: astrbot-rs's core / theirs) | $(pinned_cell chat128-pinned-rs-1); $(pinned_cell chat128-pinned-rs-2) | $(verdict "$(tools_bound chat128-pinned-rs-1)" "$(tools_bound chat128-pinned-rs-2)") |"
     fi
     for c in 1 128; do
-        echo "| Added latency to the first text delta < 2 ms p50, $c client(s) (astrbot-rs minus provider alone) | $(added "$c" 1) ms; $(added "$c" 2) ms | $(verdict "$(holds "$(added "$c" 1)" "<" 2)" "$(holds "$(added "$c" 2)" "<" 2)") |"
+        echo "| Added latency to the first text delta < 2 ms p50, $c client(s) (astrbot-rs minus provider alone; a minimal relay in brackets) | $(added "$c" 1) ms; $(added "$c" 2) ms ($(relay_added "$c" 1); $(relay_added "$c" 2)) | $(verdict "$(holds "$(added "$c" 1)" "<" 2)" "$(holds "$(added "$c" 2)" "<" 2)") |"
     done
     echo "| Realistic chat at $REALISTIC_BIG clients: every stream correct | $(j "$big" .ok) of $REALISTIC_BIG correct, $(j "$big" .errors) failed | $(verdict "$(holds "$(j "$big" .ok)" "=" "$REALISTIC_BIG")" "$(holds "$(j "$big" .errors)" "=" 0)") |"
     echo "| … RSS < 200 MB (190.7 MiB), peak during the run | $(mib "$(peak "$big")") MiB | $(verdict "$(holds "$(peak "$big")" "<" 195312.5)") |"
@@ -751,7 +757,7 @@ targets() {
 report() {
     echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(uname -sr)."
     echo "Load average (1/5/15 min) at start: $LOAD_START; at end: $LOAD_END."
-    echo "AstrBot 4.18.0 (PyPI, $("$VENV/bin/python" --version 2>&1)) and astrbot-rs (release) alternate A B A B; the ceiling is \`loadgen ceiling\`, a bare axum route with the same JSON and no auth; \"provider alone\" is \`loadgen upstream\` straight against the instant fake."
+    echo "AstrBot 4.18.0 (PyPI, $("$VENV/bin/python" --version 2>&1)) and astrbot-rs (release) alternate A B A B; the ceiling is \`loadgen ceiling\`, a bare axum route with the same JSON and no auth; \"provider alone\" is \`loadgen upstream\` straight against the instant fake; the \"minimal relay\" is the same \`loadgen ceiling\` relaying \`POST /api/v1/chat\` to the instant fake as AstrBot's \`plain\` and \`end\` events, with no key, session or storage."
     echo "Instant chat, 50 tokens, messages per client: ${CHAT_M1} at 1 client, ${CHAT_M16} at 16, ${CHAT_M128} at 128; realistic chat: 300 ms to the first token, then 200 tokens 20 ms apart; paced chat: 128 clients starting $PACED_RATE streams/s in all on a fixed schedule (latency counted from each request's send). A stream counts only if its text is the expected answer (ratio n/a when AstrBot completed none). Sessions: $SESSIONS stored, page 1 of 20. Uploads: $UPLOADS per client. Held streams: astrbot-rs only (AstrBot is not held), provider waiting $HOLD_WAIT_MS ms; open-file limit $(ulimit -n); ${NETDEV_BACKLOG_NOTE:-net.core.netdev_max_backlog not read}."
     echo
     echo "### Targets"

@@ -79,10 +79,12 @@ run hold --url "$BASE_B" --key "$KEY_B" --streams 6 --http2 --connections 2 --pr
     --rss-pid "$PID_B" --timeout-secs 10
 
 PORT_C=$("$LOADGEN" free-port)
-"$LOADGEN" ceiling --port "$PORT_C" >"$WORK/ceiling.out" 2>"$WORK/ceiling.err" &
+"$LOADGEN" ceiling --port "$PORT_C" --provider "$FAST_URL" >"$WORK/ceiling.out" 2>"$WORK/ceiling.err" &
 PIDS+=("$!")
 run wait --url "http://127.0.0.1:$PORT_C/api/v1/im/bots" --timeout-secs 10
 run json --url "http://127.0.0.1:$PORT_C/api/v1/im/bots" --concurrency 2 --duration-secs 1 --timeout-secs 10
+# The minimal relay: the chat client checks its text like astrbot-rs's.
+run chat --url "http://127.0.0.1:$PORT_C" --concurrency 2 --messages 3 --timeout-secs 10
 
 if [ "$failed" != 0 ]; then
     echo "bench smoke: FAILED" >&2

@@ -19,7 +19,9 @@
 //!   a given start instant (cold start).
 //! * `ceiling`: serves `GET /api/v1/im/bots` with the same JSON body as
 //!   astrbot-rs but no auth, a minimal axum route: the reference ceiling for
-//!   the JSON workload in `bench/compare.sh`.
+//!   the JSON workload in `bench/compare.sh`. With `--provider`, it also
+//!   relays `POST /api/v1/chat` to that provider with nothing else done
+//!   (no key, session or storage): the reference for the added latency.
 //! * `free-port`: prints a free port on 127.0.0.1 for the scripts.
 //!
 //! Every loop is bounded (duration, message count, stream count) and every
@@ -29,6 +31,7 @@ mod ceiling;
 mod cpu;
 mod hold;
 mod json;
+mod relay;
 mod report;
 mod streams;
 mod upload;
@@ -95,6 +98,10 @@ enum Mode {
     Ceiling {
         #[arg(long)]
         port: u16,
+        /// Also relay `POST /api/v1/chat` to this OpenAI-compatible base
+        /// URL (e.g. http://127.0.0.1:9000/v1).
+        #[arg(long)]
+        provider: Option<String>,
     },
     /// Prints a currently free TCP port on 127.0.0.1.
     FreePort,
@@ -222,7 +229,7 @@ async fn main() {
             common,
             since_epoch,
         } => json::run_wait(&common, since_epoch).await,
-        Mode::Ceiling { port } => ceiling::run_ceiling(port).await,
+        Mode::Ceiling { port, provider } => ceiling::run_ceiling(port, provider.as_deref()).await,
         Mode::FreePort => match std::net::TcpListener::bind(("127.0.0.1", 0)) {
             Ok(listener) => {
                 println!("{}", listener.local_addr().map(|a| a.port()).unwrap_or(0));
