@@ -86,7 +86,11 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read);
+        .header_read_timeout(limits.header_read)
+        // A client that stops sending after its request (or hangs up)
+        // still has that request handled: a chat message received is
+        // answered and saved whatever the client does next.
+        .half_close(true);
     builder
         .http2()
         .timer(TokioTimer::new())

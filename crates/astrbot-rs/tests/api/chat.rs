@@ -505,6 +505,45 @@ async fn messages_to_one_session_take_turns() {
     );
 }
 
+/// Messages sent at once to one session are answered in the order their
+/// user turns were stored, so the history never shows an answer before the
+/// answer to an earlier message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turns_sent_at_once_are_answered_in_the_order_they_were_stored() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let send = |session: usize, i: usize| {
+        let (app, key) = (&app, key.clone());
+        let body = json!({"message": format!("m{i}"), "username": "u", "session_id": format!("s{session}")});
+        async move { app.chat(&key, body).await }
+    };
+    let chats = (0..10).flat_map(|session| (0..5).map(move |i| (session, i)));
+    let streams = futures::future::join_all(chats.map(|(session, i)| send(session, i))).await;
+    assert!(streams
+        .iter()
+        .all(|stream| stream.text().starts_with("Echo: m")));
+
+    let store = store_of(&app).await;
+    for session in 0..10 {
+        let history = store
+            .list_history("webchat", &format!("s{session}"))
+            .await
+            .unwrap();
+        // "m3" in a user turn, "Echo: m3" in its answer.
+        let message_of = |turn: &astrbot_core::store::HistoryRecord| {
+            let content = turn.content.to_string();
+            (0..5).find(|i| content.contains(&format!("m{i}\"")))
+        };
+        let (bots, users): (Vec<_>, Vec<_>) = history
+            .iter()
+            .partition(|turn| turn.sender_id.as_deref() == Some("bot"));
+        let asked: Vec<_> = users.into_iter().map(message_of).collect();
+        let answered: Vec<_> = bots.into_iter().map(message_of).collect();
+        assert_eq!(asked.len(), 5);
+        assert_eq!(answered, asked, "session s{session}");
+    }
+}
+
 #[tokio::test]
 async fn a_client_that_disconnects_still_gets_its_turn_saved() {
     let app = spawn_app_with(
@@ -542,6 +581,41 @@ async fn a_client_that_disconnects_still_gets_its_turn_saved() {
             && turns[1].content["message"][0]["text"] == "one two three four five six seven eight"
     })
     .await;
+}
+
+/// A client that sends its message and hangs up at once, before the answer
+/// starts, still has its turn answered and saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_right_after_sending_still_gets_its_turn_saved() {
+    use tokio::io::AsyncWriteExt;
+
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let warm_up = json!({"message": "hi", "username": "u", "session_id": "warm-up"});
+    assert_eq!(app.chat(&key, warm_up).await.text(), "Echo: hi");
+    for n in 0..10 {
+        let body = json!({"message": format!("m{n}"), "username": "u", "session_id": format!("hung-up-{n}")});
+        let body = body.to_string();
+        let request = format!(
+            "POST /api/v1/chat HTTP/1.1\r\nHost: {address}\r\nX-API-Key: {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+        socket.write_all(request.as_bytes()).await.unwrap();
+        drop(socket);
+    }
+
+    let store = store_of(&app).await;
+    for n in 0..10 {
+        let session = format!("hung-up-{n}");
+        app.eventually("the turn is answered and saved", || async {
+            let turns = store.list_history("webchat", &session).await.unwrap();
+            turns.len() == 2 && turns[1].content["message"][0]["text"] == format!("Echo: m{n}")
+        })
+        .await;
+    }
 }
 
 #[tokio::test]

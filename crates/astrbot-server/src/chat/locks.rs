@@ -21,6 +21,11 @@ pub type SessionGuard = OwnedMutexGuard<()>;
 /// accepted, before its task runs: two tasks started in order may first be
 /// polled in either order, and the turns must still run in request order.
 pub struct SessionTicket {
+    /// Taken out by `wait`, or on drop.
+    place: Option<Place>,
+}
+
+struct Place {
     /// The lock of the turn before this one, if it may still be running.
     ahead: Option<Arc<AsyncMutex<()>>>,
     /// This turn's own lock, locked from the start, so that the turn
@@ -30,14 +35,34 @@ pub struct SessionTicket {
 
 impl SessionTicket {
     /// Waits until the turn before this one has finished; the guard is
-    /// held while this turn runs. The run waits on its ticket first
-    /// thing: a ticket dropped unwaited would let the next turn start
-    /// beside the one before it.
-    pub async fn wait(self) -> SessionGuard {
-        if let Some(ahead) = self.ahead {
+    /// held while this turn runs.
+    pub async fn wait(mut self) -> SessionGuard {
+        let place = self.place.take().expect("a ticket is only waited on once");
+        if let Some(ahead) = place.ahead {
             drop(ahead.lock_owned().await);
         }
-        self.own
+        place.own
+    }
+}
+
+impl Drop for SessionTicket {
+    /// A place given up without a turn (its request failed or was
+    /// dropped) still holds the next turn back until the turn before it
+    /// is done, so that those two never run side by side.
+    fn drop(&mut self) {
+        let Some(Place {
+            ahead: Some(ahead),
+            own,
+        }) = self.place.take()
+        else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                drop(ahead.lock_owned().await);
+                drop(own);
+            });
+        }
     }
 }
 
@@ -54,7 +79,9 @@ impl SessionLocks {
         let own = Arc::new(AsyncMutex::new(()));
         locks.insert(umo.to_owned(), Arc::downgrade(&own));
         let own = own.try_lock_owned().expect("a lock made just now is free");
-        SessionTicket { ahead, own }
+        SessionTicket {
+            place: Some(Place { ahead, own }),
+        }
     }
 
     /// Waits until no other turn of `umo` is running.
@@ -85,6 +112,22 @@ mod tests {
         let _again = tokio::time::timeout(Duration::from_millis(50), locks.acquire("a"))
             .await
             .expect("released lock can be taken");
+    }
+
+    #[tokio::test]
+    async fn a_place_given_up_still_waits_for_the_turn_before_it() {
+        let locks = SessionLocks::default();
+        let running = locks.acquire("a").await;
+        let given_up = locks.enter("a");
+        let next = locks.enter("a");
+
+        drop(given_up);
+        let waiting = tokio::time::timeout(Duration::from_millis(50), next.wait()).await;
+        assert!(waiting.is_err(), "the next turn ran beside the running one");
+
+        drop(running);
+        let after = tokio::time::timeout(Duration::from_millis(50), locks.acquire("a")).await;
+        after.expect("the session is free once the running turn ends");
     }
 
     #[tokio::test]

@@ -27,6 +27,7 @@ pub use providers::{ProviderRegistry, ProviderSet, DEMO_PROVIDER_ID, LOCAL_PROVI
 
 use crate::config::ConfigRegistry;
 use locks::SessionLocks;
+pub use locks::SessionTicket;
 use turns::Turns;
 
 /// One user message to answer.
@@ -101,10 +102,25 @@ impl ChatService {
     /// Starts answering a turn and returns its events, `End` last. The run
     /// goes on to the end even if the receiver is dropped.
     pub fn start(self: &Arc<Self>, turn: ChatTurn) -> mpsc::Receiver<ChatEvent> {
+        let place = self.reserve(&turn.umo);
+        self.start_in_place(turn, place)
+    }
+
+    /// Takes the next place in `umo`'s queue of turns, for a turn that is
+    /// started later with [`ChatService::start_in_place`].
+    pub fn reserve(&self, umo: &str) -> SessionTicket {
+        self.locks.enter(umo)
+    }
+
+    /// [`ChatService::start`] for a turn whose place was reserved.
+    pub fn start_in_place(
+        self: &Arc<Self>,
+        turn: ChatTurn,
+        place: SessionTicket,
+    ) -> mpsc::Receiver<ChatEvent> {
         let (events, receiver) = mpsc::channel(256);
         let service = self.clone();
         let entered = self.turns.enter();
-        let place = self.locks.enter(&turn.umo);
         tokio::spawn(async move { service.run(turn, entered, place, events).await });
         receiver
     }

@@ -39,10 +39,7 @@ pub async fn send(
     let mut payload = object_body(&body);
     // The posted name, if any, is not the caller's to choose.
     payload.remove("username");
-    match chat::prepare(&state, admin.username, payload).await {
-        Ok(turn) => chat::stream_response(&state, turn),
-        Err(envelope) => envelope.into_response(),
-    }
+    chat::accept_turn(&state, admin.username, payload).await
 }
 
 /// `GET /api/chat/sessions?page=&page_size=`.

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::sse;
-use crate::chat::{ChatEvent, ChatTurn, UserPart};
+use crate::chat::{ChatEvent, ChatTurn, SessionTicket, UserPart};
 use crate::config::{escape_glob, DEFAULT_CONFIG_ID};
 use crate::json::Envelope;
 use crate::routes::python::{object_body, to_str, truthy};
@@ -33,20 +33,30 @@ pub async fn chat(State(state): State<AppState>, body: Bytes) -> Response {
     if username.is_empty() {
         return Envelope::error("username is empty").into_response();
     }
-    match prepare(&state, username, payload).await {
-        Ok(turn) => stream_response(&state, turn),
+    accept_turn(&state, username, payload).await
+}
+
+/// Prepares and starts the turn. Shared with the dashboard's
+/// `POST /api/chat/send`.
+pub(crate) async fn accept_turn(
+    state: &AppState,
+    username: String,
+    payload: Map<String, Value>,
+) -> Response {
+    match prepare(state, username, payload).await {
+        Ok((turn, place)) => stream_response(state, turn, place),
         Err(envelope) => envelope.into_response(),
     }
 }
 
 /// Everything after the user name is known: the session (created or
 /// checked to be `username`'s), config routing, the message parts and the
-/// stored user turn. Shared with the dashboard's `POST /api/chat/send`.
-pub(crate) async fn prepare(
+/// stored user turn, with the turn's place in its session's queue.
+async fn prepare(
     state: &AppState,
     username: String,
     payload: Map<String, Value>,
-) -> Result<ChatTurn, Envelope> {
+) -> Result<(ChatTurn, SessionTicket), Envelope> {
     // `conversation_id` is an alias used only when `session_id` is absent.
     let raw_session = match payload.get("session_id") {
         Some(value) => Some(value),
@@ -90,13 +100,22 @@ pub(crate) async fn prepare(
     let message_id = uuid::Uuid::new_v4().to_string();
     let history: Vec<Value> = parts.iter().map(UserPart::to_history_json).collect();
     let content = json!({"type": "user", "message": history});
-    store_user_turn(state, unwritten_session, &session_id, &username, content).await?;
+    let umo = umo.to_string();
+    let place = store_user_turn(
+        state,
+        &umo,
+        unwritten_session,
+        &session_id,
+        &username,
+        content,
+    )
+    .await?;
 
-    Ok(ChatTurn {
+    let turn = ChatTurn {
         platform_id: "webchat".to_owned(),
         username,
         session_id,
-        umo: umo.to_string(),
+        umo,
         parts,
         selected_provider: string_field(&payload, "selected_provider"),
         selected_model: string_field(&payload, "selected_model"),
@@ -108,7 +127,8 @@ pub(crate) async fn prepare(
         },
         message_id: message_id.into(),
         new_session,
-    })
+    };
+    Ok((turn, place))
 }
 
 /// The checks after the session's, in AstrBot's order: the config the
@@ -178,22 +198,29 @@ async fn create_session(
 }
 
 /// Stores the user turn (`content`), with its session when that is not
-/// written yet.
+/// written yet, and returns the turn's place in the session's queue.
+///
+/// The place is taken as the write that stores the turn is queued, with
+/// nothing awaited in between, so that the session's turns are answered
+/// in the order their user turns were stored: writes queued together
+/// commit together, and their callers then resume in any order.
 async fn store_user_turn(
     state: &AppState,
+    umo: &str,
     with_session: bool,
     session_id: &str,
     username: &str,
     content: Value,
-) -> Result<(), Envelope> {
+) -> Result<SessionTicket, Envelope> {
     if with_session {
+        let place = state.chat.reserve(umo);
         // Cloned for the rare clash below, which needs the content again.
         let created = state
             .store
             .create_session_with_turn(session_id, username, content.clone())
             .await;
         match created {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(place),
             // Two first messages raced: the loser's turn is stored alone
             // if the session is its user's.
             Err(StoreError::Conflict(_)) => {
@@ -203,11 +230,12 @@ async fn store_user_turn(
         }
     }
     let turn = NewHistory::webchat(session_id, username, content);
+    let place = state.chat.reserve(umo);
     state.store.insert_history(turn).await.map_err(|error| {
         tracing::error!(%error, "could not save the user turn");
         Envelope::error("Failed to save the message")
     })?;
-    Ok(())
+    Ok(place)
 }
 
 /// After a clash on a new session id: the winner's session must be
@@ -336,11 +364,11 @@ async fn message_parts(
 }
 
 /// The SSE answer: `session_id` first, then the run's events, `end` last.
-pub(crate) fn stream_response(state: &AppState, turn: ChatTurn) -> Response {
+fn stream_response(state: &AppState, turn: ChatTurn, place: SessionTicket) -> Response {
     let first = ChatEvent::SessionId {
         session_id: turn.session_id.clone(),
     };
-    let events = ReceiverStream::new(state.chat.start(turn));
+    let events = ReceiverStream::new(state.chat.start_in_place(turn, place));
     sse::response(stream::once(async move { first }).chain(events))
 }
 
