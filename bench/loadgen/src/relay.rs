@@ -6,6 +6,7 @@
 //! all, before any of the work a real one does.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -26,8 +27,12 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(provider: &str) -> Arc<Relay> {
+        // A provider that stops answering ends the relayed stream instead
+        // of holding it open.
         let http = reqwest::Client::builder()
             .no_proxy()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
             .build()
             .expect("the HTTP client builds");
         Arc::new(Relay {
