@@ -17,6 +17,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::report::SseBuffer;
+use crate::streams::{delta_text, upstream_request};
 
 /// The provider the relay forwards to.
 pub struct Relay {
@@ -44,11 +45,7 @@ impl Relay {
 
 /// `POST /api/v1/chat`: the provider's answer as AstrBot's SSE events.
 pub async fn chat(State(relay): State<Arc<Relay>>, Json(request): Json<Value>) -> Response {
-    let body = json!({
-        "model": "fake-model",
-        "stream": true,
-        "messages": [{"role": "user", "content": request["message"]}],
-    });
+    let body = upstream_request(&request["message"]);
     let upstream = relay
         .http
         .post(format!("{}/chat/completions", relay.provider))
@@ -92,7 +89,7 @@ async fn relay_chunk(state: RelayState) -> Option<(Result<Bytes, reqwest::Error>
             return Some((Ok(Bytes::from(out)), None));
         }
         let chunk: Value = serde_json::from_str(&data).unwrap_or_default();
-        if let Some(text) = chunk["choices"][0]["delta"]["content"].as_str() {
+        if let Some(text) = delta_text(&chunk) {
             let plain =
                 json!({"type": "plain", "data": text, "streaming": true, "chain_type": null});
             out.push_str(&event(plain));

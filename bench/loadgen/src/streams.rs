@@ -183,6 +183,21 @@ pub async fn gateway_stream(
     }
 }
 
+/// The streamed chat-completions request for one user message, as both
+/// `upstream` and the relay send it.
+pub fn upstream_request(message: &Value) -> Value {
+    json!({
+        "model": "fake-model",
+        "stream": true,
+        "messages": [{"role": "user", "content": message}],
+    })
+}
+
+/// The text delta of a chat-completions chunk, if it has one.
+pub fn delta_text(chunk: &Value) -> Option<&str> {
+    chunk["choices"][0]["delta"]["content"].as_str()
+}
+
 /// One OpenAI-style streamed completion, read to `data: [DONE]`.
 async fn upstream_stream(
     http: &reqwest::Client,
@@ -190,11 +205,7 @@ async fn upstream_stream(
     key: &str,
     message: &str,
 ) -> Result<StreamResult, String> {
-    let body = json!({
-        "model": "fake-model",
-        "stream": true,
-        "messages": [{"role": "user", "content": message}],
-    });
+    let body = upstream_request(&json!(message));
     let begun = Instant::now();
     let mut response = http
         .post(format!("{base}/chat/completions"))
@@ -229,10 +240,7 @@ async fn upstream_stream(
             }
             let event: Value =
                 serde_json::from_str(&data).map_err(|e| format!("chunk not JSON: {e}"))?;
-            if let Some(delta) = event["choices"][0]["delta"]["content"]
-                .as_str()
-                .filter(|d| !d.is_empty())
-            {
+            if let Some(delta) = delta_text(&event).filter(|d| !d.is_empty()) {
                 sample.first_text.get_or_insert_with(|| begun.elapsed());
                 text.push_str(delta);
             }
