@@ -164,18 +164,15 @@ impl<'a> Reader<'a> {
         let mut seen = [false; 2];
         let mut message = None;
         let mut delta = None;
-        self.object(|reader, key| match key {
-            "message" => {
-                first_time(&mut seen[0])?;
-                message = reader.message()?;
-                Some(())
-            }
-            "delta" => {
-                first_time(&mut seen[1])?;
-                delta = reader.message()?;
-                Some(())
-            }
-            _ => reader.skip_value(3),
+        self.object(|reader, key| {
+            let (seen, field) = match key {
+                "message" => (&mut seen[0], &mut message),
+                "delta" => (&mut seen[1], &mut delta),
+                _ => return reader.skip_value(3),
+            };
+            first_time(seen)?;
+            *field = reader.message()?;
+            Some(())
         })?;
         Some(message.or(delta))
     }
