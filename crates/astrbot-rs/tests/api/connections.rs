@@ -29,11 +29,6 @@ async fn spawn_limited_app(behaviour: Behaviour) -> TestApp {
     spawn_app_with_limits(behaviour, LIMITS, |_| {}).await
 }
 
-async fn connect(app: &TestApp) -> TcpStream {
-    let address = app.base.trim_start_matches("http://");
-    TcpStream::connect(address).await.unwrap()
-}
-
 /// Everything the server sends until it closes the connection, and how
 /// long that took.
 async fn read_until_closed(stream: &mut TcpStream) -> (String, Duration) {
@@ -58,7 +53,7 @@ fn json_body(response: &str) -> Value {
 #[tokio::test]
 async fn a_request_head_that_never_ends_is_cut_off_and_others_are_still_served() {
     let app = spawn_limited_app(Behaviour::default()).await;
-    let mut slow = connect(&app).await;
+    let mut slow = app.connect().await;
     slow.write_all(b"GET /api/v1/im/bots HTTP/1.1\r\nHost: x\r\nX-Api-")
         .await
         .unwrap();
@@ -75,9 +70,9 @@ async fn a_request_head_that_never_ends_is_cut_off_and_others_are_still_served()
 #[tokio::test]
 async fn a_client_that_connects_and_says_nothing_is_let_go() {
     let app = spawn_limited_app(Behaviour::default()).await;
-    let mut silent = connect(&app).await;
+    let mut silent = app.connect().await;
     // HTTP/2's opening words, cut short: not enough to tell the protocol.
-    let mut half_preface = connect(&app).await;
+    let mut half_preface = app.connect().await;
     half_preface.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
 
     let (said, took) = read_until_closed(&mut silent).await;
@@ -113,7 +108,7 @@ async fn http2_clients_are_served_as_before() {
 #[tokio::test]
 async fn an_idle_kept_alive_connection_is_closed_after_its_answer() {
     let app = spawn_limited_app(Behaviour::default()).await;
-    let mut client = connect(&app).await;
+    let mut client = app.connect().await;
     client
         .write_all(b"GET /api/v1/im/bots HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -177,7 +172,7 @@ async fn idle_http2_client(stream: &mut TcpStream) -> Vec<u8> {
 #[tokio::test]
 async fn an_http2_connection_without_requests_is_closed_with_goaway() {
     let app = spawn_limited_app(Behaviour::default()).await;
-    let mut client = connect(&app).await;
+    let mut client = app.connect().await;
 
     let started = Instant::now();
     let types = tokio::time::timeout(GIVE_UP, idle_http2_client(&mut client))
@@ -194,7 +189,7 @@ async fn an_http2_connection_without_requests_is_closed_with_goaway() {
 async fn a_chat_body_that_stalls_is_answered_in_the_envelope() {
     let app = spawn_limited_app(Behaviour::default()).await;
     let (key, _) = app.create_key(&["chat"]).await;
-    let mut client = connect(&app).await;
+    let mut client = app.connect().await;
     let head = format!(
         "POST /api/v1/chat HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\
          Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
@@ -224,7 +219,7 @@ async fn a_chat_body_that_stalls_is_answered_in_the_envelope() {
 async fn an_upload_that_stalls_fails_and_keeps_nothing() {
     let app = spawn_limited_app(Behaviour::default()).await;
     let (key, _) = app.create_key(&["file"]).await;
-    let mut client = connect(&app).await;
+    let mut client = app.connect().await;
     let boundary = "XyZ";
     let part_head = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \

@@ -160,6 +160,12 @@ pub fn parse_sse(raw: &str) -> Vec<Value> {
 }
 
 impl TestApp {
+    /// A plain TCP connection to the server, for requests written by hand.
+    pub async fn connect(&self) -> tokio::net::TcpStream {
+        let address = self.base.trim_start_matches("http://");
+        tokio::net::TcpStream::connect(address).await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
