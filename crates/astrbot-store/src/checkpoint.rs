@@ -9,8 +9,8 @@
 //! It checkpoints on the writing connection, holding it: SQLite starts the
 //! WAL over only at the start of a write that finds every frame copied
 //! back, so a checkpoint racing new commits would always end a few frames
-//! short and the WAL would grow without end. Writers meanwhile wait
-//! asynchronously for the connection, as they wait for each other. The
+//! short and the WAL would grow without end. The task running the write
+//! queue meanwhile waits asynchronously for the connection. The
 //! thread holds the connection only weakly, so dropping the store closes
 //! it at once (SQLite's last close copies the WAL back and removes it).
 

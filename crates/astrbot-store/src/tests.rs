@@ -1468,6 +1468,37 @@ async fn writes_started_together_share_a_commit() {
     assert_eq!(page.total, 33);
 }
 
+#[tokio::test]
+async fn writes_go_on_when_the_task_running_them_is_cancelled() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    // Holding the writing connection keeps the first write, which took
+    // the duty of running the queue, waiting for it.
+    let connection = store.shared.writer.lock().await;
+    let create = |id: &'static str| {
+        let store = store.clone();
+        tokio::spawn(async move { store.create_session(id, "webchat", "alice", false).await })
+    };
+    let first = create("first");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = create("second");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    drop(connection);
+
+    let second = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("the waiting write was run by another task");
+    second.unwrap().unwrap();
+    assert!(store.get_session("second").await.unwrap().is_some());
+    assert!(
+        store.get_session("first").await.unwrap().is_none(),
+        "the cancelled write was taken back"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wal_starts_over_under_steady_writes() {
     let db = TempDb::new();

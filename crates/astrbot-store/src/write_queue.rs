@@ -4,8 +4,12 @@
 //! WAL's write lock, writing the changed pages (the newest page of a busy
 //! table is changed by nearly every insert) and a frame header each,
 //! releasing the lock. Under load many writes wait for the one writing
-//! connection at once, so whoever gets the connection runs every write
-//! that is waiting, each in its own savepoint, and commits them together.
+//! connection at once, so they queue here and one caller at a time holds
+//! the duty of running them: it takes every write that is waiting, runs
+//! each in its own savepoint, and commits them together. The others only
+//! wait for their results; none of them queues for the connection, which
+//! under load had each wait its turn to find its write already done.
+//!
 //! A write that fails (a duplicate id) is rolled back alone; the others
 //! still commit. Results are handed out only after the commit, so a write
 //! never reports success for a transaction that was then lost, and a write
@@ -39,6 +43,17 @@ struct Waiting {
     /// Ids tell a withdrawn job apart.
     last_id: u64,
     jobs: Vec<(u64, Job)>,
+    /// Someone holds the duty of running the jobs.
+    duty_taken: bool,
+}
+
+/// A queued write: its result once committed, the guard that withdraws
+/// it, and whether the caller took the duty of running the queue (and so
+/// must run it, see [`WriteQueue::run_batch`] and [`WriteQueue::release`]).
+pub(crate) struct Queued<T> {
+    pub result: oneshot::Receiver<Result<T, StoreError>>,
+    pub withdraw: Withdraw,
+    pub has_duty: bool,
 }
 
 impl std::fmt::Debug for WriteQueue {
@@ -48,12 +63,12 @@ impl std::fmt::Debug for WriteQueue {
 }
 
 impl WriteQueue {
-    /// Queues `work` and returns the receiver of its result, plus a guard
-    /// that takes the job back out if the caller gives up before it ran.
+    /// Queues `work`; the caller takes the duty of running the queue if
+    /// nobody holds it.
     pub(crate) fn push<T: Send + 'static>(
         self: &Arc<Self>,
         work: impl FnOnce(&Connection) -> DbResult<T> + Send + 'static,
-    ) -> (oneshot::Receiver<Result<T, StoreError>>, Withdraw) {
+    ) -> Queued<T> {
         let (sender, receiver) = oneshot::channel();
         let job: Job = Box::new(move |connection| {
             let result = connection.map(|connection| in_savepoint(connection, work));
@@ -67,32 +82,45 @@ impl WriteQueue {
                 let _ = sender.send(outcome);
             })
         });
-        let id = {
+        let (id, has_duty) = {
             let mut waiting = lock(&self.waiting);
             waiting.last_id += 1;
             let id = waiting.last_id;
             waiting.jobs.push((id, job));
-            id
+            (id, !std::mem::replace(&mut waiting.duty_taken, true))
         };
-        let withdraw = Withdraw {
-            queue: self.clone(),
-            id,
-        };
-        (receiver, withdraw)
+        Queued {
+            result: receiver,
+            withdraw: Withdraw {
+                queue: self.clone(),
+                id,
+            },
+            has_duty,
+        }
     }
 
-    /// Runs every waiting write, in batches, until none is left. Called
-    /// with the writing connection held. Returns how many writes ran.
-    pub(crate) fn run_waiting(&self, connection: &mut Connection) -> u64 {
-        let mut ran = 0;
-        loop {
-            let batch = std::mem::take(&mut lock(&self.waiting).jobs);
-            if batch.is_empty() {
-                return ran;
-            }
-            ran += batch.len() as u64;
-            run_batch(connection, batch);
+    /// Takes the duty if nobody holds it.
+    pub(crate) fn claim(&self) -> bool {
+        !std::mem::replace(&mut lock(&self.waiting).duty_taken, true)
+    }
+
+    /// Runs the writes waiting now as one transaction. Called by the
+    /// duty's holder, with the writing connection held. `count` is told
+    /// how many writes ran before any caller learns its result.
+    pub(crate) fn run_batch(&self, connection: &mut Connection, count: impl FnOnce(u64)) {
+        let batch = std::mem::take(&mut lock(&self.waiting).jobs);
+        if !batch.is_empty() {
+            run_batch(connection, batch, count);
         }
+    }
+
+    /// Gives the duty up. Returns whether writes are still waiting: then
+    /// someone must claim the duty and run them, since their callers only
+    /// wait for results (a later write would claim it too).
+    pub(crate) fn release(&self) -> bool {
+        let mut waiting = lock(&self.waiting);
+        waiting.duty_taken = false;
+        !waiting.jobs.is_empty()
     }
 }
 
@@ -112,7 +140,8 @@ impl Drop for Withdraw {
 }
 
 /// One transaction for the whole batch.
-fn run_batch(connection: &mut Connection, batch: Vec<(u64, Job)>) {
+fn run_batch(connection: &mut Connection, batch: Vec<(u64, Job)>, count: impl FnOnce(u64)) {
+    count(batch.len() as u64);
     if let Err(error) = begin(connection) {
         for (_, job) in batch {
             job(None)(Err(&error));
@@ -214,22 +243,22 @@ mod tests {
     async fn a_failed_write_is_undone_alone_and_the_rest_commit_together() {
         let mut connection = table();
         let queue = Arc::new(WriteQueue::default());
-        let (first, _a) = queue.push(|c| insert(c, 1));
+        let first = queue.push(|c| insert(c, 1));
         // Inserts 2, then fails on the duplicate 1: its 2 must go too.
-        let (failing, _b) = queue.push(|c| {
+        let failing = queue.push(|c| {
             insert(c, 2)?;
             insert(c, 1)
         });
-        let (last, _c) = queue.push(|c| insert(c, 3));
+        let last = queue.push(|c| insert(c, 3));
 
-        assert_eq!(queue.run_waiting(&mut connection), 3);
+        queue.run_batch(&mut connection, |ran| assert_eq!(ran, 3));
 
-        assert!(first.await.unwrap().is_ok());
+        assert!(first.result.await.unwrap().is_ok());
         assert!(matches!(
-            failing.await.unwrap(),
+            failing.result.await.unwrap(),
             Err(StoreError::Conflict(_))
         ));
-        assert!(last.await.unwrap().is_ok());
+        assert!(last.result.await.unwrap().is_ok());
         assert_eq!(rows(&connection), [1, 3]);
         assert!(connection.is_autocommit(), "the batch was committed");
     }
@@ -238,12 +267,43 @@ mod tests {
     async fn a_withdrawn_write_never_runs() {
         let mut connection = table();
         let queue = Arc::new(WriteQueue::default());
-        let (result, withdraw) = queue.push(|c| insert(c, 1));
-        drop(withdraw);
+        let queued = queue.push(|c| insert(c, 1));
+        drop(queued.withdraw);
 
-        assert_eq!(queue.run_waiting(&mut connection), 0);
-        assert!(result.await.is_err(), "the caller is told it did not run");
+        queue.run_batch(&mut connection, |_| panic!("nothing is left to run"));
+        assert!(
+            queued.result.await.is_err(),
+            "the caller is told it did not run"
+        );
         assert!(rows(&connection).is_empty());
+    }
+
+    #[tokio::test]
+    async fn one_caller_at_a_time_holds_the_duty_of_running_the_queue() {
+        let mut connection = table();
+        let queue = Arc::new(WriteQueue::default());
+        let first = queue.push(|c| insert(c, 1));
+        let second = queue.push(|c| insert(c, 2));
+        assert!(
+            first.has_duty,
+            "the first write finds nobody running the queue"
+        );
+        assert!(!second.has_duty, "the second waits for the first's batch");
+        assert!(!queue.claim(), "the duty is held");
+
+        queue.run_batch(&mut connection, drop);
+        let third = queue.push(|c| insert(c, 3));
+        assert!(!third.has_duty, "the duty is held until it is given up");
+        assert!(queue.release(), "the third write still waits to be run");
+        assert!(queue.claim(), "whoever runs it next takes the duty");
+        queue.run_batch(&mut connection, drop);
+        assert!(!queue.release(), "nothing waits");
+
+        assert!(queue.push(|c| insert(c, 4)).has_duty);
+        for queued in [first, second, third] {
+            assert!(queued.result.await.unwrap().is_ok());
+        }
+        assert_eq!(rows(&connection), [1, 2, 3]);
     }
 
     #[tokio::test]
@@ -256,14 +316,14 @@ mod tests {
             )
             .unwrap();
         let queue = Arc::new(WriteQueue::default());
-        let (before, _a) = queue.push(|c| insert(c, 1));
-        let (boom, _b) = queue.push(|c| insert(c, 2));
-        let (after, _c) = queue.push(|c| insert(c, 3));
+        let before = queue.push(|c| insert(c, 1));
+        let boom = queue.push(|c| insert(c, 2));
+        let after = queue.push(|c| insert(c, 3));
 
-        queue.run_waiting(&mut connection);
+        queue.run_batch(&mut connection, drop);
 
-        for result in [before, boom, after] {
-            assert!(result.await.unwrap().is_err());
+        for queued in [before, boom, after] {
+            assert!(queued.result.await.unwrap().is_err());
         }
         assert!(rows(&connection).is_empty(), "nothing was committed");
         assert!(connection.is_autocommit());
@@ -273,18 +333,21 @@ mod tests {
     async fn a_panicking_write_fails_alone() {
         let mut connection = table();
         let queue = Arc::new(WriteQueue::default());
-        let (first, _a) = queue.push(|c| insert(c, 1));
-        let (panicking, _b) = queue.push(|c| -> DbResult<()> {
+        let first = queue.push(|c| insert(c, 1));
+        let panicking = queue.push(|c| -> DbResult<()> {
             insert(c, 2)?;
             panic!("a bug in a write")
         });
-        queue.run_waiting(&mut connection);
-        let (later, _c) = queue.push(|c| insert(c, 3));
-        queue.run_waiting(&mut connection);
+        queue.run_batch(&mut connection, drop);
+        let later = queue.push(|c| insert(c, 3));
+        queue.run_batch(&mut connection, drop);
 
-        assert!(first.await.unwrap().is_ok());
-        assert!(panicking.await.unwrap().is_err());
-        assert!(later.await.unwrap().is_ok(), "the writer still works");
+        assert!(first.result.await.unwrap().is_ok());
+        assert!(panicking.result.await.unwrap().is_err());
+        assert!(
+            later.result.await.unwrap().is_ok(),
+            "the writer still works"
+        );
         assert_eq!(rows(&connection), [1, 3]);
     }
 }
