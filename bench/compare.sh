@@ -18,10 +18,10 @@
 #   COMPARE_JSON_SECS (5)             seconds per im/bots, ceiling and sessions run
 #   COMPARE_CHAT_MESSAGES_1 (5), COMPARE_CHAT_MESSAGES_16 (2),
 #   COMPARE_CHAT_MESSAGES_128 (4)     instant chat: messages per client
-#   COMPARE_PACED_RATE (1000), COMPARE_PACED_MESSAGES (8)
-#                                     instant chat at 128 clients paced at this many
-#                                     streams/s in all (astrbot-rs and the provider
-#                                     alone only; 0 skips it)
+#   COMPARE_PACED_RATES ("1000 2000"), COMPARE_PACED_MESSAGES (8)
+#                                     instant chat at 128 clients paced at each of these
+#                                     many streams/s in all (astrbot-rs and the provider
+#                                     alone only; empty skips it)
 #   COMPARE_SESSIONS (1000)           sessions stored for the sessions listing
 #   COMPARE_UPLOAD_MB (10), COMPARE_UPLOADS (3)   file size; uploads per client
 #   COMPARE_REALISTIC_CLIENTS ("128 1000")        realistic chat, one message each
@@ -57,7 +57,7 @@ JSON_SECS=${COMPARE_JSON_SECS:-5}
 CHAT_M1=${COMPARE_CHAT_MESSAGES_1:-5}
 CHAT_M16=${COMPARE_CHAT_MESSAGES_16:-2}
 CHAT_M128=${COMPARE_CHAT_MESSAGES_128:-4}
-PACED_RATE=${COMPARE_PACED_RATE:-1000}
+PACED_RATES=${COMPARE_PACED_RATES-1000 2000}
 PACED_M=${COMPARE_PACED_MESSAGES:-8}
 SESSIONS=${COMPARE_SESSIONS:-1000}
 UPLOAD_MB=${COMPARE_UPLOAD_MB:-10}
@@ -525,13 +525,13 @@ for round in 1 2; do
     # The same clients paced well below what the machine can do, so that
     # the added latency is the server's work rather than queueing for the
     # CPU. AstrBot is not paced: it completes about one stream a second.
-    if [ "$PACED_RATE" != 0 ]; then
-        paced=(--concurrency 128 --messages "$PACED_M" --session-messages 4 --rate "$PACED_RATE"
+    for rate in $PACED_RATES; do
+        paced=(--concurrency 128 --messages "$PACED_M" --session-messages 4 --rate "$rate"
             --expect-text "$ANSWER")
-        result "upstream-paced-$round" upstream --url "$FAST_URL" "${paced[@]}" --timeout-secs 60
-        cpu_during "chat-paced-rs-$round" "$PID_RS" chat --url "$BASE_RS" --key "$KEY_RS" \
+        result "upstream-paced$rate-$round" upstream --url "$FAST_URL" "${paced[@]}" --timeout-secs 60
+        cpu_during "chat-paced$rate-rs-$round" "$PID_RS" chat --url "$BASE_RS" --key "$KEY_RS" \
             "${paced[@]}" --timeout-secs 120
-    fi
+    done
     for c in $UPLOAD_CLIENTS; do
         for t in py rs; do
             base_var="BASE_${t^^}" key_var="KEY_${t^^}"
@@ -625,8 +625,11 @@ share() { awk -v a="$(j "json-rs-$1" .per_sec)" -v b="$(j "json-ceil-$1" .per_se
 # vs_astrbot ROUND: rs requests/s over AstrBot's.
 vs_astrbot() { awk -v a="$(j "json-rs-$1" .per_sec)" -v b="$(j "json-py-$1" .per_sec)" 'BEGIN {
     if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.0f", a / b }'; }
+# added CLIENTS ROUND, relay_added CLIENTS ROUND, paced_added RATE ROUND: first-text p50
+# (astrbot-rs's or the minimal relay's) minus the provider alone's in the same conditions.
 added() { sub "$(j "chat$1-rs-$2" .first_text_p50_ms)" "$(j "upstream$1-$2" .first_text_p50_ms)"; }
 relay_added() { sub "$(j "relay$1-$2" .first_text_p50_ms)" "$(j "upstream$1-$2" .first_text_p50_ms)"; }
+paced_added() { sub "$(j "chat-paced$1-rs-$2" .first_text_p50_ms)" "$(j "upstream-paced$1-$2" .first_text_p50_ms)"; }
 # cpu_cell NAME: "server / provider / loadgen" CPU in % of one core.
 cpu_cell() {
     local f="$WORK/$1.cpu"
@@ -695,11 +698,10 @@ row_pinned() { # round
     echo "| — busy, astrbot-rs's core / provider and loadgen's core | | $(pinned_cell "$rs") | | |"
     echo "| — failed / all streams | | $(failed_of "$rs") | | |"
 }
-row_paced() { # round
-    local r=$1 rs up="upstream-paced-$1"
-    [ -f "$WORK/chat-paced-rs-$r.json" ] || return 0
-    rs="chat-paced-rs-$r"
-    echo "| Chat, instant provider, 128 clients paced at $PACED_RATE streams/s in all, $PACED_M messages each, correct streams/s (round $r) | not run | $(fmt "$(j "$rs" .per_sec)") | | $(fmt "$(j "$up" .per_sec)") |"
+row_paced() { # rate round
+    local rate=$1 r=$2 rs="chat-paced$1-rs-$2" up="upstream-paced$1-$2"
+    [ -f "$WORK/$rs.json" ] || return 0
+    echo "| Chat, instant provider, 128 clients paced at $rate streams/s in all, $PACED_M messages each, correct streams/s (round $r) | not run | $(fmt "$(j "$rs" .per_sec)") | | $(fmt "$(j "$up" .per_sec)") |"
     echo "| — first text p50 / p90 / p99, ms | | $(j "$rs" .first_text_p50_ms) / $(j "$rs" .first_text_p90_ms) / $(j "$rs" .first_text_p99_ms) | | $(j "$up" .first_text_p50_ms) / $(j "$up" .first_text_p90_ms) / $(j "$up" .first_text_p99_ms) |"
     echo "| — first text p50 added to the provider alone's, ms | | $(sub "$(j "$rs" .first_text_p50_ms)" "$(j "$up" .first_text_p50_ms)") | | |"
     echo "| — failed / all streams | | $(failed_of "$rs") | | $(failed_of "$up") |"
@@ -746,6 +748,9 @@ targets() {
     for c in 1 128; do
         echo "| Added latency to the first text delta < 2 ms p50, $c client(s) (astrbot-rs minus provider alone; a minimal relay in brackets) | $(added "$c" 1) ms; $(added "$c" 2) ms ($(relay_added "$c" 1); $(relay_added "$c" 2)) | $(verdict "$(holds "$(added "$c" 1)" "<" 2)" "$(holds "$(added "$c" 2)" "<" 2)") |"
     done
+    for rate in $PACED_RATES; do
+        echo "| … 128 clients paced at $rate streams/s in all | $(paced_added "$rate" 1) ms; $(paced_added "$rate" 2) ms | $(verdict "$(holds "$(paced_added "$rate" 1)" "<" 2)" "$(holds "$(paced_added "$rate" 2)" "<" 2)") |"
+    done
     echo "| Realistic chat at $REALISTIC_BIG clients: every stream correct | $(j "$big" .ok) of $REALISTIC_BIG correct, $(j "$big" .errors) failed | $(verdict "$(holds "$(j "$big" .ok)" "=" "$REALISTIC_BIG")" "$(holds "$(j "$big" .errors)" "=" 0)") |"
     echo "| … RSS < 200 MB (190.7 MiB), peak during the run | $(mib "$(peak "$big")") MiB | $(verdict "$(holds "$(peak "$big")" "<" 195312.5)") |"
     idle=$IDLE_RS
@@ -758,7 +763,7 @@ report() {
     echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(uname -sr)."
     echo "Load average (1/5/15 min) at start: $LOAD_START; at end: $LOAD_END."
     echo "AstrBot 4.18.0 (PyPI, $("$VENV/bin/python" --version 2>&1)) and astrbot-rs (release) alternate A B A B; the ceiling is \`loadgen ceiling\`, a bare axum route with the same JSON and no auth; \"provider alone\" is \`loadgen upstream\` straight against the instant fake; the \"minimal relay\" is the same \`loadgen ceiling\` relaying \`POST /api/v1/chat\` to the instant fake as AstrBot's \`plain\` and \`end\` events, with no key, session or storage."
-    echo "Instant chat, 50 tokens, messages per client: ${CHAT_M1} at 1 client, ${CHAT_M16} at 16, ${CHAT_M128} at 128; realistic chat: 300 ms to the first token, then 200 tokens 20 ms apart; paced chat: 128 clients starting $PACED_RATE streams/s in all on a fixed schedule (latency counted from each request's send). A stream counts only if its text is the expected answer (ratio n/a when AstrBot completed none). Sessions: $SESSIONS stored, page 1 of 20. Uploads: $UPLOADS per client. Held streams: astrbot-rs only (AstrBot is not held), provider waiting $HOLD_WAIT_MS ms; open-file limit $(ulimit -n); ${NETDEV_BACKLOG_NOTE:-net.core.netdev_max_backlog not read}."
+    echo "Instant chat, 50 tokens, messages per client: ${CHAT_M1} at 1 client, ${CHAT_M16} at 16, ${CHAT_M128} at 128; realistic chat: 300 ms to the first token, then 200 tokens 20 ms apart; paced chat: 128 clients starting ${PACED_RATES// / or } streams/s in all on a fixed schedule (latency counted from each request's send). A stream counts only if its text is the expected answer (ratio n/a when AstrBot completed none). Sessions: $SESSIONS stored, page 1 of 20. Uploads: $UPLOADS per client. Held streams: astrbot-rs only (AstrBot is not held), provider waiting $HOLD_WAIT_MS ms; open-file limit $(ulimit -n); ${NETDEV_BACKLOG_NOTE:-net.core.netdev_max_backlog not read}."
     echo
     echo "### Targets"
     echo
@@ -774,7 +779,9 @@ report() {
         for r in 1 2; do row_chat "$c" "$r"; done
     done
     for r in 1 2; do row_pinned "$r"; done
-    for r in 1 2; do row_paced "$r"; done
+    for rate in $PACED_RATES; do
+        for r in 1 2; do row_paced "$rate" "$r"; done
+    done
     for c in $REALISTIC_CLIENTS; do row_realistic "$c"; done
     for c in $UPLOAD_CLIENTS; do
         for r in 1 2; do row_upload "$c" "$r"; done
