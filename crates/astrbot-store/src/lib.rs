@@ -19,6 +19,8 @@ mod sessions;
 #[cfg(test)]
 mod tests;
 mod write_queue;
+#[cfg(test)]
+mod write_tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +40,7 @@ use change_stamp::WalIndexWatch;
 use checkpoint::Checkpointer;
 use codec::to_json_text;
 use db::DbResult;
-use write_queue::WriteQueue;
+use write_queue::{Queued, Withdraw, WriteQueue};
 
 /// Idle reading connections kept open for the next reads. Reads run on
 /// the calling thread, so no more than the process's threads are ever
@@ -143,11 +145,17 @@ impl SqliteStore {
         &self,
         work: impl FnOnce(&Connection) -> DbResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let queued = self.shared.queue.push(work);
-        if queued.has_duty {
-            let duty = WriteDuty {
-                shared: self.shared.clone(),
-            };
+        let queue = &self.shared.queue;
+        let Queued {
+            mut result,
+            withdraw,
+            has_duty,
+        } = queue.push(work);
+        // Takes the write back out if this caller gives up before it ran;
+        // handed to any duty this caller takes, see `WriteDuty`.
+        let mut withdraw = Some(withdraw);
+        if has_duty {
+            let duty = self.duty(&mut withdraw);
             // Every other task that is ready runs first, so those about to
             // write queue their writes too, and this batch commits them all
             // at once. Under chat load this raised the writes per commit
@@ -156,11 +164,28 @@ impl SqliteStore {
             tokio::task::yield_now().await;
             duty.run_batch().await;
         }
-        // The job stays queued while its caller waits; only a caller that
-        // gives up takes it back out (by dropping `withdraw` unrun).
-        let result = queued.result.await;
-        drop(queued.withdraw);
-        result.unwrap_or_else(|_| Err(backend("the write was dropped".to_owned())))
+        let outcome = loop {
+            tokio::select! {
+                // An offer is always taken up, so that it is never lost.
+                biased;
+                () = queue.duty_offered() => {
+                    if queue.claim() {
+                        self.duty(&mut withdraw).run_batch().await;
+                    }
+                }
+                outcome = &mut result => break outcome,
+            }
+        };
+        drop(withdraw);
+        outcome.unwrap_or_else(|_| Err(backend("the write was dropped".to_owned())))
+    }
+
+    /// The duty just claimed, holding the caller's own write's guard.
+    fn duty(&self, withdraw: &mut Option<Withdraw>) -> WriteDuty {
+        WriteDuty {
+            shared: self.shared.clone(),
+            own_write: withdraw.take(),
+        }
     }
 
     fn idle_readers(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
@@ -183,11 +208,12 @@ impl Shared {
 }
 
 /// The duty of running the write queue (see `write_queue`), held by one
-/// task at a time. It is given up when dropped, also by a task that was
-/// cancelled before it ran the batch; writes still waiting then are run
-/// by a task of their own, since their callers only wait for results.
+/// task at a time and given up when dropped. A holder cancelled before
+/// its batch ran takes its own write back out first, so that the next
+/// holder does not run a write whose caller has gone.
 struct WriteDuty {
     shared: Arc<Shared>,
+    own_write: Option<Withdraw>,
 }
 
 impl WriteDuty {
@@ -204,39 +230,8 @@ impl WriteDuty {
 
 impl Drop for WriteDuty {
     fn drop(&mut self) {
-        if self.shared.queue.release() {
-            run_left_writes(self.shared.clone());
-        }
-    }
-}
-
-/// Runs writes left waiting when the duty was given up: those queued
-/// while its batch ran, or all of them if its holder was cancelled.
-fn run_left_writes(shared: Arc<Shared>) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
-            // Spawned, the task runs after those ready now, which lets the
-            // next batch fill up as the first one did.
-            runtime.spawn(async move {
-                if shared.queue.claim() {
-                    WriteDuty { shared }.run_batch().await;
-                }
-            });
-        }
-        // Outside a runtime (a caller dropped by another executor) the
-        // writes run here, on this thread.
-        Err(_) => {
-            while shared.queue.claim() {
-                let mut writer = shared.writer.blocking_lock();
-                shared
-                    .queue
-                    .run_batch(&mut writer, |ran| shared.count_writes(ran));
-                drop(writer);
-                if !shared.queue.release() {
-                    break;
-                }
-            }
-        }
+        drop(self.own_write.take());
+        self.shared.queue.release();
     }
 }
 

@@ -8,7 +8,12 @@
 //! the duty of running them: it takes every write that is waiting, runs
 //! each in its own savepoint, and commits them together. The others only
 //! wait for their results; none of them queues for the connection, which
-//! under load had each wait its turn to find its write already done.
+//! under load had each wait its turn to find its write already done. A
+//! duty given up while writes still wait is offered to one of their
+//! callers, which takes it up.
+//!
+//! So a write's future must be polled to the end or dropped: one that
+//! holds the duty and is kept but not polled holds up every other write.
 //!
 //! A write that fails (a duplicate id) is rolled back alone; the others
 //! still commit. Results are handed out only after the commit, so a write
@@ -20,7 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use astrbot_core::StoreError;
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use crate::db::{self, lock, DbError, DbResult};
 
@@ -36,6 +41,9 @@ type Delivery = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 #[derive(Default)]
 pub(crate) struct WriteQueue {
     waiting: Mutex<Waiting>,
+    /// Wakes one waiting caller when the duty is given up with writes
+    /// still waiting (or, with none waiting, the next caller to wait).
+    duty_offer: Notify,
 }
 
 #[derive(Default)]
@@ -114,13 +122,27 @@ impl WriteQueue {
         }
     }
 
-    /// Gives the duty up. Returns whether writes are still waiting: then
-    /// someone must claim the duty and run them, since their callers only
-    /// wait for results (a later write would claim it too).
+    /// Gives the duty up. Writes still waiting are not run by their
+    /// callers unless asked (they only wait for results), so one of them
+    /// is offered the duty ([`WriteQueue::duty_offered`]). Returns whether
+    /// writes were waiting.
     pub(crate) fn release(&self) -> bool {
-        let mut waiting = lock(&self.waiting);
-        waiting.duty_taken = false;
-        !waiting.jobs.is_empty()
+        let left = {
+            let mut waiting = lock(&self.waiting);
+            waiting.duty_taken = false;
+            !waiting.jobs.is_empty()
+        };
+        if left {
+            self.duty_offer.notify_one();
+        }
+        left
+    }
+
+    /// Completes when the duty is offered to this caller; it should then
+    /// [`claim`](WriteQueue::claim) it and run a batch. Dropped after the
+    /// offer came, it passes the offer on.
+    pub(crate) async fn duty_offered(&self) {
+        self.duty_offer.notified().await
     }
 }
 
@@ -141,13 +163,13 @@ impl Drop for Withdraw {
 
 /// One transaction for the whole batch.
 fn run_batch(connection: &mut Connection, batch: Vec<(u64, Job)>, count: impl FnOnce(u64)) {
-    count(batch.len() as u64);
     if let Err(error) = begin(connection) {
         for (_, job) in batch {
             job(None)(Err(&error));
         }
         return;
     }
+    count(batch.len() as u64);
 
     // A failure so bad that SQLite rolled the whole transaction back (disk
     // full, I/O error) ends the batch: the writes after it are not run, as
