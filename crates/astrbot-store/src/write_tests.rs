@@ -17,6 +17,9 @@ use crate::db::DbResult;
 use crate::tests::TempDb;
 use crate::SqliteStore;
 
+/// A write made on another thread: its outcome, or `Elapsed` if it hung.
+type WriteElsewhere = std::thread::JoinHandle<Result<StoreResult<()>, tokio::time::error::Elapsed>>;
+
 /// A runtime of its own: `workers` threads, or the current thread for 0.
 fn runtime(workers: usize) -> Runtime {
     let mut builder = match workers {
@@ -32,11 +35,7 @@ fn runtime(workers: usize) -> Runtime {
 
 /// Creates session `id` on another thread, in a runtime of its own, giving
 /// up after a few seconds; `Err` means it hung.
-fn create_elsewhere(
-    store: &SqliteStore,
-    id: &'static str,
-    after: Duration,
-) -> std::thread::JoinHandle<Result<StoreResult<()>, tokio::time::error::Elapsed>> {
+fn create_elsewhere(store: &SqliteStore, id: &'static str, after: Duration) -> WriteElsewhere {
     let store = store.clone();
     std::thread::spawn(move || {
         std::thread::sleep(after);
@@ -47,6 +46,12 @@ fn create_elsewhere(
                 .map(|created| created.map(drop))
         })
     })
+}
+
+/// Waits for a write from [`create_elsewhere`]; it must have succeeded.
+fn wait_for_write(write: WriteElsewhere) {
+    let outcome = write.join().unwrap();
+    outcome.expect("the write hung").unwrap();
 }
 
 /// Nobody holds the duty and nothing is queued.
@@ -122,11 +127,7 @@ fn writes_go_on_when_the_runtime_running_them_shuts_down() {
     drop(first_runtime);
     drop(connection);
 
-    second
-        .join()
-        .unwrap()
-        .expect("the second write hung")
-        .unwrap();
+    wait_for_write(second);
     assert!(queue_is_idle(&store));
 }
 
@@ -145,11 +146,7 @@ fn a_write_queued_during_a_batch_is_run_by_its_own_caller() {
     });
     idle_later.block_on(slow).unwrap();
 
-    second
-        .join()
-        .unwrap()
-        .expect("the second write hung")
-        .unwrap();
+    wait_for_write(second);
     assert!(queue_is_idle(&store));
 }
 
