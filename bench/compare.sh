@@ -759,11 +759,23 @@ targets() {
     echo "| $HOLD_H2 streams held at once (HTTP/2, $HOLD_H2_CONNECTIONS connections), RSS < 1 GiB | $(j hold-h2 .max_open) open at once, $(j hold-h2 .errors) errors, peak $(mib "$(j hold-h2 .rss_peak_kib)") MiB | $(verdict "$(holds "$(j hold-h2 .max_open)" "=" "$HOLD_H2")" "$(holds "$(j hold-h2 .errors)" "=" 0)" "$(holds "$(j hold-h2 .rss_peak_kib)" "<" 1048576)") |"
 }
 
+# The report's description of the paced runs.
+paced_note() {
+    local rates
+    # shellcheck disable=SC2086 # splitting on purpose: the list, trimmed
+    rates=$(echo $PACED_RATES)
+    if [ -z "$rates" ]; then
+        echo "paced chat: not run."
+    else
+        echo "paced chat: 128 clients starting ${rates// / or } streams/s in all on a fixed schedule (latency counted from each request's send)."
+    fi
+}
+
 report() {
     echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(uname -sr)."
     echo "Load average (1/5/15 min) at start: $LOAD_START; at end: $LOAD_END."
     echo "AstrBot 4.18.0 (PyPI, $("$VENV/bin/python" --version 2>&1)) and astrbot-rs (release) alternate A B A B; the ceiling is \`loadgen ceiling\`, a bare axum route with the same JSON and no auth; \"provider alone\" is \`loadgen upstream\` straight against the instant fake; the \"minimal relay\" is the same \`loadgen ceiling\` relaying \`POST /api/v1/chat\` to the instant fake as AstrBot's \`plain\` and \`end\` events, with no key, session or storage."
-    echo "Instant chat, 50 tokens, messages per client: ${CHAT_M1} at 1 client, ${CHAT_M16} at 16, ${CHAT_M128} at 128; realistic chat: 300 ms to the first token, then 200 tokens 20 ms apart; paced chat: 128 clients starting ${PACED_RATES// / or } streams/s in all on a fixed schedule (latency counted from each request's send). A stream counts only if its text is the expected answer (ratio n/a when AstrBot completed none). Sessions: $SESSIONS stored, page 1 of 20. Uploads: $UPLOADS per client. Held streams: astrbot-rs only (AstrBot is not held), provider waiting $HOLD_WAIT_MS ms; open-file limit $(ulimit -n); ${NETDEV_BACKLOG_NOTE:-net.core.netdev_max_backlog not read}."
+    echo "Instant chat, 50 tokens, messages per client: ${CHAT_M1} at 1 client, ${CHAT_M16} at 16, ${CHAT_M128} at 128; realistic chat: 300 ms to the first token, then 200 tokens 20 ms apart; $(paced_note) A stream counts only if its text is the expected answer (ratio n/a when AstrBot completed none). Sessions: $SESSIONS stored, page 1 of 20. Uploads: $UPLOADS per client. Held streams: astrbot-rs only (AstrBot is not held), provider waiting $HOLD_WAIT_MS ms; open-file limit $(ulimit -n); ${NETDEV_BACKLOG_NOTE:-net.core.netdev_max_backlog not read}."
     echo
     echo "### Targets"
     echo
