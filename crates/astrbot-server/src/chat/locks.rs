@@ -38,10 +38,16 @@ impl SessionTicket {
     /// held while this turn runs.
     pub async fn wait(mut self) -> SessionGuard {
         let place = self.place.take().expect("a ticket is only waited on once");
-        if let Some(ahead) = place.ahead {
+        place.wait().await
+    }
+}
+
+impl Place {
+    async fn wait(self) -> SessionGuard {
+        if let Some(ahead) = self.ahead {
             drop(ahead.lock_owned().await);
         }
-        place.own
+        self.own
     }
 }
 
@@ -50,18 +56,15 @@ impl Drop for SessionTicket {
     /// dropped) still holds the next turn back until the turn before it
     /// is done, so that those two never run side by side.
     fn drop(&mut self) {
-        let Some(Place {
-            ahead: Some(ahead),
-            own,
-        }) = self.place.take()
-        else {
+        let Some(place) = self.place.take() else {
             return;
         };
+        // With nothing ahead, dropping the place frees it at once.
+        if place.ahead.is_none() {
+            return;
+        }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                drop(ahead.lock_owned().await);
-                drop(own);
-            });
+            runtime.spawn(async move { drop(place.wait().await) });
         }
     }
 }
