@@ -55,9 +55,9 @@ const WAL_SIZE_LIMIT: i64 = 32 * 1024 * 1024;
 ///
 /// SQLite takes one writer at a time, so writes share a single connection
 /// and queue for it (in order, run in batches by one task at a time)
-/// instead of colliding on the file lock. Reads take a read-only connection of their own; in WAL mode they
-/// never wait for the writer. See `db` for why statements run on the
-/// calling thread.
+/// instead of colliding on the file lock. Reads take a read-only
+/// connection of their own; in WAL mode they never wait for the writer.
+/// See `db` for why statements run on the calling thread.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     shared: Arc<Shared>,

@@ -55,6 +55,13 @@ struct Waiting {
     duty_taken: bool,
 }
 
+impl Waiting {
+    /// Takes the duty if nobody holds it.
+    fn take_duty(&mut self) -> bool {
+        !std::mem::replace(&mut self.duty_taken, true)
+    }
+}
+
 /// A queued write: its result once committed, the guard that withdraws
 /// it, and whether the caller took the duty of running the queue (and so
 /// must run it, see [`WriteQueue::run_batch`] and [`WriteQueue::release`]).
@@ -95,7 +102,7 @@ impl WriteQueue {
             waiting.last_id += 1;
             let id = waiting.last_id;
             waiting.jobs.push((id, job));
-            (id, !std::mem::replace(&mut waiting.duty_taken, true))
+            (id, waiting.take_duty())
         };
         Queued {
             result: receiver,
@@ -109,7 +116,7 @@ impl WriteQueue {
 
     /// Takes the duty if nobody holds it.
     pub(crate) fn claim(&self) -> bool {
-        !std::mem::replace(&mut lock(&self.waiting).duty_taken, true)
+        lock(&self.waiting).take_duty()
     }
 
     /// Runs the writes waiting now as one transaction. Called by the
