@@ -1,10 +1,11 @@
 //! Domain types shared by every astrbot-rs crate: the unified message origin,
 //! the storage trait and its records, the chat-provider trait and its
-//! OpenAI-shaped messages, AstrBot's timestamp format, and a cheap limit on
-//! silence shared by the network code.
+//! OpenAI-shaped messages, AstrBot's timestamp format, a cheap limit on
+//! silence shared by the network code, and a quick scan of JSON string text.
 
 pub mod errors;
 pub mod idle;
+pub mod json_text;
 pub mod provider;
 pub mod store;
 pub mod time;

@@ -17,6 +17,8 @@
 
 use std::borrow::Cow;
 
+use astrbot_core::json_text::find_escape;
+
 use super::wire::Usage;
 
 /// What a chunk carries for the answer.
@@ -274,7 +276,9 @@ impl<'a> Reader<'a> {
         let mut escaped = false;
         let mut at = self.at + 1;
         loop {
-            match *bytes.get(at)? {
+            // No quote left means the string never ends: give up.
+            at += find_escape(bytes.get(at..)?)?;
+            match bytes[at] {
                 b'"' => break,
                 b'\\' => {
                     escaped = true;
@@ -284,8 +288,8 @@ impl<'a> Reader<'a> {
                         _ => return None,
                     };
                 }
-                0..=0x1f => return None,
-                _ => at += 1,
+                // A raw control character: not JSON.
+                _ => return None,
             }
         }
         self.at = at + 1;
@@ -407,6 +411,22 @@ mod tests {
             read(USUAL[6]).unwrap().usage.unwrap().prompt_tokens,
             Some(9)
         );
+    }
+
+    #[test]
+    fn long_strings_are_read_whole() {
+        let long = "token ".repeat(50_000);
+        let chunk =
+            |content: &str| format!(r#"{{"choices":[{{"delta":{{"content":"{content}"}}}}]}}"#);
+        assert_eq!(read(&chunk(&long)).unwrap().text, long);
+        let escaped = format!("{long}\\n{long}");
+        assert_eq!(read(&chunk(&escaped)), by_serde(&chunk(&escaped)));
+        assert_eq!(
+            read(&chunk(&escaped)).unwrap().text.len(),
+            2 * long.len() + 1
+        );
+        assert_eq!(read(&chunk(&format!("{long}\u{1}"))), None);
+        assert_eq!(read(&format!(r#"{{"choices":[],"id":"{long}"#)), None);
     }
 
     #[test]
