@@ -4,6 +4,7 @@
 
 use std::io;
 
+use astrbot_core::json_text::find_escape;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -81,6 +82,41 @@ pub fn to_python_json(value: &impl Serialize) -> String {
 /// [`to_python_json`] appended to `out`, without a string of its own.
 pub fn write_python_json(out: &mut Vec<u8>, value: &impl Serialize) {
     append_with(out, value, PythonSpaced);
+}
+
+/// `text` as a JSON string literal appended to `out`, escaped as both
+/// serde_json and Python's `json.dumps(ensure_ascii=False)` escape it:
+/// `\"`, `\\`, `\b \f \n \r \t`, any other control character as `\u00xx`,
+/// everything else raw. For writers that build an event's JSON by hand.
+pub fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let mut rest = text.as_bytes();
+    while let Some(at) = find_escape(rest) {
+        out.extend_from_slice(&rest[..at]);
+        push_escape(out, rest[at]);
+        rest = &rest[at + 1..];
+    }
+    out.extend_from_slice(rest);
+    out.push(b'"');
+}
+
+fn push_escape(out: &mut Vec<u8>, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let short = match byte {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        0x08 => b'b',
+        0x0c => b'f',
+        b'\n' => b'n',
+        b'\r' => b'r',
+        b'\t' => b't',
+        _ => {
+            let (high, low) = (HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0x0f)]);
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', high, low]);
+            return;
+        }
+    };
+    out.extend_from_slice(&[b'\\', short]);
 }
 
 fn write_with(value: &impl Serialize, formatter: impl Formatter) -> String {
@@ -173,6 +209,33 @@ mod tests {
             to_ascii_json(&json!({"e": "😀"})),
             r#"{"e":"\ud83d\ude00"}"#
         );
+    }
+
+    #[test]
+    fn strings_written_by_hand_are_escaped_as_serde_escapes_them() {
+        let mut texts: Vec<String> = (0..=0x7f_u8)
+            .map(|byte| char::from(byte).to_string())
+            .collect();
+        texts.extend(
+            [
+                "",
+                "plain token ",
+                "你好 😀 \u{7f}\u{80}\u{2028}",
+                "a\"quoted\" \\path\\ line\nbreak\ttab\r\u{8}\u{c}\u{0}\u{1f}end",
+                "\"\"\"\"\"\"\"\"\"",
+                "0123456789abcdef0123456789\n",
+            ]
+            .map(str::to_owned),
+        );
+        for text in texts {
+            let mut out = Vec::new();
+            write_json_str(&mut out, &text);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&text).unwrap(),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

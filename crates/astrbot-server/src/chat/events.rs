@@ -8,6 +8,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::json::{write_json_str, write_python_json};
+
 /// One event of a chat stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChatEvent {
@@ -108,6 +110,40 @@ impl Serialize for ChatEvent {
     }
 }
 
+impl ChatEvent {
+    /// The event's JSON as AstrBot's SSE body carries it (see
+    /// [`write_python_json`]), appended to `out`. A stream sends a `plain`
+    /// delta per token, so that one is written field by field: through
+    /// serde, its five keys and the constant values took about a tenth of
+    /// the server's instructions under chat load. The output is the same
+    /// byte for byte; the tests compare the two.
+    pub fn write_python_json(&self, out: &mut Vec<u8>) {
+        let ChatEvent::Plain {
+            text,
+            streaming,
+            chain_type,
+            message_id,
+        } = self
+        else {
+            return write_python_json(out, self);
+        };
+        out.extend_from_slice(br#"{"type": "plain", "data": "#);
+        write_json_str(out, text);
+        out.extend_from_slice(if *streaming {
+            br#", "streaming": true, "chain_type": "#
+        } else {
+            br#", "streaming": false, "chain_type": "#
+        });
+        match chain_type {
+            Some(kind) => write_json_str(out, kind),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(br#", "message_id": "#);
+        write_json_str(out, message_id);
+        out.push(b'}');
+    }
+}
+
 #[derive(Serialize)]
 struct SavedWire<'a> {
     id: &'a i64,
@@ -198,5 +234,38 @@ mod tests {
         for (event, expected) in cases {
             assert_eq!(serde_json::to_string(&event).unwrap(), expected);
         }
+    }
+
+    #[test]
+    fn plain_deltas_written_by_hand_match_serde() {
+        let texts = ["", "tok ", "你好 😀", "a \"b\" \\ \n\t\u{1}"];
+        for text in texts {
+            for streaming in [true, false] {
+                for chain_type in [None, Some("reasoning"), Some("a\"b")] {
+                    let event = ChatEvent::Plain {
+                        text: text.to_owned(),
+                        streaming,
+                        chain_type,
+                        message_id: "5f0c\"id".into(),
+                    };
+                    let (mut by_hand, mut by_serde) = (Vec::new(), Vec::new());
+                    event.write_python_json(&mut by_hand);
+                    write_python_json(&mut by_serde, &event);
+                    assert_eq!(
+                        String::from_utf8(by_hand).unwrap(),
+                        String::from_utf8(by_serde).unwrap()
+                    );
+                }
+            }
+        }
+        let mut other = Vec::new();
+        ChatEvent::End {
+            message_id: "m".into(),
+        }
+        .write_python_json(&mut other);
+        assert_eq!(
+            String::from_utf8(other).unwrap(),
+            r#"{"type": "end", "data": "", "streaming": false, "message_id": "m"}"#
+        );
     }
 }

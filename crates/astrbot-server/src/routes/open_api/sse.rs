@@ -22,7 +22,6 @@ use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
 
 use crate::chat::ChatEvent;
-use crate::json::write_python_json;
 
 /// Silence after which a keep-alive comment is sent.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -198,7 +197,7 @@ fn closes_answer(event: &ChatEvent) -> bool {
 /// JSON is compact, so it never contains a newline.
 fn write_event(chunk: &mut Vec<u8>, event: &ChatEvent) {
     chunk.extend_from_slice(b"data: ");
-    write_python_json(chunk, event);
+    event.write_python_json(chunk);
     chunk.extend_from_slice(b"\n\n");
 }
 
