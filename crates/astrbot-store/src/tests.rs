@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use astrbot_core::store::{ChatState, ConversationUpdate, NewApiKey, NewHistory};
 use astrbot_core::{Store, StoreError};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::json;
 
 use crate::codec::{decode_ts, encode_ts};
@@ -88,6 +88,46 @@ fn timestamp_format_is_fixed_width_and_round_trips_microseconds() {
     // Nanoseconds are dropped, never rounded up.
     let nanos = instant + chrono::Duration::nanoseconds(999_999_999);
     assert_eq!(encode_ts(nanos), "2026-02-21 09:20:26.999999");
+}
+
+#[test]
+fn timestamp_codec_agrees_with_chrono() {
+    // Instants spread over years, months, leap days and microseconds.
+    let steps = [1, 999_999, 86_400_000_007, 3_600_000_123, 2_629_746_000_001];
+    let mut instant = Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 58).unwrap();
+    for round in 0..2_000_i64 {
+        let step = steps[round as usize % steps.len()] * (round % 7 + 1);
+        instant += chrono::Duration::microseconds(step);
+        let text = encode_ts(instant);
+        assert_eq!(text, instant.format("%Y-%m-%d %H:%M:%S%.6f").to_string());
+        let by_chrono = NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+        assert_eq!(decode_ts(&text).unwrap(), by_chrono.and_utc());
+        assert_eq!(decode_ts(&text).unwrap(), instant);
+    }
+
+    // Text in our layout that is not a real instant, or not quite our
+    // layout, is left to chrono's parser and gets its answer.
+    let odd = [
+        "2026-02-30 09:20:26.000000",
+        "2025-02-29 09:20:26.000000",
+        "2026-02-21 24:00:00.000000",
+        "2026-02-21 09:20:60.000000",
+        "2026-02-21 09:20:26.12345x",
+        "+026-02-21 09:20:26.000000",
+        "2026-02-21T09:20:26.000000",
+        "2026-02-21 09:20:26.1234567",
+    ];
+    for text in odd {
+        let by_chrono = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
+            .into_iter()
+            .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+            .map(|naive| naive.and_utc());
+        assert_eq!(decode_ts(text).ok(), by_chrono, "{text}");
+    }
+
+    // Years we never write still print in full.
+    let far = Utc.with_ymd_and_hms(12345, 1, 2, 3, 4, 5).unwrap();
+    assert_eq!(encode_ts(far), "12345-01-02 03:04:05.000000");
 }
 
 #[test]
