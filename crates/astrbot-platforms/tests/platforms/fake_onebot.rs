@@ -2,6 +2,7 @@
 //! connects to the adapter's reverse WebSocket, pushes events and answers
 //! actions by `echo`.
 
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -13,11 +14,27 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// A port nobody listens on right now; the adapter's port is configured,
-/// so it cannot be 0.
+/// A port nobody listens on right now, for a listener the test configures
+/// (an adapter's port cannot be 0).
+///
+/// Taken below Linux's ephemeral range (32768 and up), where the ports of
+/// every bind to port 0 and of every outgoing connection come from: a
+/// port found free that way could be handed to another test in between,
+/// and the fake would then reach that test's server. Within the process
+/// the ports are taken in turn, so no two tests get the same one.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    const FIRST: u16 = 20_000;
+    const COUNT: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Different test binaries start at different places.
+    let start = (std::process::id() % u32::from(COUNT)) as u16;
+    loop {
+        let offset = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT;
+        let port = FIRST + offset;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub struct FakeOneBot {

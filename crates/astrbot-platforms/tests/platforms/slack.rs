@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::sync::{mpsc, watch};
 
+use crate::fake_onebot::free_port;
 use crate::running::{run, Running};
 use fake::{FakeSlack, WAIT};
 
@@ -27,14 +28,6 @@ const SECRET: &str = "signing-secret";
 
 fn start(config: SlackConfig) -> Running<SlackAdapter> {
     run(SlackAdapter::new("slack", config).unwrap())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn now() -> i64 {
