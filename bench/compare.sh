@@ -207,11 +207,7 @@ log "installing AstrBot 4.18.0 (background; log in $WORK/install.log)"
 INSTALL_PID=$!
 PIDS+=("$INSTALL_PID")
 
-log "building release binaries"
-cargo build --release -p astrbot-rs -p fake-openai -p astrbot-loadgen >&2
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
-BIN="$TARGET_DIR/release"
-LOADGEN="$BIN/loadgen"
+build_binaries
 # Each open stream costs sockets (client, server, provider); this container's
 # hard limit cannot be raised, so take all of it.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true

@@ -35,11 +35,7 @@ command -v valgrind >/dev/null || { echo "valgrind is not installed (Debian: apt
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-log "building release binaries"
-cargo build --release -p astrbot-rs -p fake-openai -p astrbot-loadgen >&2
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
-BIN="$TARGET_DIR/release"
-LOADGEN="$BIN/loadgen"
+build_binaries
 BUILDS=("$@")
 [ ${#BUILDS[@]} -gt 0 ] || BUILDS=("$BIN")
 for dir in "${BUILDS[@]}"; do

@@ -1,8 +1,20 @@
 # bench/lib.sh: shell helpers shared by the bench/*.sh scripts.
-# Expects BIN (the folder holding astrbot-rs, fake-openai and loadgen).
-# Everything started here listens on 127.0.0.1 and is killed on exit.
+# Expects BIN (the folder holding astrbot-rs, fake-openai and loadgen), which
+# build_binaries sets. Everything started here listens on 127.0.0.1 and is
+# killed on exit.
 
 log() { echo "== $*" >&2; }
+
+# build_binaries [PROFILE]: builds astrbot-rs, fake-openai and loadgen
+# (release unless PROFILE is debug); sets BIN, their folder, and LOADGEN.
+build_binaries() {
+    local profile=${1:-release} flags=()
+    [ "$profile" = release ] && flags=(--release)
+    log "building $profile binaries"
+    cargo build "${flags[@]}" -p astrbot-rs -p fake-openai -p astrbot-loadgen >&2
+    BIN="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)/$profile"
+    LOADGEN="$BIN/loadgen"
+}
 
 # setup_work: a temp folder WORK and an exit trap that kills every process
 # recorded in PIDS and removes WORK.

@@ -29,11 +29,7 @@ command -v perf >/dev/null || { echo "perf is not installed (Debian: apt-get ins
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-log "building release binaries"
-cargo build --release -p astrbot-rs -p fake-openai -p astrbot-loadgen >&2
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
-BIN="$TARGET_DIR/release"
-LOADGEN="$BIN/loadgen"
+build_binaries
 setup_work
 
 start_fake fast --tokens 50

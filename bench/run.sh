@@ -32,17 +32,13 @@ HOLD_STREAMS=${BENCH_HOLD_STREAMS:-1000}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-log "building release binaries"
-cargo build --release -p astrbot-rs -p fake-openai -p astrbot-loadgen >&2
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
-BIN="$TARGET_DIR/release"
+build_binaries
 
 # Many open streams need many file descriptors (client, gateway, provider).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 log "open-file limit: $(ulimit -n)"
 
 setup_work
-LOADGEN="$BIN/loadgen"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # result NAME LOADGEN-ARGS...: runs loadgen, keeps its JSON line in

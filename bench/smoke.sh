@@ -8,9 +8,8 @@ export LC_ALL=C
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PROFILE=debug
-CARGO_PROFILE=()
 case "${1:-}" in
-    --release) PROFILE=release; CARGO_PROFILE=(--release) ;;
+    --release) PROFILE=release ;;
     "") ;;
     *) echo "usage: bench/smoke.sh [--release]" >&2; exit 2 ;;
 esac
@@ -18,11 +17,7 @@ esac
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-log "building ($PROFILE)"
-cargo build "${CARGO_PROFILE[@]}" -p astrbot-rs -p fake-openai -p astrbot-loadgen >&2
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
-BIN="$TARGET_DIR/$PROFILE"
-LOADGEN="$BIN/loadgen"
+build_binaries "$PROFILE"
 setup_work
 
 start_fake fast --tokens 10
