@@ -3,7 +3,7 @@
 # chat and per `GET /api/v1/im/bots`, counted by valgrind (callgrind).
 #
 # CPU time on a shared machine moves by up to a fifth from run to run; an
-# instruction count moves by about 1 %, so two builds can be told apart in
+# instruction count moves by well under 1 %, so two builds can be told apart in
 # a minute. Each BIN_DIR holds an astrbot-rs release binary (default: this
 # tree's, built first); fake-openai and loadgen always come from this tree.
 # For each build: a fake provider (instant, 50 tokens) and the server on a

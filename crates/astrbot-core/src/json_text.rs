@@ -10,11 +10,13 @@ const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
 
 /// Whether `byte` must be escaped in a JSON string.
 #[inline]
-pub fn needs_escape(byte: u8) -> bool {
+fn needs_escape(byte: u8) -> bool {
     byte == b'"' || byte == b'\\' || byte < 0x20
 }
 
-/// The index of the first byte of `bytes` that [`needs_escape`], if any.
+/// The index of the first byte of `bytes` that must be escaped in a JSON
+/// string (`"`, `\` or a control character), if any.
+///
 /// Inlined: most strings are a few bytes long, and a call costs as much as
 /// scanning them.
 #[inline]

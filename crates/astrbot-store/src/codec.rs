@@ -8,6 +8,21 @@ use serde_json::Value;
 
 use crate::db::DbResult;
 
+/// The stored timestamp layout: a digit wherever this has `0`.
+const LAYOUT: &[u8; 26] = b"0000-00-00 00:00:00.000000";
+
+/// Where [`LAYOUT`] holds the year, month, day, hour, minute, second and
+/// microseconds (start and end of each).
+const FIELDS: [(usize, usize); 7] = [
+    (0, 4),
+    (5, 7),
+    (8, 10),
+    (11, 13),
+    (14, 16),
+    (17, 19),
+    (20, 26),
+];
+
 /// Renders an instant for storage in the one format every timestamp is
 /// written in: naive UTC with exactly six fractional digits
 /// (`2026-02-21 09:20:26.123456`), as SQLAlchemy writes it for AstrBot.
@@ -33,18 +48,18 @@ pub(crate) fn encode_ts(instant: DateTime<Utc>) -> String {
             instant.second(),
         );
     };
-    let mut text = *b"0000-00-00 00:00:00.000000";
-    let fields = [
-        (0..4, year),
-        (5..7, instant.month()),
-        (8..10, instant.day()),
-        (11..13, instant.hour()),
-        (14..16, instant.minute()),
-        (17..19, instant.second()),
-        (20..26, micros),
+    let values = [
+        year,
+        instant.month(),
+        instant.day(),
+        instant.hour(),
+        instant.minute(),
+        instant.second(),
+        micros,
     ];
-    for (place, value) in fields {
-        put_digits(&mut text[place], value);
+    let mut text = *LAYOUT;
+    for ((from, to), value) in FIELDS.into_iter().zip(values) {
+        put_digits(&mut text[from..to], value);
     }
     text.iter().copied().map(char::from).collect()
 }
@@ -85,35 +100,25 @@ pub(crate) fn decode_ts(text: &str) -> Result<DateTime<Utc>, StoreError> {
 /// Reads exactly what [`encode_ts`] writes, without chrono's format
 /// parser; `None` leaves anything else (or an impossible date) to it.
 fn decode_own_format(text: &str) -> Option<DateTime<Utc>> {
-    let text: &[u8; 26] = text.as_bytes().try_into().ok()?;
-    let separators = [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b' '),
-        (13, b':'),
-        (16, b':'),
-        (19, b'.'),
-    ];
-    if separators.iter().any(|&(at, byte)| text[at] != byte) {
+    let text = text.as_bytes();
+    let fits = text.len() == LAYOUT.len()
+        && text.iter().zip(LAYOUT).all(|(&byte, &expected)| {
+            if expected == b'0' {
+                byte.is_ascii_digit()
+            } else {
+                byte == expected
+            }
+        });
+    if !fits {
         return None;
     }
-    let number = |from: usize, to: usize| {
-        text[from..to].iter().try_fold(0u32, |value, &byte| {
-            byte.is_ascii_digit()
-                .then(|| value * 10 + u32::from(byte - b'0'))
-        })
-    };
-    let date = NaiveDate::from_ymd_opt(
-        i32::try_from(number(0, 4)?).ok()?,
-        number(5, 7)?,
-        number(8, 10)?,
-    )?;
-    let time = NaiveTime::from_hms_micro_opt(
-        number(11, 13)?,
-        number(14, 16)?,
-        number(17, 19)?,
-        number(20, 26)?,
-    )?;
+    let [year, month, day, hour, minute, second, micros] = FIELDS.map(|(from, to)| {
+        text[from..to]
+            .iter()
+            .fold(0, |value, &digit| value * 10 + u32::from(digit - b'0'))
+    });
+    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
+    let time = NaiveTime::from_hms_micro_opt(hour, minute, second, micros)?;
     Some(date.and_time(time).and_utc())
 }
 
