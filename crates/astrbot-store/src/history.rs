@@ -5,7 +5,7 @@ use astrbot_core::store::{HistoryRecord, NewHistory};
 use rusqlite::{params, Connection, Row};
 
 use crate::codec::{encode_ts, json, to_json_text, ts};
-use crate::db::{all_rows, optional_row, DbResult};
+use crate::db::{all_rows, execute, optional_row, DbResult};
 
 const COLUMNS: &str = "id, platform_id, user_id, sender_id, sender_name, content, created_at";
 
@@ -13,25 +13,24 @@ const COLUMNS: &str = "id, platform_id, user_id, sender_id, sender_name, content
 /// record rather than copied, since the writer holds the database lock.
 pub(crate) fn insert(connection: &Connection, turn: NewHistory) -> DbResult<HistoryRecord> {
     let now = astrbot_core::time::now();
-    // RETURNING (SQLite ≥ 3.35 and PostgreSQL) gives the id in one step.
-    let id: i64 = connection
-        .prepare_cached(
-            "INSERT INTO platform_message_history \
-             (platform_id, user_id, sender_id, sender_name, content, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )?
-        .query_row(
-            params![
-                turn.platform_id,
-                turn.user_id,
-                turn.sender_id,
-                turn.sender_name,
-                to_json_text(&turn.content)?,
-                encode_ts(now),
-                encode_ts(now),
-            ],
-            |row| row.get(0),
-        )?;
+    // The id is the rowid SQLite just assigned on this connection, which
+    // costs nothing to read; `RETURNING id` would build a result table.
+    execute(
+        connection,
+        "INSERT INTO platform_message_history \
+         (platform_id, user_id, sender_id, sender_name, content, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        params![
+            turn.platform_id,
+            turn.user_id,
+            turn.sender_id,
+            turn.sender_name,
+            to_json_text(&turn.content)?,
+            encode_ts(now),
+            encode_ts(now),
+        ],
+    )?;
+    let id = connection.last_insert_rowid();
     Ok(HistoryRecord {
         id,
         platform_id: turn.platform_id,
