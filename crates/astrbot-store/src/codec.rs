@@ -61,7 +61,9 @@ pub(crate) fn encode_ts(instant: DateTime<Utc>) -> String {
     for ((from, to), value) in FIELDS.into_iter().zip(values) {
         put_digits(&mut text[from..to], value);
     }
-    text.iter().copied().map(char::from).collect()
+    // All ASCII, so this never replaces anything; it copies the 26 bytes
+    // at once where collecting them as chars pushed one at a time.
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// Writes `value`'s last `out.len()` decimal digits into `out`.

@@ -5,8 +5,6 @@
 //! bytes are buffered until a full line is available. Lines end in LF or
 //! CRLF; a lone CR is not treated as a line end, since no chat API sends it.
 
-use std::borrow::Cow;
-
 /// Collects lines into events and hands out each event's data.
 #[derive(Debug, Default)]
 pub struct SseParser {
@@ -71,24 +69,29 @@ impl SseParser {
             // A comment, e.g. OpenRouter's `: OPENROUTER PROCESSING` keep-alive.
             return;
         }
-        // Valid UTF-8 (nearly always) is checked by the fast validator;
-        // only a broken line pays for the replacement characters.
-        let line = match std::str::from_utf8(line) {
-            Ok(line) => Cow::Borrowed(line),
-            Err(_) => String::from_utf8_lossy(line),
-        };
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line.as_ref(), ""),
-        };
-        // `event`, `id` and `retry` carry nothing a chat completion needs.
-        if field == "data" {
-            if self.has_data {
-                self.data.push('\n');
+        // The field name is found on the bytes (`:` never sits inside a
+        // UTF-8 sequence), and only a `data` value is checked as UTF-8:
+        // the other fields carry nothing a chat completion needs.
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
             }
-            self.data.push_str(value);
-            self.has_data = true;
+            None => (line, &b""[..]),
+        };
+        if field != b"data" {
+            return;
         }
+        if self.has_data {
+            self.data.push('\n');
+        }
+        // Valid UTF-8 (nearly always) is checked by the fast validator;
+        // only a broken value pays for the replacement characters.
+        match std::str::from_utf8(value) {
+            Ok(value) => self.data.push_str(value),
+            Err(_) => self.data.push_str(&String::from_utf8_lossy(value)),
+        }
+        self.has_data = true;
     }
 
     fn dispatch(&mut self, on_event: &mut impl FnMut(&str)) {
@@ -154,6 +157,17 @@ mod tests {
         let mut parser = SseParser::new();
         let events = parser.push_all(b"data: caf\xc3 ok\n\ndata: \xff\n\n");
         assert_eq!(events, vec!["caf\u{fffd} ok", "\u{fffd}"]);
+    }
+
+    #[test]
+    fn only_the_first_colon_ends_the_field_name() {
+        let mut parser = SseParser::new();
+        let events =
+            parser.push_all(b"dat\xff: no\n\n\xc3data: no\ndata\ndata:a: b\ndata:  two spaces\n\n");
+        // A field name with broken bytes is not `data`; `data` alone is an
+        // empty data line; the value keeps its later colons and all but
+        // one leading space.
+        assert_eq!(events, vec!["\na: b\n two spaces"]);
     }
 
     #[test]
