@@ -4,6 +4,7 @@
 mod apikey;
 mod cli;
 mod hangup;
+mod log_output;
 mod shutdown;
 
 use std::io::IsTerminal;
@@ -19,13 +20,15 @@ use shutdown::Asked;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let (log_output, _flush_log_at_exit) =
+        log_output::to_stderr().context("cannot start the log writer")?;
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        .with_writer(log_output)
         .init();
 
     let root = DataRoot::new(match cli.root {

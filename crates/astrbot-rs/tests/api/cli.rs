@@ -537,6 +537,71 @@ async fn a_hangup_applies_the_edited_config_file_and_keeps_a_broken_one_out() {
     assert_eq!(answer().await, "Echo: hi");
 }
 
+#[tokio::test]
+async fn a_log_nobody_reads_does_not_stop_the_server() {
+    let root = temp_root();
+    let (ok, key, stderr) = run(&root, &["apikey", "create", "--name", "logs"]);
+    assert!(ok, "{stderr}");
+    let key = key.trim().to_owned();
+
+    // The log is read up to the address, then left unread with the pipe
+    // still open, as by a paused terminal or a stuck log shipper.
+    let mut child = binary()
+        .arg("--root")
+        .arg(&root)
+        .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let base = loop {
+        line.clear();
+        assert!(log.read_line(&mut line).unwrap() > 0, "the log ended early");
+        if let Some(at) = line.find("listening on http://") {
+            let rest = &line[at + "listening on ".len()..];
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    let served = Served {
+        child,
+        base,
+        log: Arc::new(Mutex::new(Vec::new())),
+    };
+
+    // Every request logs an access line of about 120 bytes: 6,000 are ten
+    // times what a pipe holds, and more than the server queues for it.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = format!("{}/api/v1/im/bots", served.base);
+    let requests = (0..4).map(|_| {
+        let (client, url, key) = (client.clone(), url.clone(), key.clone());
+        tokio::spawn(async move {
+            for _ in 0..1500 {
+                let response = client.get(&url).header("X-API-Key", &key).send().await;
+                let status = response.expect("answered with the log blocked").status();
+                assert_eq!(status, 200);
+            }
+        })
+    });
+    for request in futures::future::join_all(requests).await {
+        request.unwrap();
+    }
+
+    // Read again, the log goes on and says how much of it was lost.
+    let lines = served.log.clone();
+    std::thread::spawn(move || {
+        for line in log.lines().map_while(Result::ok) {
+            lines.lock().unwrap().push(line);
+        }
+    });
+    wait_until(|| served.log_contains("log lines were dropped while the log output was blocked"))
+        .await;
+}
+
 /// Polls `done` for up to 10 s.
 async fn wait_until(done: impl Fn() -> bool) {
     let started = std::time::Instant::now();
