@@ -7,22 +7,30 @@
 //! Ctrl-S, a stuck log shipper) fills after 64 KiB, and then every
 //! request's access line blocked the runtime thread that logged it.
 //!
-//! The queue holds [`QUEUED_LINES`] lines. When it is full, new lines are
-//! dropped and counted, and once the output moves again a warning says how
-//! many were lost. A server that keeps answering with gaps in its log is
-//! what an operator would choose over one that hangs until someone reads.
+//! The queue holds [`QUEUED_LINES`] lines and [`QUEUED_BYTES`] bytes. When
+//! it is full, new lines are dropped and counted, and once the output moves
+//! again a warning says how many were lost. A server that keeps answering
+//! with gaps in its log is what an operator would choose over one that
+//! hangs until someone reads. The short commands (`apikey`) still write
+//! each line in place, so that their lines keep their order among what
+//! they print.
 
+use std::cell::RefCell;
 use std::io::{self, BufWriter, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
 
-/// Lines that may wait for the writer thread (a few hundred KiB of
-/// ordinary lines) before new ones are dropped.
+/// Lines that may wait for the writer thread before new ones are dropped.
 const QUEUED_LINES: usize = 4096;
+
+/// Bytes that may wait, whatever the number of lines: a line can carry
+/// what a client sent (a path, a provider name), and 4,096 long ones would
+/// otherwise hold hundreds of MiB while stderr is blocked.
+const QUEUED_BYTES: usize = 1024 * 1024;
 
 /// How long the writer thread rests after writing, so that lines logged
 /// meanwhile are written together. Without the rest, a busy server woke
@@ -33,7 +41,8 @@ const REST_AFTER_WRITING: Duration = Duration::from_millis(10);
 const WRITE_BUFFER: usize = 64 * 1024;
 
 /// How long the last lines may take to be written when the process ends,
-/// so that a blocked stderr cannot hold up the exit.
+/// so that a blocked stderr cannot hold up the exit; lines still queued
+/// then are lost.
 const FLUSH_AT_EXIT: Duration = Duration::from_secs(1);
 
 enum Message {
@@ -42,10 +51,24 @@ enum Message {
     Flush(SyncSender<()>),
 }
 
-/// The log's writer, for `tracing_subscriber::fmt().with_writer(...)`.
-#[derive(Clone)]
+thread_local! {
+    /// On the writer thread while it logs its own warning: the formatted
+    /// line, to be written in place instead of queued behind a backlog
+    /// (where it could be dropped itself).
+    static OWN_LINE: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+/// The log's writer, for `tracing_subscriber::fmt().with_writer(...)`:
+/// straight to stderr, or through the writer thread.
 pub struct LogOutput {
-    queue: SyncSender<Message>,
+    queue: Option<Queue>,
+}
+
+struct Queue {
+    sender: SyncSender<Message>,
+    /// Bytes of the lines waiting, for [`QUEUED_BYTES`].
+    bytes: Arc<AtomicUsize>,
+    /// Lines dropped since the last report.
     dropped: Arc<AtomicU64>,
 }
 
@@ -54,33 +77,43 @@ pub struct FlushOnExit {
     queue: SyncSender<Message>,
 }
 
-/// Starts the writer thread on stderr.
-pub fn to_stderr() -> io::Result<(LogOutput, FlushOnExit)> {
+/// Each line written to stderr as it is logged, for the short commands,
+/// whose few lines should keep their place among what they print.
+pub fn direct() -> LogOutput {
+    LogOutput { queue: None }
+}
+
+/// Lines queued for a writer thread on stderr, for the server.
+pub fn queued() -> io::Result<(LogOutput, FlushOnExit)> {
     start(io::stderr())
 }
 
 fn start(output: impl Write + Send + 'static) -> io::Result<(LogOutput, FlushOnExit)> {
-    let (queue, lines) = mpsc::sync_channel(QUEUED_LINES);
-    let dropped = Arc::new(AtomicU64::new(0));
-    let counted = dropped.clone();
+    let (sender, lines) = mpsc::sync_channel(QUEUED_LINES);
+    let queue = Queue {
+        sender: sender.clone(),
+        bytes: Arc::new(AtomicUsize::new(0)),
+        dropped: Arc::new(AtomicU64::new(0)),
+    };
+    let (bytes, dropped) = (queue.bytes.clone(), queue.dropped.clone());
     std::thread::Builder::new()
         .name("log-writer".to_owned())
         .spawn(move || {
-            write_lines(
-                &lines,
-                BufWriter::with_capacity(WRITE_BUFFER, output),
-                &counted,
-            )
+            let output = BufWriter::with_capacity(WRITE_BUFFER, output);
+            write_lines(&lines, output, &bytes, &dropped)
         })?;
-    let flush = FlushOnExit {
-        queue: queue.clone(),
-    };
-    Ok((LogOutput { queue, dropped }, flush))
+    let flush = FlushOnExit { queue: sender };
+    Ok((LogOutput { queue: Some(queue) }, flush))
 }
 
 /// The writer thread: waits for a line, writes it and every line queued
 /// behind it with as few writes as the buffer allows, then rests.
-fn write_lines(lines: &Receiver<Message>, mut output: impl Write, dropped: &AtomicU64) {
+fn write_lines(
+    lines: &Receiver<Message>,
+    mut output: impl Write,
+    bytes: &AtomicUsize,
+    dropped: &AtomicU64,
+) {
     while let Ok(first) = lines.recv() {
         let mut answers = Vec::new();
         let mut next = Some(first);
@@ -88,7 +121,10 @@ fn write_lines(lines: &Receiver<Message>, mut output: impl Write, dropped: &Atom
             match message {
                 // A line that cannot be written (stderr closed) is lost;
                 // there is nowhere left to report it.
-                Message::Line(line) => drop(output.write_all(&line)),
+                Message::Line(line) => {
+                    bytes.fetch_sub(line.len(), Ordering::Relaxed);
+                    drop(output.write_all(&line));
+                }
                 Message::Flush(answer) => answers.push(answer),
             }
             next = lines.try_recv().ok();
@@ -97,34 +133,47 @@ fn write_lines(lines: &Receiver<Message>, mut output: impl Write, dropped: &Atom
         for answer in answers {
             let _ = answer.send(());
         }
-        // Reported through the log itself, now that it moves again.
-        let lost = if flushed {
-            dropped.swap(0, Ordering::Relaxed)
-        } else {
-            0
-        };
-        if lost > 0 {
-            tracing::warn!(
-                lines = lost,
-                "log lines were dropped while the log output was blocked"
-            );
+        // Reported once the output takes bytes again, in place; lines
+        // dropped from now on go into the next report.
+        if flushed {
+            let lost = dropped.swap(0, Ordering::Relaxed);
+            if lost > 0 {
+                report_dropped(lost, &mut output);
+            }
         }
         std::thread::sleep(REST_AFTER_WRITING);
     }
 }
 
-impl LogOutput {
+/// Logs that `lost` lines were dropped, written straight to `output`.
+fn report_dropped(lost: u64, output: &mut impl Write) {
+    OWN_LINE.with(|own| *own.borrow_mut() = Some(Vec::new()));
+    tracing::warn!(
+        lines = lost,
+        "log lines were dropped while the log output was blocked"
+    );
+    let line = OWN_LINE
+        .with(|own| own.borrow_mut().take())
+        .unwrap_or_default();
+    let _ = output.write_all(&line).and_then(|()| output.flush());
+}
+
+impl Queue {
     /// Queues one formatted line, or counts it as dropped when the queue
     /// is full.
-    fn queue_line(&self, line: &[u8]) {
-        match self.queue.try_send(Message::Line(line.to_vec())) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            // The writer thread is gone (it never ends while the process
-            // runs); nothing can be written.
-            Err(TrySendError::Disconnected(_)) => {}
+    fn push(&self, line: &[u8]) {
+        let size = line.len();
+        let waiting = self.bytes.fetch_add(size, Ordering::Relaxed);
+        let queued = waiting + size <= QUEUED_BYTES
+            && match self.sender.try_send(Message::Line(line.to_vec())) {
+                Ok(()) => true,
+                // Full; or the writer thread is gone (it never ends while
+                // the process runs), and nothing can be written.
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+            };
+        if !queued {
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -137,7 +186,18 @@ pub struct LineWriter<'a> {
 
 impl Write for LineWriter<'_> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.output.queue_line(bytes);
+        let own = OWN_LINE.with(|own| match own.borrow_mut().as_mut() {
+            Some(line) => {
+                line.extend_from_slice(bytes);
+                true
+            }
+            None => false,
+        });
+        match &self.output.queue {
+            _ if own => {}
+            Some(queue) => queue.push(bytes),
+            None => io::stderr().write_all(bytes)?,
+        }
         Ok(bytes.len())
     }
 
@@ -202,6 +262,15 @@ mod tests {
         }
     }
 
+    fn dropped(output: &LogOutput) -> u64 {
+        output
+            .queue
+            .as_ref()
+            .unwrap()
+            .dropped
+            .load(Ordering::Relaxed)
+    }
+
     fn log(output: &LogOutput, line: &str) {
         output.make_writer().write_all(line.as_bytes()).unwrap();
     }
@@ -228,36 +297,71 @@ mod tests {
         );
     }
 
+    /// Waits until the writer thread has taken every queued line.
+    fn wait_for_empty_queue(output: &LogOutput) {
+        let bytes = &output.queue.as_ref().unwrap().bytes;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while bytes.load(Ordering::Relaxed) > 0 {
+            assert!(Instant::now() < deadline, "the backlog is written");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[test]
-    fn a_blocked_output_drops_lines_instead_of_blocking_and_says_so_later() {
+    fn a_blocked_output_drops_lines_instead_of_blocking() {
         let held = Held::default();
         let (output, flush) = start(held.clone()).unwrap();
         let blocked = held.blocked.lock().unwrap();
 
-        // Far more lines than the queue holds: none of these calls waits.
+        // Far more lines than the queue and the write buffer hold (the
+        // thread takes lines into its buffer until that is full): none of
+        // these calls waits.
         let started = Instant::now();
-        for i in 0..QUEUED_LINES * 3 {
-            log(&output, &format!("line {i}\n"));
+        let lines = QUEUED_LINES * 3;
+        for i in 0..lines {
+            log(&output, &format!("line {i:<94}\n"));
         }
         assert!(started.elapsed() < Duration::from_secs(10));
-        assert!(output.dropped.load(Ordering::Relaxed) >= QUEUED_LINES as u64);
+        let lost = dropped(&output);
+        assert!(lost >= QUEUED_LINES as u64, "{lost}");
 
         drop(blocked);
-        // The count starts over once the backlog is out and the loss has
-        // been reported.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while output.dropped.load(Ordering::Relaxed) > 0 {
-            assert!(Instant::now() < deadline, "the backlog is written");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for_empty_queue(&output);
         log(&output, "after\n");
         drop(flush);
         let written = String::from_utf8(held.written.lock().unwrap().clone()).unwrap();
         assert!(
-            written.starts_with("line 0\n"),
+            written.starts_with("line 0 "),
             "the first lines got through"
         );
-        assert!(written.contains("after\n"), "logging goes on afterwards");
+        assert!(written.ends_with("after\n"), "logging goes on afterwards");
+        let kept = written
+            .lines()
+            .filter(|line| line.starts_with("line "))
+            .count();
+        assert_eq!(
+            kept as u64 + lost,
+            lines as u64,
+            "every line is written or counted"
+        );
+    }
+
+    #[test]
+    fn long_lines_are_bounded_by_bytes_not_only_by_count() {
+        let held = Held::default();
+        let (output, flush) = start(held.clone()).unwrap();
+        let blocked = held.blocked.lock().unwrap();
+
+        let long = "x".repeat(100 * 1024) + "\n";
+        for _ in 0..100 {
+            log(&output, &long);
+        }
+        let queue = output.queue.as_ref().unwrap();
+        assert!(queue.bytes.load(Ordering::Relaxed) <= QUEUED_BYTES);
+        assert!(dropped(&output) >= 100 - 11, "about ten fit in a MiB");
+
+        drop(blocked);
+        drop(flush);
     }
 
     #[test]

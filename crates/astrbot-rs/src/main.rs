@@ -20,8 +20,15 @@ use shutdown::Asked;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let (log_output, _flush_log_at_exit) =
-        log_output::to_stderr().context("cannot start the log writer")?;
+    // The server's log goes through a writer thread, so that a stderr
+    // nobody reads cannot stop it; the short commands write theirs in place.
+    let serving = matches!(cli.command, None | Some(Command::Serve(_)));
+    let (log_output, _flush_log_at_exit) = if serving {
+        let (output, flush) = log_output::queued().context("cannot start the log writer")?;
+        (output, Some(flush))
+    } else {
+        (log_output::direct(), None)
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),

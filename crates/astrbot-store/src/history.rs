@@ -2,6 +2,7 @@
 //! is public (it is what `message_saved` reports and replies point at).
 
 use astrbot_core::store::{HistoryRecord, NewHistory};
+use astrbot_core::StoreError;
 use rusqlite::{params, Connection, Row};
 
 use crate::codec::{encode_ts, json, to_json_text, ts};
@@ -14,8 +15,9 @@ const COLUMNS: &str = "id, platform_id, user_id, sender_id, sender_name, content
 pub(crate) fn insert(connection: &Connection, turn: NewHistory) -> DbResult<HistoryRecord> {
     let now = astrbot_core::time::now();
     // The id is the rowid SQLite just assigned on this connection, which
-    // costs nothing to read; `RETURNING id` would build a result table.
-    execute(
+    // costs nothing to read; `RETURNING id` would build a result table. (A
+    // PostgreSQL store would use `RETURNING`.)
+    let inserted = execute(
         connection,
         "INSERT INTO platform_message_history \
          (platform_id, user_id, sender_id, sender_name, content, created_at, updated_at) \
@@ -30,6 +32,11 @@ pub(crate) fn insert(connection: &Connection, turn: NewHistory) -> DbResult<Hist
             encode_ts(now),
         ],
     )?;
+    // A trigger another tool put on AstrBot's table can skip the insert
+    // (`RAISE(IGNORE)`); the last rowid would then be an older row's.
+    if inserted != 1 {
+        return Err(StoreError::Backend("the history row was not inserted".to_owned()).into());
+    }
     let id = connection.last_insert_rowid();
     Ok(HistoryRecord {
         id,

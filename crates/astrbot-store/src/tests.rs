@@ -1646,3 +1646,31 @@ async fn an_answer_saves_its_turn_and_conversation_together_or_not_at_all() {
     assert!(failed.is_err());
     assert_eq!(store.list_history("webchat", "s1").await.unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_history_row_a_trigger_skips_is_an_error_not_another_rows_id() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let first = store
+        .insert_history(history("webchat", "s1", json!({"type": "user"})))
+        .await
+        .unwrap();
+
+    // Another tool sharing AstrBot's database may put triggers on its tables.
+    exec(
+        &store,
+        "CREATE TRIGGER skip_history BEFORE INSERT ON platform_message_history \
+         BEGIN SELECT RAISE(IGNORE); END",
+        [],
+    )
+    .await;
+    let skipped = store
+        .insert_history(history("webchat", "s1", json!({"type": "bot"})))
+        .await;
+
+    assert!(skipped.is_err(), "{skipped:?}");
+    assert_eq!(
+        store.list_history("webchat", "s1").await.unwrap(),
+        vec![first]
+    );
+}

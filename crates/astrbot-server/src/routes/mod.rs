@@ -100,11 +100,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Bytes of a request's path that go into its log line: a client may send
+/// paths of tens of KiB, which would otherwise be copied into every line.
+const LOGGED_PATH_BYTES: usize = 512;
+
 /// One line per request: method, path (never the query, which can carry
-/// user names), status and how long the answer took to start.
+/// user names; a long path cut to [`LOGGED_PATH_BYTES`]), status and how
+/// long the answer took to start.
 async fn access_log(request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = loggable_path(request.uri().path());
     let started = Instant::now();
     let response = next.run(request).await;
     tracing::info!(
@@ -115,6 +120,19 @@ async fn access_log(request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+/// `path`, or its first [`LOGGED_PATH_BYTES`] bytes (to a character
+/// boundary) followed by `…`.
+fn loggable_path(path: &str) -> String {
+    if path.len() <= LOGGED_PATH_BYTES {
+        return path.to_owned();
+    }
+    let mut end = LOGGED_PATH_BYTES;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &path[..end])
 }
 
 async fn not_found(uri: Uri) -> Envelope {
@@ -151,4 +169,27 @@ async fn envelope_rejections(response: Response) -> Response {
 
 async fn method_not_allowed() -> Envelope {
     Envelope::error_with_status(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_paths_are_cut_for_the_log_on_a_character_boundary() {
+        assert_eq!(loggable_path("/api/v1/im/bots"), "/api/v1/im/bots");
+        let exact = "a".repeat(LOGGED_PATH_BYTES);
+        assert_eq!(loggable_path(&exact), exact);
+
+        let long = format!("/{}", "b".repeat(60_000));
+        let logged = loggable_path(&long);
+        assert_eq!(logged, format!("{}…", &long[..LOGGED_PATH_BYTES]));
+
+        // A two-byte character straddling the limit is left out whole.
+        let straddling = format!("{}é{}", "c".repeat(LOGGED_PATH_BYTES - 1), "d".repeat(10));
+        assert_eq!(
+            loggable_path(&straddling),
+            format!("{}…", "c".repeat(LOGGED_PATH_BYTES - 1))
+        );
+    }
 }
