@@ -35,29 +35,12 @@ command -v valgrind >/dev/null || { echo "valgrind is not installed (Debian: apt
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-# Relative folders are the caller's, not this script's; they are checked
-# before the build, which can take minutes.
-absolute() { case "$1" in /*) echo "$1" ;; *) echo "$HERE/$1" ;; esac; }
-BUILDS=()
-for dir in "$@"; do
-    dir=$(absolute "$dir")
-    [ -x "$dir/astrbot-rs" ] || { echo "no astrbot-rs binary in $dir" >&2; exit 2; }
-    BUILDS+=("$dir")
-done
-[ -z "${COUNT_KEEP:-}" ] || COUNT_KEEP=$(absolute "$COUNT_KEEP")
+binary_dirs "$HERE" "$@"
+case "${COUNT_KEEP:-/}" in /*) ;; *) COUNT_KEEP="$HERE/$COUNT_KEEP" ;; esac
 
 build_binaries
 [ ${#BUILDS[@]} -gt 0 ] || BUILDS=("$BIN")
 setup_work
-
-# fail WHAT FILE: stops with WHAT and the end of FILE (a log or loadgen's
-# errors), which the exit would otherwise delete with the work folder.
-fail() {
-    echo "$1; the end of $(basename "$2"):" >&2
-    # Without valgrind's own lines (==PID==), which end every server log.
-    grep -v '^==[0-9]*==' "$2" | tail -n 20 >&2
-    exit 1
-}
 
 start_fake fast --tokens 50
 
@@ -92,7 +75,7 @@ for dir in "${BUILDS[@]}"; do
     # The root and its key are made by the build under test, which may be
     # older than this tree's.
     key=$(BIN="$dir" make_root "$root" "$FAKE_URL") ||
-        fail "$dir/astrbot-rs could not create an API key" "$root/apikey.err"
+        fail_showing "$dir/astrbot-rs could not create an API key" "$root/apikey.err"
     port=$("$LOADGEN" free-port)
     env -u ASTRBOT_LOCAL_MODEL valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out.%p" \
         "$dir/astrbot-rs" --root "$root" serve --host 127.0.0.1 --port "$port" >"$WORK/server-$index.log" 2>&1 &
@@ -103,8 +86,8 @@ for dir in "${BUILDS[@]}"; do
     # server lives.
     for attempt in $(seq 1 120); do
         "$LOADGEN" wait --url "$base/api/v1/im/bots" --key "$key" --timeout-secs 1 >/dev/null 2>&1 && break
-        kill -0 "$SERVER_PID" 2>/dev/null || fail "the server in $dir stopped" "$WORK/server-$index.log"
-        [ "$attempt" -lt 120 ] || fail "the server in $dir did not answer" "$WORK/server-$index.log"
+        kill -0 "$SERVER_PID" 2>/dev/null || fail_showing "the server in $dir stopped" "$WORK/server-$index.log"
+        [ "$attempt" -lt 120 ] || fail_showing "the server in $dir did not answer" "$WORK/server-$index.log"
     done
     log "build $index ($dir): warm-up"
     "$LOADGEN" chat --url "$base" --key "$key" --concurrency "$CHAT_CLIENTS" --messages 4 \
@@ -114,14 +97,14 @@ for dir in "${BUILDS[@]}"; do
     "$LOADGEN" chat --url "$base" --key "$key" --concurrency "$CHAT_CLIENTS" \
         --messages "$CHAT_MESSAGES" --session-messages 4 --timeout-secs 300 \
         >"$WORK/chat-$index.json" 2>"$WORK/chat-$index.err" ||
-        fail "the chat run reported errors" "$WORK/chat-$index.err"
+        fail_showing "the chat run reported errors" "$WORK/chat-$index.err"
     chat_ir=$(counted "chat-$index")
 
     callgrind_control --zero "$SERVER_PID" >/dev/null 2>&1
     "$LOADGEN" json --url "$base/api/v1/im/bots" --key "$key" --concurrency 16 \
         --duration-secs "$JSON_SECS" --timeout-secs 60 \
         >"$WORK/json-$index.json" 2>"$WORK/json-$index.err" ||
-        fail "the JSON run reported errors" "$WORK/json-$index.err"
+        fail_showing "the JSON run reported errors" "$WORK/json-$index.err"
     json_ir=$(counted "json-$index")
     kill "$SERVER_PID"
     wait "$SERVER_PID" 2>/dev/null || true

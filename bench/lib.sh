@@ -16,6 +16,31 @@ build_binaries() {
     LOADGEN="$BIN/loadgen"
 }
 
+# binary_dirs CALLER_DIR DIR...: the build folders given on a script's
+# command line (relative ones are the caller's), each of which must hold an
+# astrbot-rs binary; sets BUILDS. Meant to run before build_binaries, which
+# can take minutes.
+binary_dirs() {
+    local here=$1 dir
+    shift
+    BUILDS=()
+    for dir in "$@"; do
+        case "$dir" in /*) ;; *) dir="$here/$dir" ;; esac
+        [ -x "$dir/astrbot-rs" ] || { echo "no astrbot-rs binary in $dir" >&2; exit 2; }
+        BUILDS+=("$dir")
+    done
+}
+
+# fail_showing WHAT FILE: stops the script with WHAT and the end of FILE (a
+# log, or loadgen's errors), which the exit would otherwise delete with the
+# work folder. valgrind's own lines (==PID==), which end every log of a
+# server run under it, are left out.
+fail_showing() {
+    echo "$1; the end of $(basename "$2"):" >&2
+    grep -v '^==[0-9]*==' "$2" | tail -n 20 >&2
+    exit 1
+}
+
 # setup_work: a temp folder WORK and an exit trap that kills every process
 # recorded in PIDS and removes WORK.
 setup_work() {

@@ -30,26 +30,11 @@ command -v strace >/dev/null || { echo "strace is not installed (Debian: apt-get
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-# Relative folders are the caller's; they are checked before the build.
-absolute() { case "$1" in /*) echo "$1" ;; *) echo "$HERE/$1" ;; esac; }
-BUILDS=()
-for dir in "$@"; do
-    dir=$(absolute "$dir")
-    [ -x "$dir/astrbot-rs" ] || { echo "no astrbot-rs binary in $dir" >&2; exit 2; }
-    BUILDS+=("$dir")
-done
+binary_dirs "$HERE" "$@"
 
 build_binaries
 [ ${#BUILDS[@]} -gt 0 ] || BUILDS=("$BIN")
 setup_work
-
-# fail WHAT FILE: stops with WHAT and the end of FILE, which the exit would
-# otherwise delete with the work folder.
-fail() {
-    echo "$1; the end of $(basename "$2"):" >&2
-    tail -n 20 "$2" >&2
-    exit 1
-}
 
 start_fake fast --tokens 50
 
@@ -58,7 +43,7 @@ for dir in "${BUILDS[@]}"; do
     index=$((index + 1))
     root="$WORK/root-$index"
     key=$(BIN="$dir" make_root "$root" "$FAKE_URL") ||
-        fail "$dir/astrbot-rs could not create an API key" "$root/apikey.err"
+        fail_showing "$dir/astrbot-rs could not create an API key" "$root/apikey.err"
     port=$("$LOADGEN" free-port)
     env -u ASTRBOT_LOCAL_MODEL "$dir/astrbot-rs" --root "$root" serve --host 127.0.0.1 --port "$port" \
         >"$WORK/server-$index.log" 2>&1 &
@@ -66,7 +51,7 @@ for dir in "${BUILDS[@]}"; do
     PIDS+=("$server")
     base="http://127.0.0.1:$port"
     "$LOADGEN" wait --url "$base/api/v1/im/bots" --key "$key" --timeout-secs 30 >/dev/null 2>&1 ||
-        fail "the server in $dir did not answer" "$WORK/server-$index.log"
+        fail_showing "the server in $dir did not answer" "$WORK/server-$index.log"
     log "build $index ($dir): warm-up"
     "$LOADGEN" chat --url "$base" --key "$key" --concurrency "$CHAT_CLIENTS" --messages 4 \
         --session-messages 4 --timeout-secs 300 >/dev/null 2>&1
@@ -77,13 +62,13 @@ for dir in "${BUILDS[@]}"; do
     # strace says when it has attached to every thread; counting starts then.
     for _ in $(seq 1 500); do
         grep -q 'attached' "$WORK/strace-$index.err" 2>/dev/null && break
-        kill -0 "$tracer" 2>/dev/null || fail "strace could not attach to the server" "$WORK/strace-$index.err"
+        kill -0 "$tracer" 2>/dev/null || fail_showing "strace could not attach to the server" "$WORK/strace-$index.err"
         sleep 0.02
     done
     "$LOADGEN" chat --url "$base" --key "$key" --concurrency "$CHAT_CLIENTS" \
         --messages "$CHAT_MESSAGES" --session-messages 4 --timeout-secs 300 \
         >"$WORK/chat-$index.json" 2>"$WORK/chat-$index.err" ||
-        fail "the chat run reported errors" "$WORK/chat-$index.err"
+        fail_showing "the chat run reported errors" "$WORK/chat-$index.err"
     kill -INT "$tracer"
     wait "$tracer" 2>/dev/null || true
     kill "$server"
