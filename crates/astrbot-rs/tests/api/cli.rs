@@ -192,6 +192,27 @@ async fn serve_creates_the_data_root_and_warns_about_the_default_password() {
 
     assert!(served.log_contains("the admin password is still the default"));
     assert!(served.log_contains("data root ready"));
+
+    // One access line per request, its time in milliseconds to the microsecond.
+    wait_until(|| served.log_contains("http.path=/api/auth/login")).await;
+    let log = served.log.lock().unwrap().clone();
+    let line = log
+        .iter()
+        .find(|line| line.contains("http.path=/api/auth/login"))
+        .unwrap();
+    assert!(
+        line.contains("http.method=POST") && line.contains("http.status=200"),
+        "{line}"
+    );
+    let duration = line.split("duration_ms=").nth(1).unwrap_or_default();
+    let (whole, fraction) = duration.trim().split_once('.').unwrap_or_default();
+    assert!(
+        !whole.is_empty()
+            && whole.bytes().all(|b| b.is_ascii_digit())
+            && fraction.len() == 3
+            && fraction.bytes().all(|b| b.is_ascii_digit()),
+        "{line}"
+    );
     drop(served);
     let _ = std::fs::remove_dir_all(root);
 }

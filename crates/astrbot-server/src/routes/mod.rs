@@ -116,7 +116,8 @@ async fn access_log(request: Request, next: Next) -> Response {
         http.method = %method,
         http.path = %path,
         http.status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        // Microseconds are enough, and `0.571` reads better than `0.5705779999999999`.
+        duration_ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
         "request"
     );
     response
