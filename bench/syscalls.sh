@@ -45,10 +45,8 @@ for dir in "${BUILDS[@]}"; do
     key=$(BIN="$dir" make_root "$root" "$FAKE_URL") ||
         fail_showing "$dir/astrbot-rs could not create an API key" "$root/apikey.err"
     port=$("$LOADGEN" free-port)
-    env -u ASTRBOT_LOCAL_MODEL "$dir/astrbot-rs" --root "$root" serve --host 127.0.0.1 --port "$port" \
-        >"$WORK/server-$index.log" 2>&1 &
-    server=$!
-    PIDS+=("$server")
+    BIN="$dir" start_server "$root" "$port" "server-$index"
+    server=$SERVER_PID
     base="http://127.0.0.1:$port"
     "$LOADGEN" wait --url "$base/api/v1/im/bots" --key "$key" --timeout-secs 30 >/dev/null 2>&1 ||
         fail_showing "the server in $dir did not answer" "$WORK/server-$index.log"

@@ -164,18 +164,27 @@ impl Queue {
     fn push(&self, line: &[u8]) {
         let size = line.len();
         let waiting = self.bytes.fetch_add(size, Ordering::Relaxed);
+        // A failed send means a full queue, or a writer thread that is gone
+        // (it never ends while the process runs): either way, dropped.
         let queued = waiting + size <= QUEUED_BYTES
-            && match self.sender.try_send(Message::Line(line.to_vec())) {
-                Ok(()) => true,
-                // Full; or the writer thread is gone (it never ends while
-                // the process runs), and nothing can be written.
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-            };
+            && self.sender.try_send(Message::Line(line.to_vec())).is_ok();
         if !queued {
             self.bytes.fetch_sub(size, Ordering::Relaxed);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Keeps `bytes` as the writer thread's own line if it is logging one (see
+/// [`OWN_LINE`]); false everywhere else.
+fn took_as_own_line(bytes: &[u8]) -> bool {
+    OWN_LINE.with(|own| match own.borrow_mut().as_mut() {
+        Some(line) => {
+            line.extend_from_slice(bytes);
+            true
+        }
+        None => false,
+    })
 }
 
 /// What `tracing_subscriber` writes one event into: the event arrives as
@@ -186,17 +195,11 @@ pub struct LineWriter<'a> {
 
 impl Write for LineWriter<'_> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let own = OWN_LINE.with(|own| match own.borrow_mut().as_mut() {
-            Some(line) => {
-                line.extend_from_slice(bytes);
-                true
+        if !took_as_own_line(bytes) {
+            match &self.output.queue {
+                Some(queue) => queue.push(bytes),
+                None => io::stderr().write_all(bytes)?,
             }
-            None => false,
-        });
-        match &self.output.queue {
-            _ if own => {}
-            Some(queue) => queue.push(bytes),
-            None => io::stderr().write_all(bytes)?,
         }
         Ok(bytes.len())
     }

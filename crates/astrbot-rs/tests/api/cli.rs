@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,6 +61,15 @@ impl Drop for Served {
 }
 
 fn serve(root: &Path) -> Served {
+    let (served, rest) = start_serving(root);
+    keep_reading(&served, rest);
+    served
+}
+
+/// Starts `astrbot-rs serve` on `root` and reads its log up to the line
+/// that gives its address; returns it with those lines, and the rest of
+/// the log still unread.
+fn start_serving(root: &Path) -> (Served, BufReader<ChildStderr>) {
     let mut child = binary()
         .arg("--root")
         .arg(root)
@@ -69,24 +78,48 @@ fn serve(root: &Path) -> Served {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (found, address) = std::sync::mpsc::channel();
-    let lines = log.clone();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (found, started) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if let Some(at) = line.find("listening on http://") {
-                let rest = &line[at + "listening on ".len()..];
-                let url = rest.split_whitespace().next().unwrap_or_default();
-                let _ = found.send(url.to_owned());
+        let mut lines = Vec::new();
+        let mut line = String::new();
+        while stderr.read_line(&mut line).is_ok_and(|read| read > 0) {
+            let text = line.strip_suffix('\n').unwrap_or(&line);
+            let text = text.strip_suffix('\r').unwrap_or(text).to_owned();
+            line.clear();
+            let address = text.find("listening on http://").map(|at| {
+                let rest = &text[at + "listening on ".len()..];
+                rest.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            });
+            lines.push(text);
+            if let Some(address) = address {
+                let _ = found.send((address, lines, stderr));
+                return;
             }
-            lines.lock().unwrap().push(line);
         }
     });
-    let base = address
+    let (base, lines, rest) = started
         .recv_timeout(Duration::from_secs(30))
         .expect("the server reports its address");
-    Served { child, base, log }
+    let served = Served {
+        child,
+        base,
+        log: Arc::new(Mutex::new(lines)),
+    };
+    (served, rest)
+}
+
+/// Adds the rest of the server's log to `served.log` as it comes.
+fn keep_reading(served: &Served, rest: BufReader<ChildStderr>) {
+    let log = served.log.clone();
+    std::thread::spawn(move || {
+        for line in rest.lines().map_while(Result::ok) {
+            log.lock().unwrap().push(line);
+        }
+    });
 }
 
 #[tokio::test]
@@ -567,29 +600,7 @@ async fn a_log_nobody_reads_does_not_stop_the_server() {
 
     // The log is read up to the address, then left unread with the pipe
     // still open, as by a paused terminal or a stuck log shipper.
-    let mut child = binary()
-        .arg("--root")
-        .arg(&root)
-        .args(["serve", "--host", "127.0.0.1", "--port", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let base = loop {
-        line.clear();
-        assert!(log.read_line(&mut line).unwrap() > 0, "the log ended early");
-        if let Some(at) = line.find("listening on http://") {
-            let rest = &line[at + "listening on ".len()..];
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    let served = Served {
-        child,
-        base,
-        log: Arc::new(Mutex::new(Vec::new())),
-    };
+    let (served, unread) = start_serving(&root);
 
     // Every request logs an access line of about 120 bytes: 6,000 are ten
     // times what a pipe holds, and more than the server queues for it.
@@ -614,12 +625,7 @@ async fn a_log_nobody_reads_does_not_stop_the_server() {
 
     // Read again, the log goes on and says how much of it was lost: every
     // request's line is either written or counted in a warning.
-    let lines = served.log.clone();
-    std::thread::spawn(move || {
-        for line in log.lines().map_while(Result::ok) {
-            lines.lock().unwrap().push(line);
-        }
-    });
+    keep_reading(&served, unread);
     let accounted = || {
         let log = served.log.lock().unwrap();
         let written = log
