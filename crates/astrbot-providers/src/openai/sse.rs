@@ -105,7 +105,9 @@ impl SseParser {
 
 /// Whether an event's data is OpenAI's end-of-stream marker.
 pub fn is_done(data: &str) -> bool {
-    data.trim() == "[DONE]"
+    // Every other event is a JSON object: its first character already
+    // tells, without trimming its end too.
+    data.trim_start().starts_with("[DONE]") && data.trim() == "[DONE]"
 }
 
 #[cfg(test)]

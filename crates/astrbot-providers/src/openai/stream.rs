@@ -13,7 +13,7 @@ use astrbot_core::{ChatStream, IdleTimer, ProviderError, StreamChunk, TokenUsage
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
-use super::fast_chunk::{self, ChunkFields};
+use super::fast_chunk::{ChunkFields, ChunkReader};
 use super::keys::{truncate, KeyRing};
 use super::sse::{is_done, SseParser};
 use super::wire::Completion;
@@ -76,6 +76,7 @@ struct Decoded {
     /// No more reading: `[DONE]`, end of body, or an error.
     finished: bool,
     keys: Arc<KeyRing>,
+    chunks: ChunkReader,
 }
 
 /// Wraps the body of a successful streaming response.
@@ -88,6 +89,7 @@ pub fn chat_stream(body: Body, gap_timeout: Duration, keys: Arc<KeyRing>) -> Cha
             usage: None,
             finished: false,
             keys,
+            chunks: ChunkReader::default(),
         },
         gap: IdleTimer::new(gap_timeout),
         received: 0,
@@ -176,7 +178,11 @@ impl Decoded {
             self.end();
             return;
         }
-        if let Err(error) = decode(data, &mut |chunk| self.chunk(chunk)) {
+        // Taken out for the call, which hands the chunks back to `self`.
+        let mut chunks = std::mem::take(&mut self.chunks);
+        let decoded = decode(&mut chunks, data, &mut |chunk| self.chunk(chunk));
+        self.chunks = chunks;
+        if let Err(error) = decoded {
             self.fail(error);
         }
     }
@@ -224,10 +230,11 @@ impl Decoded {
 /// joined text is not JSON, each line is tried on its own.
 /// Every chunk goes to `on_chunk`; nothing does when the data is not JSON.
 fn decode(
+    chunks: &mut ChunkReader,
     data: &str,
     on_chunk: &mut impl FnMut(Result<ChunkFields, String>),
 ) -> Result<(), ProviderError> {
-    if let Some(chunk) = fast_chunk::read(data) {
+    if let Some(chunk) = chunks.read(data) {
         on_chunk(Ok(chunk));
         return Ok(());
     }
