@@ -19,8 +19,10 @@
 #
 # Knobs: COUNT_CHAT_CLIENTS (16), COUNT_CHAT_MESSAGES (20), COUNT_JSON_SECS
 # (3), COUNT_TOP (15), COUNT_KEEP (a folder to keep the dumps in, as
-# chat-N.cg and json-N.cg, for `callgrind_annotate --tree=caller`). Needs
-# valgrind (Debian: apt-get install valgrind).
+# chat-N.cg and json-N.cg, for `callgrind_annotate --tree=caller`),
+# COUNT_FAKE_ARGS (more options for the fake provider, e.g. --obfuscation
+# for chunks padded as OpenAI pads them). Needs valgrind (Debian: apt-get
+# install valgrind).
 set -euo pipefail
 export LC_ALL=C
 HERE=$(pwd)
@@ -42,7 +44,8 @@ build_binaries
 [ ${#BUILDS[@]} -gt 0 ] || BUILDS=("$BIN")
 setup_work
 
-start_fake fast --tokens 50
+read -ra fake_args <<<"${COUNT_FAKE_ARGS:-}"
+start_fake fast --tokens 50 "${fake_args[@]}"
 
 # counted NAME: the instructions counted since the last zeroing, dumped to
 # $WORK/NAME.cg (callgrind writes each dump next to its main output file,
@@ -113,7 +116,7 @@ for dir in "${BUILDS[@]}"; do
 done
 
 echo "Instructions executed by astrbot-rs in user space (callgrind), $(date -u '+%Y-%m-%d %H:%M UTC')."
-echo "Chat: $CHAT_CLIENTS clients, $CHAT_MESSAGES messages each, four per session, the provider answering instantly in 50 tokens."
+echo "Chat: $CHAT_CLIENTS clients, $CHAT_MESSAGES messages each, four per session, the provider answering instantly in 50 tokens${COUNT_FAKE_ARGS:+ (fake provider options: $COUNT_FAKE_ARGS)}."
 echo "JSON: \`GET /api/v1/im/bots\` at 16 clients for $JSON_SECS s."
 echo
 echo "| Build | Binary folder | Per chat stream | Streams | Per JSON request | Requests |"

@@ -46,6 +46,10 @@ pub struct Behaviour {
     pub hang_after_chunks: Option<usize>,
     /// Model ids listed by `GET /v1/models`.
     pub models: Vec<String>,
+    /// Streaming: pad every chunk with an `obfuscation` field of random
+    /// letters and digits, as OpenAI does unless the request sets
+    /// `stream_options.include_obfuscation` to false.
+    pub obfuscation: bool,
 }
 
 impl Default for Behaviour {
@@ -64,6 +68,7 @@ impl Default for Behaviour {
             hang_before_answer: false,
             hang_after_chunks: None,
             models: vec!["fake-model".to_owned()],
+            obfuscation: false,
         }
     }
 }

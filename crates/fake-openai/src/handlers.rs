@@ -160,6 +160,8 @@ struct Plan {
     first_token_delay: Duration,
     token_delay: Duration,
     hang_after_chunks: Option<usize>,
+    /// Pad each streamed chunk, as OpenAI does (see `Behaviour`).
+    obfuscate: bool,
 }
 
 impl Plan {
@@ -191,6 +193,11 @@ impl Plan {
             first_token_delay: behaviour.first_token_delay,
             token_delay: behaviour.token_delay,
             hang_after_chunks: behaviour.hang_after_chunks,
+            obfuscate: behaviour.obfuscation
+                && body
+                    .pointer("/stream_options/include_obfuscation")
+                    .and_then(Value::as_bool)
+                    != Some(false),
         }
     }
 }
@@ -260,7 +267,9 @@ async fn produce_stream(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let start = Instant::now();
-    let send = |value: Value| {
+    let mut padding = wire::Padding::new(plan.obfuscate);
+    let mut send = |mut value: Value| {
+        padding.pad(&mut value);
         let event = wire::sse_event(&value.to_string());
         async move { sender.send(event).await.is_ok() }
     };

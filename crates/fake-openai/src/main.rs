@@ -34,6 +34,10 @@ struct Args {
     /// A key answered with 401 (repeatable).
     #[arg(long = "reject-key")]
     reject_keys: Vec<String>,
+    /// Pad every streamed chunk with a random `obfuscation` field, as
+    /// OpenAI does.
+    #[arg(long)]
+    obfuscation: bool,
 }
 
 #[tokio::main]
@@ -47,6 +51,7 @@ async fn main() -> std::io::Result<()> {
         reasoning: args.reasoning,
         fail_status: args.fail_status,
         reject_keys: args.reject_keys,
+        obfuscation: args.obfuscation,
         ..Behaviour::default()
     };
     let server = FakeOpenAi::start_on(args.port, behaviour).await?;

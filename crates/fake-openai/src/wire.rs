@@ -42,6 +42,45 @@ pub fn chunk(
     value
 }
 
+/// OpenAI's `obfuscation` field: random letters and digits of a random
+/// length on every streamed chunk, so that a chunk's size does not tell
+/// its token.
+#[derive(Debug)]
+pub struct Padding {
+    /// xorshift state; `None` when the stream is not padded.
+    state: Option<u64>,
+}
+
+impl Padding {
+    pub fn new(enabled: bool) -> Padding {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |since| since.subsec_nanos().into());
+        Padding {
+            state: enabled.then_some(seed | 1),
+        }
+    }
+
+    /// Adds the field to `chunk` if this stream is padded.
+    pub fn pad(&mut self, chunk: &mut Value) {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        let Some(state) = &mut self.state else {
+            return;
+        };
+        let mut next = || {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            *state
+        };
+        let length = 1 + next() % 16;
+        let padding: String = (0..length)
+            .map(|_| char::from(ALPHABET[(next() % ALPHABET.len() as u64) as usize]))
+            .collect();
+        chunk["obfuscation"] = Value::String(padding);
+    }
+}
+
 /// The last chunk when `stream_options.include_usage` is set: no choices,
 /// only usage.
 pub fn usage_chunk(meta: &AnswerMeta, usage: Value) -> Value {

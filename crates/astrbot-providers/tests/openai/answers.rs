@@ -42,6 +42,63 @@ async fn streams_text_and_usage() {
     );
 }
 
+/// OpenAI pads every streamed chunk with a random `obfuscation` field; the
+/// chunks then differ in more than their token.
+#[tokio::test]
+async fn streams_chunks_padded_as_openai_pads_them() {
+    let fake = FakeOpenAi::start(Behaviour {
+        text: Some("padded answer, one character at a time".into()),
+        chunks: Some(38),
+        reasoning: Some("first some thought".into()),
+        obfuscation: true,
+        ..Default::default()
+    })
+    .await;
+    for lean_loopback_client in [true, false] {
+        let provider = OpenAiCompatible::new(astrbot_providers::OpenAiConfig {
+            lean_loopback_client,
+            ..config(&fake, &[])
+        })
+        .unwrap();
+        let got = collect(provider.chat_stream(ask("q")).await.unwrap()).await;
+        assert_eq!(got.error, None);
+        assert_eq!(got.text, "padded answer, one character at a time");
+        assert_eq!(got.text_chunks, 38);
+        assert_eq!(got.reasoning, "first some thought");
+    }
+
+    // The fake pads as OpenAI does, and not when the request opts out.
+    let raw = |include_obfuscation: bool| {
+        let url = format!("{}/chat/completions", fake.base_url());
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&json!({
+                    "model": "m", "stream": true,
+                    "stream_options": {"include_obfuscation": include_obfuscation},
+                    "messages": [{"role": "user", "content": "q"}],
+                }))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let padded = raw(true).await;
+    let paddings: Vec<&str> = padded
+        .lines()
+        .filter_map(|line| line.split(r#""obfuscation":""#).nth(1))
+        .collect();
+    assert!(paddings.len() > 30, "{padded}");
+    assert!(
+        paddings.windows(2).any(|pair| pair[0] != pair[1]),
+        "{padded}"
+    );
+    assert!(!raw(false).await.contains("obfuscation"));
+}
+
 #[tokio::test]
 async fn streams_reasoning_before_text() {
     let fake = FakeOpenAi::start(Behaviour {
