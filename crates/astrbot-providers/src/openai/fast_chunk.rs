@@ -43,25 +43,41 @@ const MAX_SKIPPED_DEPTH: u8 = 32;
 /// few hundred bytes, and a single event may reach megabytes.
 const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
 
+/// After this many chunks in a row that did not fit the template, a
+/// stream's chunks are read in full without making templates: its
+/// provider changes more than the holes allow (e.g. a growing `usage` on
+/// every chunk), and trying would only add to every read.
+const MISSES_BEFORE_GIVING_UP: u8 = 8;
+
 /// Reads the chunks of one answer, in order.
 #[derive(Default)]
 pub(super) struct ChunkReader {
     /// Boxed: the reader is moved around for every event.
     last: Option<Box<Template>>,
+    /// Chunks in a row that did not fit `last`.
+    misses: u8,
 }
 
 impl ChunkReader {
     /// Reads `data` if it is a chunk of the usual shape; `None` means
     /// "decode it with serde".
     pub fn read(&mut self, data: &str) -> Option<ChunkFields> {
-        if let Some(fields) = self.last.as_ref().and_then(|last| last.read(data)) {
-            return Some(fields);
+        if let Some(last) = self.last.as_ref().filter(|_| self.using_templates()) {
+            if let Some(fields) = last.read(data) {
+                self.misses = 0;
+                return Some(fields);
+            }
+            self.misses += 1;
         }
-        let (fields, template) = read_in_full(data)?;
+        let (fields, template) = read_in_full(data, self.using_templates())?;
         if template.is_some() {
             self.last = template;
         }
         Some(fields)
+    }
+
+    fn using_templates(&self) -> bool {
+        self.misses < MISSES_BEFORE_GIVING_UP
     }
 }
 
@@ -189,13 +205,16 @@ impl Template {
 /// it with serde".
 #[cfg(test)]
 pub(super) fn read(data: &str) -> Option<ChunkFields> {
-    read_in_full(data).map(|(fields, _)| fields)
+    read_in_full(data, false).map(|(fields, _)| fields)
 }
 
-/// Reads a whole chunk, and makes it a template if it can be one.
-fn read_in_full(data: &str) -> Option<(ChunkFields, Option<Box<Template>>)> {
+/// Reads a whole chunk, and with `make_template` makes it a template if it
+/// can be one.
+fn read_in_full(data: &str, make_template: bool) -> Option<(ChunkFields, Option<Box<Template>>)> {
     let mut reader = Reader::new(data);
-    reader.holes = Some(Vec::with_capacity(16));
+    if make_template {
+        reader.holes = Some(Vec::with_capacity(16));
+    }
     let mut seen = [false; 3];
     let mut message = None;
     let mut usage = None;
@@ -765,7 +784,10 @@ mod tests {
             let template = primed.last.as_ref().map(|last| last.data.clone());
             for next in &chunks {
                 let mut reader = ChunkReader {
-                    last: template.as_ref().and_then(|data| read_in_full(data)?.1),
+                    last: template
+                        .as_ref()
+                        .and_then(|data| read_in_full(data, true)?.1),
+                    misses: 0,
                 };
                 let alone = read(next);
                 if reader
@@ -826,6 +848,25 @@ mod tests {
             padded(r#""a""#, "Xy", 1)
         );
         assert_eq!(reader.read(&padded(r#""d""#, r#"\u00"#, 3)), None);
+
+        // Usage growing on every chunk never fits a template: after a few
+        // tries the stream is read without them, and read right.
+        let counted = |token: &str, count: usize| {
+            format!(
+                r#"{{"choices":[{{"delta":{{"content":{token}}}}}],"usage":{{"completion_tokens":{count}}}}}"#
+            )
+        };
+        let mut reader = ChunkReader::default();
+        for count in 1..=20 {
+            let fields = reader.read(&counted(r#""t""#, count)).unwrap();
+            assert_eq!(fields, read(&counted(r#""t""#, count)).unwrap());
+            assert_eq!(fields.usage.unwrap().completion_tokens, Some(count as u64));
+        }
+        assert_eq!(reader.misses, MISSES_BEFORE_GIVING_UP);
+        assert_eq!(
+            reader.last.as_ref().unwrap().data,
+            counted(r#""t""#, usize::from(MISSES_BEFORE_GIVING_UP))
+        );
 
         let reasoning = |token: &str| {
             format!(r#"{{"choices":[{{"delta":{{"content":null,"reasoning_content":{token}}}}}]}}"#)
