@@ -178,7 +178,8 @@ impl Decoded {
             self.end();
             return;
         }
-        // Taken out for the call, which hands the chunks back to `self`.
+        // The reader is moved out while it runs: what it decodes goes to
+        // `self.chunk`, which needs the rest of `self`.
         let mut chunks = std::mem::take(&mut self.chunks);
         let decoded = decode(&mut chunks, data, &mut |chunk| self.chunk(chunk));
         self.chunks = chunks;
