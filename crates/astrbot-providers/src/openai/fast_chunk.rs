@@ -52,7 +52,8 @@ const MISSES_BEFORE_GIVING_UP: u8 = 8;
 /// Reads the chunks of one answer, in order.
 #[derive(Default)]
 pub(super) struct ChunkReader {
-    /// Boxed: the reader is moved around for every event.
+    /// Boxed: the stream's state, this reader included, is moved for
+    /// every item the stream hands out.
     last: Option<Box<Template>>,
     /// Chunks in a row that did not fit `last`.
     misses: u8,

@@ -58,6 +58,8 @@ impl BodyError {
 struct State {
     body: Body,
     parser: SseParser,
+    /// Reads each event's chunk, against the answer's earlier ones.
+    chunks: ChunkReader,
     decoded: Decoded,
     /// Fires when no chunk came for the gap limit. A fast stream has one
     /// chunk per token, so this must not cost a timer per chunk.
@@ -76,7 +78,6 @@ struct Decoded {
     /// No more reading: `[DONE]`, end of body, or an error.
     finished: bool,
     keys: Arc<KeyRing>,
-    chunks: ChunkReader,
 }
 
 /// Wraps the body of a successful streaming response.
@@ -84,12 +85,12 @@ pub fn chat_stream(body: Body, gap_timeout: Duration, keys: Arc<KeyRing>) -> Cha
     let state = State {
         body,
         parser: SseParser::new(),
+        chunks: ChunkReader::default(),
         decoded: Decoded {
             pending: VecDeque::new(),
             usage: None,
             finished: false,
             keys,
-            chunks: ChunkReader::default(),
         },
         gap: IdleTimer::new(gap_timeout),
         received: 0,
@@ -114,6 +115,7 @@ impl State {
         };
         self.gap.touch();
         let decoded = &mut self.decoded;
+        let chunks = &mut self.chunks;
         match next {
             Some(Err(error)) => {
                 let error = if error.own_timeout {
@@ -135,7 +137,8 @@ impl State {
                         MAX_STREAM_BYTES >> 20
                     )));
                 }
-                self.parser.push(&bytes, &mut |data| decoded.event(data));
+                self.parser
+                    .push(&bytes, &mut |data| decoded.event(chunks, data));
                 if self.parser.pending_bytes() > MAX_EVENT_BYTES {
                     decoded.fail(ProviderError::Decode(format!(
                         "an event of the provider's stream is larger than {} MiB",
@@ -146,7 +149,7 @@ impl State {
             None => {
                 // Some servers close without `[DONE]`; that still ends the
                 // answer normally.
-                self.parser.finish(&mut |data| decoded.event(data));
+                self.parser.finish(&mut |data| decoded.event(chunks, data));
                 decoded.end();
             }
         }
@@ -170,7 +173,7 @@ impl State {
 }
 
 impl Decoded {
-    fn event(&mut self, data: &str) {
+    fn event(&mut self, chunks: &mut ChunkReader, data: &str) {
         if self.finished {
             return;
         }
@@ -178,12 +181,7 @@ impl Decoded {
             self.end();
             return;
         }
-        // The reader is moved out while it runs: what it decodes goes to
-        // `self.chunk`, which needs the rest of `self`.
-        let mut chunks = std::mem::take(&mut self.chunks);
-        let decoded = decode(&mut chunks, data, &mut |chunk| self.chunk(chunk));
-        self.chunks = chunks;
-        if let Err(error) = decoded {
+        if let Err(error) = decode(chunks, data, &mut |chunk| self.chunk(chunk)) {
             self.fail(error);
         }
     }
