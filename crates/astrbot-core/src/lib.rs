@@ -14,8 +14,8 @@ pub mod umo;
 pub use errors::with_causes;
 pub use idle::IdleTimer;
 pub use provider::{
-    ChatMessage, ChatProvider, ChatRequest, ChatResponse, ChatStream, ContentPart, MessageContent,
-    ProviderError, StreamChunk, TokenUsage,
+    ChatMessage, ChatProvider, ChatRequest, ChatResponse, ChatStream, ContentPart, Delta,
+    MessageContent, ProviderError, StreamChunk, TokenUsage,
 };
 pub use store::{ChangeStamp, Store, StoreError, StoreResult};
 pub use umo::{MessageType, Umo, UmoError};

@@ -104,11 +104,16 @@ pub struct ChatResponse {
     pub usage: TokenUsage,
 }
 
+/// A streamed delta's text. Most are a few bytes (a token or two), which
+/// this keeps inline: an answer streams dozens of them a second, each made
+/// by the provider's reader and dropped once sent to the client.
+pub type Delta = compact_str::CompactString;
+
 /// One piece of a streamed answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamChunk {
-    Text(String),
-    Reasoning(String),
+    Text(Delta),
+    Reasoning(Delta),
     /// Usage as reported by the provider, normally once near the end.
     Usage(TokenUsage),
 }

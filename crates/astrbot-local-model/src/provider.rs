@@ -93,13 +93,16 @@ impl ChatProvider for LocalProvider {
             let outcome = model.generate(&prompt, max_new_tokens, |bytes| {
                 let delta = text.push(bytes);
                 // A failed send means the receiver was dropped: stop generating.
-                delta.is_empty() || sender.blocking_send(Ok(StreamChunk::Text(delta))).is_ok()
+                delta.is_empty()
+                    || sender
+                        .blocking_send(Ok(StreamChunk::Text(delta.into())))
+                        .is_ok()
             });
             let last = match outcome {
                 Ok(stats) => {
                     let rest = text.finish();
                     if !rest.is_empty() {
-                        let _ = sender.blocking_send(Ok(StreamChunk::Text(rest)));
+                        let _ = sender.blocking_send(Ok(StreamChunk::Text(rest.into())));
                     }
                     Ok(StreamChunk::Usage(TokenUsage {
                         input_other: stats.prompt_tokens as u64,

@@ -24,14 +24,15 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use astrbot_core::json_text::find_escape;
+use astrbot_core::Delta;
 
 use super::wire::Usage;
 
 /// What a chunk carries for the answer.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct ChunkFields {
-    pub text: String,
-    pub reasoning: String,
+    pub text: Delta,
+    pub reasoning: Delta,
     pub usage: Option<Usage>,
 }
 
@@ -127,7 +128,7 @@ impl Template {
         let string = self
             .only_the_answer_differs(data)
             .or_else(|| self.read_hole_by_hole(data))?;
-        let string = string.into_owned();
+        let string = Delta::from(string);
         let is_reasoning = matches!(
             self.holes[self.answer],
             Hole::Text {
@@ -136,9 +137,9 @@ impl Template {
             }
         );
         let (text, reasoning) = if is_reasoning {
-            (String::new(), string)
+            (Delta::default(), string)
         } else {
-            (string, String::new())
+            (string, Delta::default())
         };
         Some(ChunkFields {
             text,
@@ -252,11 +253,11 @@ fn read_in_full(data: &str, make_template: bool) -> Option<(ChunkFields, Option<
         _ => None,
     };
     let fields = ChunkFields {
-        text: message.content.map(Cow::into_owned).unwrap_or_default(),
+        text: message.content.map(Delta::from).unwrap_or_default(),
         reasoning: message
             .reasoning_content
             .or(message.reasoning)
-            .map(Cow::into_owned)
+            .map(Delta::from)
             .unwrap_or_default(),
         usage,
     };

@@ -265,8 +265,8 @@ pub(super) fn fields_of(mut chunk: Completion) -> Result<ChunkFields, String> {
         .map(|delta| (delta.reasoning_text(), delta.into_text()))
         .unwrap_or_default();
     Ok(ChunkFields {
-        text,
-        reasoning,
+        text: text.into(),
+        reasoning: reasoning.into(),
         usage,
     })
 }

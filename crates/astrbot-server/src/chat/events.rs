@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use astrbot_core::TokenUsage;
+use astrbot_core::{Delta, TokenUsage};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
@@ -17,7 +17,7 @@ pub enum ChatEvent {
     SessionId { session_id: String },
     /// Bot text: a streamed delta, a whole reply, or a reasoning delta.
     Plain {
-        text: String,
+        text: Delta,
         streaming: bool,
         chain_type: Option<&'static str>,
         message_id: Arc<str>,
@@ -75,7 +75,7 @@ impl Serialize for ChatEvent {
                 message_id,
             } => {
                 map.serialize_entry("type", "plain")?;
-                map.serialize_entry("data", text)?;
+                map.serialize_entry("data", text.as_str())?;
                 map.serialize_entry("streaming", streaming)?;
                 map.serialize_entry("chain_type", chain_type)?;
                 map.serialize_entry("message_id", &**message_id)?;
@@ -243,7 +243,7 @@ mod tests {
             for streaming in [true, false] {
                 for chain_type in [None, Some("reasoning"), Some("a\"b")] {
                     let event = ChatEvent::Plain {
-                        text: text.to_owned(),
+                        text: text.into(),
                         streaming,
                         chain_type,
                         message_id: "5f0c\"id".into(),

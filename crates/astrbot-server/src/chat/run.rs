@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use astrbot_core::store::{ConversationRecord, ConversationUpdate, NewHistory};
 use astrbot_core::{
-    ChatMessage, ChatProvider, ChatRequest, ProviderError, StoreResult, StreamChunk, TokenUsage,
+    ChatMessage, ChatProvider, ChatRequest, Delta, ProviderError, StoreResult, StreamChunk,
+    TokenUsage,
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -312,7 +313,7 @@ impl ChatService {
             };
             answer.text.push_str(&delta);
             answer.failed = true;
-            events.send(plain(delta, true, None, turn)).await;
+            events.send(plain(delta.into(), true, None, turn)).await;
         }
 
         let end = epoch_seconds();
@@ -369,7 +370,7 @@ impl ChatService {
         };
         let end = epoch_seconds();
         events
-            .send(plain(answer.text.clone(), false, None, turn))
+            .send(plain(answer.text.as_str().into(), false, None, turn))
             .await;
         self.save_bot_turn(turn, &answer, None, events, next).await;
         let stats = AgentStats {
@@ -475,7 +476,7 @@ fn shutting_down() -> ProviderError {
 }
 
 fn plain(
-    text: String,
+    text: Delta,
     streaming: bool,
     chain_type: Option<&'static str>,
     turn: &ChatTurn,

@@ -142,7 +142,7 @@ impl Dispatcher {
             {
                 let text = match prefix.take() {
                     Some(prefix) => format!("{prefix}{text}"),
-                    None => text,
+                    None => text.into(),
                 };
                 // The sender only fails if the adapter gave up; its error
                 // is reported below.
