@@ -46,6 +46,13 @@ const CLOSING_WINDOW: Duration = Duration::from_millis(20);
 
 const KEEP_ALIVE_COMMENT: &[u8] = b":\n\n";
 
+/// Room a stream's first chunk is given; see [`Batcher::chunk_capacity`].
+const FIRST_CHUNK_CAPACITY: usize = 256;
+
+/// The most room a chunk is given in advance, however large an earlier
+/// chunk was.
+const MAX_CHUNK_CAPACITY: usize = 16 * 1024;
+
 /// A `text/event-stream` response carrying `events` to their end.
 pub(crate) fn response(events: impl Stream<Item = ChatEvent> + Send + 'static) -> Response {
     let state = Batcher {
@@ -53,6 +60,7 @@ pub(crate) fn response(events: impl Stream<Item = ChatEvent> + Send + 'static) -
         started: Vec::new(),
         last_event: None,
         keep_alive: IdleTimer::new(KEEP_ALIVE),
+        chunk_capacity: FIRST_CHUNK_CAPACITY,
     };
     let body = futures::stream::unfold(state, |mut state| async move {
         let chunk = state.next_chunk().await?;
@@ -78,6 +86,10 @@ struct Batcher<S> {
     last_event: Option<Instant>,
     /// Silence since the last chunk was handed out.
     keep_alive: IdleTimer,
+    /// Room for the next chunk: the largest so far, so that a batch of
+    /// deltas is written into one allocation instead of growing through
+    /// several.
+    chunk_capacity: usize,
 }
 
 impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
@@ -112,11 +124,10 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
         };
         let mut closing = closes_answer(&first);
 
-        let mut chunk = Vec::with_capacity(256);
+        let mut chunk = Vec::with_capacity(self.chunk_capacity);
         write_event(&mut chunk, &first);
         if matches!(first, ChatEvent::End { .. }) {
-            self.keep_alive.touch();
-            return Some(Bytes::from(chunk));
+            return Some(self.hand_out(chunk));
         }
         for _ in 1..MAX_EVENTS_PER_CHUNK {
             let next = match self.events.next().now_or_never() {
@@ -146,8 +157,15 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
                 window = Some(now + CLOSING_WINDOW);
             }
         }
+        Some(self.hand_out(chunk))
+    }
+
+    /// Hands a finished chunk to the body, noting its size as the room
+    /// for the next one.
+    fn hand_out(&mut self, chunk: Vec<u8>) -> Bytes {
         self.keep_alive.touch();
-        Some(Bytes::from(chunk))
+        self.chunk_capacity = self.chunk_capacity.max(chunk.len().min(MAX_CHUNK_CAPACITY));
+        Bytes::from(chunk)
     }
 
     /// Whether a reader is waiting for `event` itself: the first delta of
