@@ -3,6 +3,7 @@
 
 use astrbot_core::StoreError;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+use rusqlite::types::ValueRef;
 use rusqlite::Row;
 use serde_json::Value;
 
@@ -126,20 +127,30 @@ fn decode_own_format(text: &str) -> Option<DateTime<Utc>> {
 
 /// A NOT NULL timestamp column.
 pub(crate) fn ts(row: &Row, column: &str) -> DbResult<DateTime<Utc>> {
-    let text: String = row.get(column)?;
-    Ok(decode_ts(&text)?)
+    Ok(decode_ts(text(row, column)?)?)
 }
 
 /// A nullable timestamp column.
 pub(crate) fn opt_ts(row: &Row, column: &str) -> DbResult<Option<DateTime<Utc>>> {
-    let text: Option<String> = row.get(column)?;
-    Ok(text.as_deref().map(decode_ts).transpose()?)
+    match row.get_ref(column)? {
+        ValueRef::Null => Ok(None),
+        _ => ts(row, column).map(Some),
+    }
+}
+
+/// A text column, read where SQLite holds it instead of copied out: the
+/// callers only parse it.
+fn text<'row>(row: &'row Row, column: &str) -> DbResult<&'row str> {
+    let value = row.get_ref(column)?;
+    let text = value
+        .as_str()
+        .map_err(|e| StoreError::Corrupt(format!("column {column} is not text: {e}")))?;
+    Ok(text)
 }
 
 /// A JSON column that must hold valid JSON.
 pub(crate) fn json(row: &Row, column: &str) -> DbResult<Value> {
-    let text: String = row.get(column)?;
-    serde_json::from_str(&text)
+    serde_json::from_str(text(row, column)?)
         .map_err(|e| StoreError::Corrupt(format!("column {column} is not JSON: {e}")).into())
 }
 

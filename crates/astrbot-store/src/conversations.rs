@@ -2,6 +2,7 @@
 //! messages that the agent rewrites after each run.
 
 use astrbot_core::store::ConversationRecord;
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, Row};
 use serde_json::Value;
 
@@ -79,10 +80,9 @@ pub(crate) fn update(
 
 fn from_row(row: &Row) -> DbResult<ConversationRecord> {
     // AstrBot's column is nullable; a NULL content is an empty context.
-    let content: Option<String> = row.get("content")?;
-    let content = match content {
-        None => Value::Array(Vec::new()),
-        Some(_) => json(row, "content")?,
+    let content = match row.get_ref("content")? {
+        ValueRef::Null => Value::Array(Vec::new()),
+        _ => json(row, "content")?,
     };
     let token_usage: Option<i64> = row.get("token_usage")?;
     Ok(ConversationRecord {

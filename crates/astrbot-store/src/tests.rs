@@ -207,6 +207,46 @@ async fn unreadable_stored_data_is_corrupt_not_a_panic() {
         store.get_history(id).await,
         Err(StoreError::Corrupt(_))
     ));
+
+    // Timestamps and JSON are read in place as text; a value SQLite holds
+    // as a number or a blob is refused the same way.
+    store
+        .create_api_key(new_key("k1", Some(Utc::now())))
+        .await
+        .unwrap();
+    exec(&store, "UPDATE api_keys SET expires_at = 20260101", []).await;
+    assert!(matches!(
+        store.get_api_key("k1").await,
+        Err(StoreError::Corrupt(message)) if message.contains("expires_at")
+    ));
+    exec(
+        &store,
+        "UPDATE platform_message_history SET content = x'7b7d'",
+        [],
+    )
+    .await;
+    assert!(matches!(
+        store.get_history(id).await,
+        Err(StoreError::Corrupt(message)) if message.contains("content")
+    ));
+}
+
+#[tokio::test]
+async fn a_conversation_without_content_reads_as_empty() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let created = store
+        .create_conversation("webchat", "webchat:FriendMessage:webchat!alice!s1")
+        .await
+        .unwrap();
+    exec(&store, "UPDATE conversations SET content = NULL", []).await;
+
+    let read = store
+        .get_conversation(&created.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.content, json!([]));
 }
 
 // ---- API keys -------------------------------------------------------------
