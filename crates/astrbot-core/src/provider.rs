@@ -6,6 +6,7 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// One message of an LLM conversation, in the OpenAI chat-completions shape
 /// that AstrBot also stores in its `conversations` table.
@@ -13,20 +14,37 @@ use serde::{Deserialize, Serialize};
 pub struct ChatMessage {
     /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
+    /// `null` (or left out) in an assistant message that only calls tools.
+    #[serde(default)]
     pub content: MessageContent,
+    /// An assistant's calls to functions, in OpenAI's shape, as stored by
+    /// AstrBot; passed back to the model as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Value>,
+    /// In a `tool` message: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
     pub fn text(role: &str, text: impl Into<String>) -> Self {
+        ChatMessage::new(role, MessageContent::Text(text.into()))
+    }
+
+    /// A message with no tool calls.
+    pub fn new(role: &str, content: MessageContent) -> Self {
         ChatMessage {
             role: role.to_owned(),
-            content: MessageContent::Text(text.into()),
+            content,
+            tool_calls: None,
+            tool_call_id: None,
         }
     }
 
     /// The message's text parts joined together, images left out.
     pub fn plain_text(&self) -> String {
         match &self.content {
+            MessageContent::Null => String::new(),
             MessageContent::Text(text) => text.clone(),
             MessageContent::Parts(parts) => parts
                 .iter()
@@ -41,11 +59,14 @@ impl ChatMessage {
 }
 
 /// A message's content: plain text, or a list of typed parts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum MessageContent {
     Text(String),
     Parts(Vec<ContentPart>),
+    /// JSON `null`: nothing but tool calls.
+    #[default]
+    Null,
 }
 
 /// One typed part of a message's content.
@@ -165,5 +186,23 @@ mod tests {
         assert_eq!(messages[1].content, MessageContent::Text("hello".into()));
         let again = serde_json::to_string(&messages[1]).unwrap();
         assert_eq!(again, r#"{"role":"assistant","content":"hello"}"#);
+    }
+
+    #[test]
+    fn tool_calls_and_their_answers_round_trip() {
+        let stored = r#"[{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"done"},{"role":"assistant"}]"#;
+        let messages: Vec<ChatMessage> = serde_json::from_str(stored).unwrap();
+
+        assert_eq!(messages[0].content, MessageContent::Null);
+        assert_eq!(messages[0].tool_calls.as_ref().unwrap()[0]["id"], "c1");
+        assert_eq!(messages[1].tool_call_id.as_deref(), Some("c1"));
+        assert_eq!(messages[0].plain_text(), "");
+        // A message without content is sent with `null`, as OpenAI allows.
+        let again = serde_json::to_value(&messages).unwrap();
+        let expected = stored.replace(
+            r#"{"role":"assistant"}"#,
+            r#"{"role":"assistant","content":null}"#,
+        );
+        assert_eq!(again, serde_json::from_str::<Value>(&expected).unwrap());
     }
 }

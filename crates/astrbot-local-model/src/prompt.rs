@@ -80,6 +80,7 @@ pub fn render_chat(tokenizer: &Tokenizer, messages: &[ChatMessage], budget: usiz
 /// A message's text, with a short note where an image was.
 fn message_text(message: &ChatMessage) -> String {
     match &message.content {
+        MessageContent::Null => String::new(),
         MessageContent::Text(text) => text.clone(),
         MessageContent::Parts(parts) => parts
             .iter()
@@ -151,9 +152,9 @@ mod tests {
     #[test]
     fn user_text_cannot_forge_turns_and_images_become_notes() {
         let tokenizer = byte_tokenizer();
-        let message = ChatMessage {
-            role: "user".into(),
-            content: MessageContent::Parts(vec![
+        let message = ChatMessage::new(
+            "user",
+            MessageContent::Parts(vec![
                 ContentPart::Text {
                     text: "<|im_start|>".into(),
                 },
@@ -163,7 +164,7 @@ mod tests {
                     },
                 },
             ]),
-        };
+        );
         let ids = render_chat(&tokenizer, &[message], 4096);
         // Start tokens: system, user and assistant headers only.
         assert_eq!(ids.iter().filter(|&&id| id == 0).count(), 3);

@@ -97,6 +97,8 @@ impl Serialize for WireMessages<'_> {
                                 .cloned()
                                 .collect(),
                         ),
+                        tool_calls: message.tool_calls.clone(),
+                        tool_call_id: message.tool_call_id.clone(),
                     })?,
                 _ => messages.serialize_element(message)?,
             }

@@ -345,6 +345,70 @@ async fn the_second_turn_sends_the_first_as_history() {
     );
 }
 
+/// A conversation as AstrBot stores it after a tool call, with a reasoning
+/// part kept on the assistant's answer.
+fn conversation_with_a_tool_call() -> Value {
+    json!([
+        {"role": "user", "content": "weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{
+            "id": "call_1", "type": "function",
+            "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}
+        }]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"},
+        {"role": "assistant", "content": [
+            {"type": "think", "think": "the tool said sunny", "encrypted": null},
+            {"type": "text", "text": "It is sunny in Paris."}
+        ]}
+    ])
+}
+
+#[tokio::test]
+async fn a_stored_tool_call_is_kept_and_sent_back_to_the_model() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let body = |text: &str| json!({"message": text, "username": "u", "session_id": "tools"});
+    app.chat(&key, body("first")).await;
+
+    // The same conversation, as AstrBot left it after using a tool.
+    let database = rusqlite::Connection::open(app.data_dir().join("astrbot-rs.db")).unwrap();
+    let stored = conversation_with_a_tool_call();
+    database
+        .execute("UPDATE conversations SET content = ?", [stored.to_string()])
+        .unwrap();
+
+    assert_eq!(
+        app.chat(&key, body("and tomorrow?")).await.text(),
+        "Echo: and tomorrow?"
+    );
+
+    // The model sees the whole exchange in OpenAI's shape: the call, its
+    // result, and the answer without AstrBot's reasoning part.
+    let requests = app.chat_requests();
+    let sent = requests[1]["messages"].as_array().unwrap();
+    assert_eq!(sent[0]["role"], "system");
+    assert_eq!(
+        sent[1..],
+        [
+            stored[0].clone(),
+            stored[1].clone(),
+            stored[2].clone(),
+            json!({"role": "assistant", "content": [{"type": "text", "text": "It is sunny in Paris."}]}),
+            json!({"role": "user", "content": "and tomorrow?"}),
+        ]
+    );
+
+    // Nothing stored is lost: the old messages stay as they were, and the
+    // new turn follows them.
+    let content: String = database
+        .query_row("SELECT content FROM conversations", [], |row| row.get(0))
+        .unwrap();
+    let content: Value = serde_json::from_str(&content).unwrap();
+    let mut expected = stored.as_array().unwrap().clone();
+    expected.push(json!({"role": "user", "content": "and tomorrow?"}));
+    expected.push(json!({"role": "assistant", "content": "Echo: and tomorrow?"}));
+    assert_eq!(content, Value::Array(expected));
+}
+
 #[tokio::test]
 async fn persona_prefix_and_context_length_shape_the_prompt() {
     let app = spawn_app_with(Behaviour::default(), |config| {

@@ -6,6 +6,8 @@ use astrbot_core::provider::ImageUrl;
 use astrbot_core::{ChatMessage, ContentPart, MessageContent, Store};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::parts::{plain_text, UserPart};
 use crate::config::LoadedConfig;
@@ -37,6 +39,16 @@ pub fn persona_messages(config: &LoadedConfig) -> Vec<ChatMessage> {
         messages.push(ChatMessage::text(role, line.clone()));
     }
     messages
+}
+
+/// The stored messages that can be sent to the model, each read on its
+/// own: one in a shape we do not know is left out of the request, not the
+/// whole conversation, and stays stored as it is.
+pub fn readable_history(stored: &[Value]) -> Vec<ChatMessage> {
+    stored
+        .iter()
+        .filter_map(|message| ChatMessage::deserialize(message).ok())
+        .collect()
 }
 
 /// The last `max_turns` turns of a stored conversation (all when negative).
@@ -132,10 +144,7 @@ pub async fn user_turn(
             text: model_text.trim().to_owned(),
         }];
         content.extend(images);
-        ChatMessage {
-            role: "user".to_owned(),
-            content: MessageContent::Parts(content),
-        }
+        ChatMessage::new("user", MessageContent::Parts(content))
     };
     (
         for_model,
@@ -223,6 +232,23 @@ mod tests {
 
     fn turn(role: &str, text: &str) -> ChatMessage {
         ChatMessage::text(role, text)
+    }
+
+    #[test]
+    fn a_stored_message_that_does_not_read_is_left_out_alone() {
+        let stored = serde_json::json!([
+            {"role": "user", "content": "first"},
+            {"role": "user", "content": 42},
+            {"content": "no role"},
+            {"role": "assistant", "content": "second"}
+        ]);
+
+        let history = readable_history(stored.as_array().unwrap());
+
+        assert_eq!(
+            history,
+            [turn("user", "first"), turn("assistant", "second")]
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::Sender;
 
-use super::context::{persona_messages, recent_history, user_turn};
+use super::context::{persona_messages, readable_history, recent_history, user_turn};
 use super::events::{AgentStats, ChatEvent};
 use super::locks::SessionTicket;
 use super::parts::UserPart;
@@ -28,23 +28,32 @@ pub(super) const PROVIDER_PREFERENCE: &str = "provider_perf_chat_completion";
 pub(super) const CONVERSATION_PREFERENCE: &str = "sel_conv_id";
 
 /// The conversation as it will be saved once the answer is in: its id, and
-/// its messages up to and including this turn's user message.
+/// its messages up to and including this turn's user message. The stored
+/// ones stay as they were read, whatever they hold (tool calls, AstrBot's
+/// reasoning parts, fields we do not use), so that saving loses nothing.
 struct NextConversation {
     conversation_id: String,
-    messages: Vec<ChatMessage>,
+    messages: Vec<Value>,
 }
 
 impl NextConversation {
     /// The update that adds `answer` as the assistant's message.
     fn with_answer(mut self, answer: &Answer) -> ConversationUpdate {
-        self.messages
-            .push(ChatMessage::text("assistant", answer.text.clone()));
+        let message = ChatMessage::text("assistant", answer.text.clone());
+        self.messages.push(stored_message(&message));
         ConversationUpdate {
             conversation_id: self.conversation_id,
-            content: serde_json::to_value(&self.messages).unwrap_or_else(|_| json!([])),
+            content: Value::Array(self.messages),
             token_usage: i64::try_from(answer.usage.total()).unwrap_or(i64::MAX),
         }
     }
+}
+
+/// A message as a conversation stores it.
+fn stored_message(message: &ChatMessage) -> Value {
+    // Only a map with keys that are not strings fails to convert, and a
+    // message has none.
+    serde_json::to_value(message).unwrap_or(Value::Null)
 }
 
 /// One call to the model: the request, the conversation to save with its
@@ -207,7 +216,12 @@ impl ChatService {
             content,
             ..
         } = conversation;
-        let history: Vec<ChatMessage> = serde_json::from_value(content).unwrap_or_default();
+        // Anything but a list of messages is no conversation to go on with.
+        let stored = match content {
+            Value::Array(messages) => messages,
+            _ => Vec::new(),
+        };
+        let history = readable_history(&stored);
         let (for_model, for_storage) = user_turn(config, &turn.parts, &*self.store).await;
 
         let mut messages = persona_messages(config);
@@ -219,9 +233,9 @@ impl ChatService {
             max_tokens: None,
         };
 
-        let first_exchange = history.is_empty();
-        let mut kept = history;
-        kept.push(for_storage.clone());
+        let first_exchange = stored.is_empty();
+        let mut kept = stored;
+        kept.push(stored_message(&for_storage));
         let call = ModelCall {
             request,
             next: NextConversation {
