@@ -216,10 +216,15 @@ impl ChatService {
             content,
             ..
         } = conversation;
-        // Anything but a list of messages is no conversation to go on with.
+        // Anything but a list of messages is no conversation to go on with
+        // (AstrBot itself could not load it); this turn starts it afresh.
         let stored = match content {
             Value::Array(messages) => messages,
-            _ => Vec::new(),
+            Value::Null => Vec::new(),
+            _ => {
+                tracing::warn!(conversation.id = %conversation_id, "the stored conversation is not a list of messages; it starts afresh");
+                Vec::new()
+            }
         };
         let history = readable_history(&stored);
         let (for_model, for_storage) = user_turn(config, &turn.parts, &*self.store).await;
