@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::codec::{count, encode_ts, opt_ts, truncate_micros, ts};
 use crate::db::{all_rows, execute, optional_row, DbResult};
+use crate::stored_json;
 
 const COLUMNS: &str = "key_id, name, key_hash, lookup_hash, key_prefix, scopes, created_by, \
                        created_at, updated_at, last_used_at, expires_at, revoked_at";
@@ -164,7 +165,7 @@ fn from_row(row: &Row) -> DbResult<ApiKeyRecord> {
 /// membership in whatever list is stored, so non-strings grant nothing, and a
 /// malformed list must not widen a key to every scope.
 fn decode_scopes(text: &str) -> Option<Vec<String>> {
-    match serde_json::from_str::<Value>(text).ok()? {
+    match stored_json::parse(text).ok()? {
         Value::Array(items) => Some(
             items
                 .into_iter()

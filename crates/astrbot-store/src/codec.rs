@@ -8,6 +8,7 @@ use rusqlite::Row;
 use serde_json::Value;
 
 use crate::db::DbResult;
+use crate::stored_json;
 
 /// The stored timestamp layout: a digit wherever this has `0`.
 const LAYOUT: &[u8; 26] = b"0000-00-00 00:00:00.000000";
@@ -150,7 +151,7 @@ fn text<'row>(row: &'row Row, column: &str) -> DbResult<&'row str> {
 
 /// A JSON column that must hold valid JSON.
 pub(crate) fn json(row: &Row, column: &str) -> DbResult<Value> {
-    serde_json::from_str(text(row, column)?)
+    stored_json::parse(text(row, column)?)
         .map_err(|e| StoreError::Corrupt(format!("column {column} is not JSON: {e}")).into())
 }
 

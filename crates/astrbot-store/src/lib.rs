@@ -16,6 +16,7 @@ mod history;
 mod migrate;
 mod preferences;
 mod sessions;
+mod stored_json;
 #[cfg(test)]
 mod tests;
 mod write_queue;

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::codec::{encode_ts, to_json_text};
 use crate::db::{execute, optional_row, DbResult};
+use crate::stored_json;
 
 pub(crate) fn get(
     connection: &Connection,
@@ -24,7 +25,7 @@ pub(crate) fn get(
     let Some(text) = text else {
         return Ok(None);
     };
-    match serde_json::from_str::<Value>(&text) {
+    match stored_json::parse(&text) {
         Ok(Value::Object(mut wrapper)) if wrapper.contains_key("val") => Ok(wrapper.remove("val")),
         _ => Err(StoreError::Corrupt(format!(
             "preference {scope}/{scope_id}/{key} is not {{\"val\": ...}}"

@@ -410,6 +410,47 @@ async fn a_stored_tool_call_is_kept_and_sent_back_to_the_model() {
 }
 
 #[tokio::test]
+async fn a_stored_emoji_cut_in_half_does_not_block_the_session() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let body = |text: &str| json!({"message": text, "username": "u", "session_id": "cut"});
+    app.chat(&key, body("first")).await;
+
+    // Python's json module writes half a surrogate pair as it is; AstrBot
+    // stores such text when a client cut an emoji in two.
+    let database = rusqlite::Connection::open(app.data_dir().join("astrbot-rs.db")).unwrap();
+    database
+        .execute(
+            r#"UPDATE conversations SET content = '[{"role": "user", "content": "smile \ud83d"}]'"#,
+            [],
+        )
+        .unwrap();
+    database
+        .execute(
+            r#"UPDATE platform_message_history SET content = '{"type": "user", "message": [{"type": "plain", "text": "smile \ud83d"}]}'"#,
+            [],
+        )
+        .unwrap();
+
+    assert_eq!(app.chat(&key, body("second")).await.text(), "Echo: second");
+
+    let requests = app.chat_requests();
+    let sent = requests[1]["messages"].as_array().unwrap();
+    assert_eq!(
+        sent[1],
+        json!({"role": "user", "content": "smile \u{fffd}"})
+    );
+    let store = SqliteStore::open(&app.data_dir().join("astrbot-rs.db"))
+        .await
+        .unwrap();
+    let turns = store.list_history("webchat", "cut").await.unwrap();
+    assert_eq!(
+        turns[0].content["message"][0]["text"], "smile \u{fffd}",
+        "the history still lists"
+    );
+}
+
+#[tokio::test]
 async fn persona_prefix_and_context_length_shape_the_prompt() {
     let app = spawn_app_with(Behaviour::default(), |config| {
         config["persona"] =
