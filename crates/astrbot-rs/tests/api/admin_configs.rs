@@ -601,3 +601,46 @@ async fn saving_a_non_object_dashboard_is_refused_and_logins_keep_working() {
     let (_, keys) = app.admin_get(&token, "/api/apikey/list").await;
     assert_eq!(keys["status"], "ok", "the old token still works");
 }
+
+#[tokio::test]
+async fn a_registered_config_whose_file_is_missing_stays_registered() {
+    // AstrBot registered a config whose file is gone (a backup restored
+    // without it, a file moved away for a while).
+    let fake = FakeOpenAi::start(Behaviour::default()).await;
+    let root = temp_root();
+    std::fs::write(
+        root.join("data").join("cmd_config.json"),
+        config_for(&fake).to_string(),
+    )
+    .unwrap();
+    let gone = json!({"path": "abconf_gone.json", "name": "Gone"});
+    let store = SqliteStore::open(&root.join("data").join("astrbot-rs.db"))
+        .await
+        .unwrap();
+    store
+        .put_preference("global", "global", "abconf_mapping", &json!({"gone": gone}))
+        .await
+        .unwrap();
+    drop(store);
+    let app = start_server(root, fake).await;
+    let token = app.admin_token().await;
+
+    let ids: Vec<Value> = info_list(&app, &token)
+        .await
+        .iter()
+        .map(|c| c["id"].clone())
+        .collect();
+    assert_eq!(ids, ["default"], "a config without its file is not offered");
+    let alpha = new_config(&app, &token, "Alpha", config_for(&app.fake)).await;
+
+    let store = SqliteStore::open(&app.data_dir().join("astrbot-rs.db"))
+        .await
+        .unwrap();
+    let mapping = store
+        .get_preference("global", "global", "abconf_mapping")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mapping["gone"], gone, "{mapping}");
+    assert_eq!(mapping[alpha.as_str()]["name"], "Alpha", "{mapping}");
+}

@@ -57,6 +57,10 @@ struct Extra {
 struct State {
     default: Arc<LoadedConfig>,
     extras: Vec<Extra>,
+    /// Registered configs whose file was missing at start-up: their
+    /// entries stay in the stored mapping as they were, as AstrBot keeps
+    /// them, so that the file can be put back.
+    missing: Map<String, Value>,
     routes: Vec<(String, String)>,
 }
 
@@ -94,6 +98,7 @@ impl ConfigRegistry {
             .and_then(|value| value.as_object().cloned())
             .unwrap_or_default();
         let mut extras = Vec::new();
+        let mut missing = Map::new();
         for (id, entry) in mapping {
             let file_name = entry
                 .get("path")
@@ -104,6 +109,7 @@ impl ConfigRegistry {
             let path = root.config_dir().join(&file_name);
             let Some(mut document) = read_checked(&path)? else {
                 tracing::warn!(config.id = %id, path = %path.display(), "registered config file is missing; skipping it");
+                missing.insert(id, entry);
                 continue;
             };
             fill_defaults(&mut document, &default_config());
@@ -128,6 +134,7 @@ impl ConfigRegistry {
             state: RwLock::new(State {
                 default,
                 extras,
+                missing,
                 routes,
             }),
             writes: tokio::sync::Mutex::new(()),
@@ -420,15 +427,15 @@ impl ConfigRegistry {
     }
 
     async fn persist_mapping(&self) -> Result<(), RegistryError> {
-        let mapping: Map<String, Value> = self
-            .read()
-            .extras
-            .iter()
-            .map(|extra| {
+        let mapping = {
+            let state = self.read();
+            let mut mapping = state.missing.clone();
+            for extra in &state.extras {
                 let entry = json!({"path": extra.file_name, "name": extra.config.name});
-                (extra.config.id.clone(), entry)
-            })
-            .collect();
+                mapping.insert(extra.config.id.clone(), entry);
+            }
+            mapping
+        };
         self.store
             .put_preference(GLOBAL, GLOBAL, MAPPING_KEY, &Value::Object(mapping))
             .await?;
