@@ -6,6 +6,7 @@
 pub mod errors;
 pub mod idle;
 pub mod json_text;
+pub mod persona;
 pub mod provider;
 pub mod store;
 pub mod time;

@@ -309,17 +309,25 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<()>;
     async fn delete_preference(&self, scope: &str, scope_id: &str, key: &str) -> StoreResult<()>;
 
-    /// What a chat turn reads before it calls the model, in one snapshot:
-    /// the preference `provider_key` of `umo`, and the conversation whose
-    /// id the preference `conversation_key` of `umo` holds (none when that
-    /// id is not a string or names no conversation). One read instead of
-    /// three matters at every turn.
-    async fn get_chat_state(
-        &self,
-        umo: &str,
-        provider_key: &str,
-        conversation_key: &str,
-    ) -> StoreResult<ChatState>;
+    /// What a chat turn reads before it calls the model, in one snapshot
+    /// (see [`ChatStateQuery`]): the session's provider preference, the
+    /// conversation whose id its conversation preference holds (none when
+    /// that id is not a string or names no conversation), and the persona
+    /// they choose. One read instead of several matters at every turn.
+    async fn get_chat_state(&self, query: ChatStateQuery<'_>) -> StoreResult<ChatState>;
+}
+
+/// What [`Store::get_chat_state`] reads: preferences of `umo` by key, and
+/// the persona to use when neither the session nor its conversation names
+/// one.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatStateQuery<'a> {
+    pub umo: &'a str,
+    pub provider_key: &'a str,
+    pub conversation_key: &'a str,
+    /// The preference whose object may carry a `persona_id`.
+    pub session_config_key: &'a str,
+    pub default_persona: &'a str,
 }
 
 /// See [`Store::get_chat_state`].
@@ -329,4 +337,19 @@ pub struct ChatState {
     pub provider_preference: Option<Value>,
     /// The session's current conversation, when it has one that exists.
     pub conversation: Option<ConversationRecord>,
+    /// The persona the turn uses (see [`crate::persona::chosen_id`]);
+    /// `None` for none.
+    pub persona_id: Option<String>,
+    /// That persona as the `personas` table holds it, when it does.
+    pub stored_persona: Option<PersonaRecord>,
+}
+
+/// A persona as AstrBot 4 stores it (the `personas` table), with what a
+/// chat uses of it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PersonaRecord {
+    pub persona_id: String,
+    pub system_prompt: String,
+    /// Opening exchanges, user and assistant alternating.
+    pub begin_dialogs: Vec<String>,
 }

@@ -14,6 +14,7 @@ mod conversations;
 mod db;
 mod history;
 mod migrate;
+mod personas;
 mod preferences;
 mod sessions;
 mod stored_json;
@@ -28,10 +29,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use astrbot_core::store::{
-    ApiKeyRecord, AttachmentRecord, ChatState, ConversationRecord, ConversationUpdate,
-    HistoryRecord, NewApiKey, NewHistory, SessionPage, SessionRecord,
+    ApiKeyRecord, AttachmentRecord, ChatState, ChatStateQuery, ConversationRecord,
+    ConversationUpdate, HistoryRecord, NewApiKey, NewHistory, SessionPage, SessionRecord,
 };
-use astrbot_core::{ChangeStamp, Store, StoreError, StoreResult};
+use astrbot_core::{persona, ChangeStamp, Store, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -476,25 +477,41 @@ impl Store for SqliteStore {
         self.read(|c| preferences::get(c, scope, scope_id, key))
     }
 
-    async fn get_chat_state(
-        &self,
-        umo: &str,
-        provider_key: &str,
-        conversation_key: &str,
-    ) -> StoreResult<ChatState> {
+    async fn get_chat_state(&self, query: ChatStateQuery<'_>) -> StoreResult<ChatState> {
+        let umo = query.umo;
         // One read transaction: one read lock and one check of the WAL for
-        // the three statements, and a consistent view of them.
+        // all the statements, and a consistent view of them.
         self.read(|c| {
             let snapshot = c.transaction()?;
-            let provider_preference = preferences::get(&snapshot, "umo", umo, provider_key)?;
-            let conversation = match preferences::get(&snapshot, "umo", umo, conversation_key)? {
-                Some(Value::String(id)) => conversations::get(&snapshot, &id)?,
-                _ => None,
+            let provider_preference = preferences::get(&snapshot, "umo", umo, query.provider_key)?;
+            let conversation =
+                match preferences::get(&snapshot, "umo", umo, query.conversation_key)? {
+                    Some(Value::String(id)) => conversations::get(&snapshot, &id)?,
+                    _ => None,
+                };
+            // A session setting that cannot be read sets no persona.
+            let session_config =
+                preferences::get(&snapshot, "umo", umo, query.session_config_key).unwrap_or(None);
+            let session_persona = session_config
+                .as_ref()
+                .and_then(|config| config.get("persona_id"))
+                .and_then(Value::as_str);
+            let conversation_persona = conversation
+                .as_ref()
+                .and_then(|conversation| conversation.persona_id.as_deref());
+            let persona_id =
+                persona::chosen_id(session_persona, conversation_persona, query.default_persona)
+                    .map(str::to_owned);
+            let stored_persona = match &persona_id {
+                Some(id) => personas::get(&snapshot, id)?,
+                None => None,
             };
             snapshot.finish()?;
             Ok(ChatState {
                 provider_preference,
                 conversation,
+                persona_id,
+                stored_persona,
             })
         })
     }

@@ -30,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "api key lookup hash",
         sql: include_str!("../migrations/0002_api_key_lookup_hash.sql"),
     },
+    Migration {
+        version: 3,
+        description: "personas",
+        sql: include_str!("../migrations/0003_personas.sql"),
+    },
 ];
 
 /// Brings the schema up to date, in one transaction that takes the write

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use astrbot_core::store::{ChatState, ConversationUpdate, NewApiKey, NewHistory};
+use astrbot_core::persona::NO_PERSONA;
+use astrbot_core::store::{
+    ChatState, ChatStateQuery, ConversationUpdate, NewApiKey, NewHistory, PersonaRecord,
+};
 use astrbot_core::{Store, StoreError};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde_json::json;
@@ -900,6 +903,93 @@ async fn conversations_create_get_update() {
 
 // ---- preferences ----------------------------------------------------------
 
+fn query<'a>(umo: &'a str, default_persona: &'a str) -> ChatStateQuery<'a> {
+    ChatStateQuery {
+        umo,
+        provider_key: "provider_perf_chat_completion",
+        conversation_key: "sel_conv_id",
+        session_config_key: "session_service_config",
+        default_persona,
+    }
+}
+
+#[tokio::test]
+async fn chat_state_reads_the_persona_as_astrbot_chooses_it() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let umo = "webchat:FriendMessage:webchat!alice!s1";
+    for (id, prompt, dialogs) in [
+        ("pirate", "Talk like a pirate.", r#"["Ahoy?", "Arr!"]"#),
+        ("sailor", "Talk like a sailor.", r#"["odd"]"#),
+    ] {
+        exec(
+            &store,
+            "INSERT INTO personas (persona_id, system_prompt, begin_dialogs, created_at, updated_at) \
+             VALUES (?, ?, ?, '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+            [id, prompt, dialogs],
+        )
+        .await;
+    }
+    let pirate = PersonaRecord {
+        persona_id: "pirate".into(),
+        system_prompt: "Talk like a pirate.".into(),
+        begin_dialogs: vec!["Ahoy?".into(), "Arr!".into()],
+    };
+
+    // The config's default, read from the table.
+    let read = store.get_chat_state(query(umo, "pirate")).await.unwrap();
+    assert_eq!(read.persona_id.as_deref(), Some("pirate"));
+    assert_eq!(read.stored_persona, Some(pirate.clone()));
+    // A default the table does not hold.
+    let read = store.get_chat_state(query(umo, "default")).await.unwrap();
+    assert_eq!(
+        (read.persona_id.as_deref(), read.stored_persona),
+        (Some("default"), None)
+    );
+
+    // The conversation's persona wins over the default; "[%None]" there
+    // means none at all.
+    let conversation = store.create_conversation("webchat", umo).await.unwrap();
+    store
+        .put_preference(
+            "umo",
+            umo,
+            "sel_conv_id",
+            &json!(conversation.conversation_id),
+        )
+        .await
+        .unwrap();
+    exec(
+        &store,
+        "UPDATE conversations SET persona_id = '[%None]'",
+        [],
+    )
+    .await;
+    let read = store.get_chat_state(query(umo, "pirate")).await.unwrap();
+    assert_eq!((read.persona_id, read.stored_persona), (None, None));
+    exec(&store, "UPDATE conversations SET persona_id = 'pirate'", []).await;
+    let read = store.get_chat_state(query(umo, "default")).await.unwrap();
+    assert_eq!(read.stored_persona, Some(pirate));
+
+    // The session's own setting wins over both; dialogs of odd length are
+    // dropped, as AstrBot drops them.
+    store
+        .put_preference(
+            "umo",
+            umo,
+            "session_service_config",
+            &json!({"persona_id": "sailor"}),
+        )
+        .await
+        .unwrap();
+    let read = store.get_chat_state(query(umo, "default")).await.unwrap();
+    let sailor = read.stored_persona.unwrap();
+    assert_eq!(
+        (sailor.persona_id.as_str(), sailor.begin_dialogs.len()),
+        ("sailor", 0)
+    );
+}
+
 #[tokio::test]
 async fn chat_state_reads_the_provider_choice_and_the_selected_conversation() {
     let db = TempDb::new();
@@ -907,12 +997,7 @@ async fn chat_state_reads_the_provider_choice_and_the_selected_conversation() {
     let umo = "webchat:FriendMessage:webchat!alice!s1";
     let state = |store: &SqliteStore| {
         let store = store.clone();
-        async move {
-            store
-                .get_chat_state(umo, "provider_perf_chat_completion", "sel_conv_id")
-                .await
-                .unwrap()
-        }
+        async move { store.get_chat_state(query(umo, NO_PERSONA)).await.unwrap() }
     };
     assert_eq!(state(&store).await, ChatState::default(), "nothing stored");
 

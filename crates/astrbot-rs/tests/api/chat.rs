@@ -451,6 +451,71 @@ async fn a_stored_emoji_cut_in_half_does_not_block_the_session() {
 }
 
 #[tokio::test]
+async fn personas_stored_by_astrbot_are_chosen_as_astrbot_chooses_them() {
+    let app = spawn_app_with(Behaviour::default(), |config| {
+        config["provider_settings"]["default_personality"] = json!("pirate");
+    })
+    .await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    // AstrBot 4 keeps personas in the database, made in its dashboard.
+    let database = rusqlite::Connection::open(app.data_dir().join("astrbot-rs.db")).unwrap();
+    for (id, prompt) in [("pirate", "Talk like a pirate."), ("owl", "Hoot.")] {
+        database
+            .execute(
+                "INSERT INTO personas (persona_id, system_prompt, begin_dialogs, created_at, \
+                 updated_at) VALUES (?, ?, '[\"Ahoy?\", \"Arr!\"]', '2026-01-01 00:00:00', \
+                 '2026-01-01 00:00:00')",
+                [id, prompt],
+            )
+            .unwrap();
+    }
+    let umo = "webchat:FriendMessage:webchat!u!p";
+    let say = |text: &str| json!({"message": text, "username": "u", "session_id": "p"});
+    let sent = |app: &TestApp| {
+        let last = app.chat_requests().pop().unwrap();
+        let messages = last["messages"].as_array().unwrap().clone();
+        messages[..messages.len() - 1]
+            .iter()
+            .filter(|m| m["content"] == "Ahoy?" || m["content"] == "Arr!" || m["role"] == "system")
+            .map(|m| m["content"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    // The config's default names a stored persona: its prompt, then its
+    // opening dialogue.
+    app.chat(&key, say("one")).await;
+    assert_eq!(sent(&app), ["Talk like a pirate.", "Ahoy?", "Arr!"]);
+
+    // A persona set on the conversation (AstrBot's /persona) wins.
+    database
+        .execute("UPDATE conversations SET persona_id = 'owl'", [])
+        .unwrap();
+    app.chat(&key, say("two")).await;
+    assert_eq!(sent(&app)[0], "Hoot.");
+
+    // The session's own setting wins over both; "[%None]" there means no
+    // persona at all, not even the default prompt.
+    database
+        .execute(
+            "INSERT INTO preferences (scope, scope_id, \"key\", value, created_at, updated_at) \
+             VALUES ('umo', ?, 'session_service_config', '{\"val\": {\"persona_id\": \"[%None]\"}}', \
+             '2026-01-01 00:00:00', '2026-01-01 00:00:00')",
+            [umo],
+        )
+        .unwrap();
+    app.chat(&key, say("three")).await;
+    let last = app.chat_requests().pop().unwrap();
+    assert!(
+        last["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["role"] != "system"),
+        "{last}"
+    );
+}
+
+#[tokio::test]
 async fn persona_prefix_and_context_length_shape_the_prompt() {
     let app = spawn_app_with(Behaviour::default(), |config| {
         config["persona"] =

@@ -3,6 +3,7 @@
 //! user turn with quoted replies, images and notes about other files.
 
 use astrbot_core::provider::ImageUrl;
+use astrbot_core::store::PersonaRecord;
 use astrbot_core::{ChatMessage, ContentPart, MessageContent, Store};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -12,29 +13,42 @@ use serde_json::Value;
 use super::parts::{plain_text, UserPart};
 use crate::config::LoadedConfig;
 
-/// The persona prompt used when a config defines none.
+/// The persona prompt used when the chosen persona is defined nowhere.
 const DEFAULT_PERSONA_PROMPT: &str = "You are a helpful and friendly assistant.";
-
-/// AstrBot's marker for "no persona".
-const NO_PERSONA: &str = "[%None]";
 
 /// Images larger than this are described instead of inlined.
 const MAX_INLINE_IMAGE_BYTES: u64 = 20 * 1024 * 1024;
 
-/// The system prompt and begin dialogs of the config's default persona.
-pub fn persona_messages(config: &LoadedConfig) -> Vec<ChatMessage> {
-    let name = config.chat.default_personality.as_str();
-    if name == NO_PERSONA {
+/// The persona a turn uses (see [`astrbot_core::persona::chosen_id`]).
+#[derive(Debug, Default)]
+pub struct PersonaChoice {
+    /// Its id; `None` for no persona.
+    pub id: Option<String>,
+    /// The persona of that id in the database's `personas` table, if any.
+    pub stored: Option<PersonaRecord>,
+}
+
+/// The system prompt and begin dialogs of the chosen persona: the one of
+/// that name in the config's `persona` list, else the one in the database
+/// (where AstrBot 4 keeps them), else the built-in default prompt.
+pub fn persona_messages(config: &LoadedConfig, choice: &PersonaChoice) -> Vec<ChatMessage> {
+    let Some(id) = choice.id.as_deref() else {
         return Vec::new();
-    }
-    let Some(persona) = config.persona(name) else {
-        return vec![ChatMessage::text("system", DEFAULT_PERSONA_PROMPT)];
+    };
+    let stored = choice
+        .stored
+        .as_ref()
+        .filter(|persona| persona.persona_id == id);
+    let (prompt, begin_dialogs) = match (config.persona(id), stored) {
+        (Some(persona), _) => (&persona.prompt, &persona.begin_dialogs),
+        (None, Some(persona)) => (&persona.system_prompt, &persona.begin_dialogs),
+        (None, None) => return vec![ChatMessage::text("system", DEFAULT_PERSONA_PROMPT)],
     };
     let mut messages = Vec::new();
-    if !persona.prompt.is_empty() {
-        messages.push(ChatMessage::text("system", persona.prompt.clone()));
+    if !prompt.is_empty() {
+        messages.push(ChatMessage::text("system", prompt.clone()));
     }
-    for (index, line) in persona.begin_dialogs.iter().enumerate() {
+    for (index, line) in begin_dialogs.iter().enumerate() {
         let role = if index % 2 == 0 { "user" } else { "assistant" };
         messages.push(ChatMessage::text(role, line.clone()));
     }

@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use astrbot_core::store::{ConversationRecord, ConversationUpdate, NewHistory};
+use astrbot_core::persona;
+use astrbot_core::store::{ChatStateQuery, ConversationRecord, ConversationUpdate, NewHistory};
 use astrbot_core::{
     ChatMessage, ChatProvider, ChatRequest, Delta, ProviderError, StoreResult, StreamChunk,
     TokenUsage,
@@ -13,7 +14,9 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::Sender;
 
-use super::context::{persona_messages, readable_history, recent_history, user_turn};
+use super::context::{
+    persona_messages, readable_history, recent_history, user_turn, PersonaChoice,
+};
 use super::events::{AgentStats, ChatEvent};
 use super::locks::SessionTicket;
 use super::parts::UserPart;
@@ -26,6 +29,8 @@ use crate::config::LoadedConfig;
 pub(super) const PROVIDER_PREFERENCE: &str = "provider_perf_chat_completion";
 /// Preference holding a session's current conversation id.
 pub(super) const CONVERSATION_PREFERENCE: &str = "sel_conv_id";
+/// Preference holding a session's settings, among them its persona.
+const SESSION_CONFIG_PREFERENCE: &str = "session_service_config";
 
 /// The conversation as it will be saved once the answer is in: its id, and
 /// its messages up to and including this turn's user message. The stored
@@ -54,6 +59,20 @@ fn stored_message(message: &ChatMessage) -> Value {
     // Only a map with keys that are not strings fails to convert, and a
     // message has none.
     serde_json::to_value(message).unwrap_or(Value::Null)
+}
+
+/// What a turn reads before it picks a provider; see `ChatService::chat_state`.
+struct TurnState {
+    preferred_provider: Option<Value>,
+    conversation: StoreResult<Option<ConversationRecord>>,
+    persona: PersonaChoice,
+}
+
+/// What the answer builds on besides the new message.
+struct TurnContext {
+    conversation: ConversationRecord,
+    /// The persona's system prompt and opening dialogue.
+    persona: Vec<ChatMessage>,
 }
 
 /// One call to the model: the request, the conversation to save with its
@@ -87,12 +106,19 @@ impl ChatService {
         if config.chat.enable && has_content {
             // Both the provider choice and the conversation stand between
             // the request and the provider's first token: one read.
-            let (preferred, conversation) = self.chat_state(&turn.umo).await;
-            if let Some(provider) = self.pick_provider(&config, &turn, preferred) {
-                match self.or_new_conversation(&turn.umo, conversation).await {
+            let state = self.chat_state(&turn.umo, &config).await;
+            if let Some(provider) = self.pick_provider(&config, &turn, state.preferred_provider) {
+                match self
+                    .or_new_conversation(&turn.umo, state.conversation)
+                    .await
+                {
                     Ok(conversation) => {
+                        let context = TurnContext {
+                            conversation,
+                            persona: persona_messages(&config, &state.persona),
+                        };
                         let interrupt = &mut entered.interrupt;
-                        self.answer(&config, provider, conversation, &turn, interrupt, &events)
+                        self.answer(&config, provider, context, &turn, interrupt, &events)
                             .await
                     }
                     Err(error) => {
@@ -110,25 +136,46 @@ impl ChatService {
         events.deliver_held().await;
     }
 
-    /// The session's preferred provider and its current conversation, in
-    /// one read. When that read fails (a stored value that cannot be read,
-    /// say), each is read on its own, so that an unreadable provider choice
-    /// is only ignored, as it would be on its own, instead of also costing
-    /// the conversation and so the answer.
-    async fn chat_state(
-        &self,
-        umo: &str,
-    ) -> (Option<Value>, StoreResult<Option<ConversationRecord>>) {
-        let state = self
-            .store
-            .get_chat_state(umo, PROVIDER_PREFERENCE, CONVERSATION_PREFERENCE)
-            .await;
-        match state {
-            Ok(state) => (state.provider_preference, Ok(state.conversation)),
+    /// The session's preferred provider, its current conversation and its
+    /// persona, in one read. When that read fails (a stored value that
+    /// cannot be read, say), the first two are read on their own, so that
+    /// an unreadable provider choice is only ignored, as it would be on its
+    /// own, instead of also costing the conversation and so the answer.
+    async fn chat_state(&self, umo: &str, config: &LoadedConfig) -> TurnState {
+        let default_persona = config.chat.default_personality.as_str();
+        let query = ChatStateQuery {
+            umo,
+            provider_key: PROVIDER_PREFERENCE,
+            conversation_key: CONVERSATION_PREFERENCE,
+            session_config_key: SESSION_CONFIG_PREFERENCE,
+            default_persona,
+        };
+        match self.store.get_chat_state(query).await {
+            Ok(state) => TurnState {
+                preferred_provider: state.provider_preference,
+                conversation: Ok(state.conversation),
+                persona: PersonaChoice {
+                    id: state.persona_id,
+                    stored: state.stored_persona,
+                },
+            },
             Err(error) => {
                 tracing::warn!(%error, %umo, "could not read the session's state at once");
-                let preferred = self.stored_provider_choice(umo).await;
-                (preferred, self.find_current_conversation(umo).await)
+                let conversation = self.find_current_conversation(umo).await;
+                let conversation_persona = conversation
+                    .as_ref()
+                    .ok()
+                    .and_then(Option::as_ref)
+                    .and_then(|conversation| conversation.persona_id.as_deref());
+                let id = persona::chosen_id(None, conversation_persona, default_persona);
+                TurnState {
+                    preferred_provider: self.stored_provider_choice(umo).await,
+                    persona: PersonaChoice {
+                        id: id.map(str::to_owned),
+                        stored: None,
+                    },
+                    conversation,
+                }
             }
         }
     }
@@ -206,16 +253,20 @@ impl ChatService {
         &self,
         config: &LoadedConfig,
         provider: Arc<dyn ChatProvider>,
-        conversation: ConversationRecord,
+        context: TurnContext,
         turn: &ChatTurn,
         interrupt: &mut Interrupt,
         events: &EventSink,
     ) {
-        let ConversationRecord {
-            conversation_id,
-            content,
-            ..
-        } = conversation;
+        let TurnContext {
+            conversation:
+                ConversationRecord {
+                    conversation_id,
+                    content,
+                    ..
+                },
+            persona,
+        } = context;
         // Anything but a list of messages is no conversation to go on with
         // (AstrBot itself could not load it); this turn starts it afresh.
         let stored = match content {
@@ -229,7 +280,7 @@ impl ChatService {
         let history = readable_history(&stored);
         let (for_model, for_storage) = user_turn(config, &turn.parts, &*self.store).await;
 
-        let mut messages = persona_messages(config);
+        let mut messages = persona;
         messages.extend_from_slice(recent_history(&history, config.chat.max_context_length));
         messages.push(for_model);
         let request = ChatRequest {
