@@ -79,7 +79,8 @@ struct StreamOptions {
 
 /// The messages in OpenAI shape, minus the content parts we only keep so
 /// that stored conversations load (`think`, `audio_url` …): no API accepts
-/// them back in that form.
+/// them back in that form. A message left with no part (AstrBot's
+/// reasoning beside a tool call) is sent with `null` content.
 struct WireMessages<'a>(&'a [ChatMessage]);
 
 impl Serialize for WireMessages<'_> {
@@ -87,19 +88,24 @@ impl Serialize for WireMessages<'_> {
         let mut messages = serializer.serialize_seq(Some(self.0.len()))?;
         for message in self.0 {
             match &message.content {
-                MessageContent::Parts(parts) if parts.iter().any(is_unsupported) => messages
-                    .serialize_element(&ChatMessage {
+                MessageContent::Parts(parts) if parts.iter().any(is_unsupported) => {
+                    let kept: Vec<ContentPart> = parts
+                        .iter()
+                        .filter(|part| !is_unsupported(part))
+                        .cloned()
+                        .collect();
+                    let content = if kept.is_empty() {
+                        MessageContent::Null
+                    } else {
+                        MessageContent::Parts(kept)
+                    };
+                    messages.serialize_element(&ChatMessage {
                         role: message.role.clone(),
-                        content: MessageContent::Parts(
-                            parts
-                                .iter()
-                                .filter(|part| !is_unsupported(part))
-                                .cloned()
-                                .collect(),
-                        ),
+                        content,
                         tool_calls: message.tool_calls.clone(),
                         tool_call_id: message.tool_call_id.clone(),
-                    })?,
+                    })?
+                }
                 _ => messages.serialize_element(message)?,
             }
         }

@@ -356,6 +356,13 @@ fn conversation_with_a_tool_call() -> Value {
         }]},
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"},
         {"role": "assistant", "content": [
+            {"type": "think", "think": "and Lyon?", "encrypted": null}
+        ], "tool_calls": [{
+            "id": "call_2", "type": "function",
+            "function": {"name": "weather", "arguments": "{\"city\":\"Lyon\"}"}
+        }]},
+        {"role": "tool", "tool_call_id": "call_2", "content": "rain, 12 C"},
+        {"role": "assistant", "content": [
             {"type": "think", "think": "the tool said sunny", "encrypted": null},
             {"type": "text", "text": "It is sunny in Paris."}
         ]}
@@ -381,17 +388,22 @@ async fn a_stored_tool_call_is_kept_and_sent_back_to_the_model() {
         "Echo: and tomorrow?"
     );
 
-    // The model sees the whole exchange in OpenAI's shape: the call, its
-    // result, and the answer without AstrBot's reasoning part.
+    // The model sees the whole exchange in OpenAI's shape: the calls, their
+    // results, and the answer, without AstrBot's reasoning parts (a call
+    // that had only reasoning beside it goes with `null` content).
     let requests = app.chat_requests();
     let sent = requests[1]["messages"].as_array().unwrap();
     assert_eq!(sent[0]["role"], "system");
+    let mut second_call = stored[3].clone();
+    second_call["content"] = Value::Null;
     assert_eq!(
         sent[1..],
         [
             stored[0].clone(),
             stored[1].clone(),
             stored[2].clone(),
+            second_call,
+            stored[4].clone(),
             json!({"role": "assistant", "content": [{"type": "text", "text": "It is sunny in Paris."}]}),
             json!({"role": "user", "content": "and tomorrow?"}),
         ]
