@@ -42,6 +42,23 @@ impl DataRoot {
         self.data_dir().join("attachments")
     }
 
+    /// Where a stored attachment's file is. AstrBot stores absolute paths,
+    /// so a root moved or copied elsewhere still names files in its old
+    /// place: a path outside this root's attachments folder is looked for
+    /// there by its file name first, and taken as stored otherwise.
+    pub fn attachment_file(&self, stored: &str) -> PathBuf {
+        let stored = Path::new(stored);
+        let folder = self.attachments_dir();
+        if stored.starts_with(&folder) {
+            return stored.to_owned();
+        }
+        let here = stored.file_name().map(|name| folder.join(name));
+        match here {
+            Some(here) if here.is_file() => here,
+            _ => stored.to_owned(),
+        }
+    }
+
     pub fn database(&self) -> PathBuf {
         self.data_dir().join("astrbot-rs.db")
     }

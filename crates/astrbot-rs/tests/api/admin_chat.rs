@@ -273,6 +273,52 @@ async fn unknown_or_outside_attachments_are_not_found() {
 }
 
 #[tokio::test]
+async fn an_attachment_stored_under_another_root_is_found_in_this_one() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let bytes = b"\x89PNG\r\n\x1a\nmoved".to_vec();
+    // AstrBot keeps uploads in data/attachments/ and stores absolute
+    // paths: copied with its database, this file is still named where
+    // AstrBot's root was.
+    std::fs::write(app.data_dir().join("attachments").join("moved.png"), &bytes).unwrap();
+    let store = SqliteStore::open(&app.data_dir().join("astrbot-rs.db"))
+        .await
+        .unwrap();
+    let id = "moved-1";
+    store
+        .create_attachment(
+            id,
+            "/old/astrbot/data/attachments/moved.png",
+            "image",
+            "image/png",
+        )
+        .await
+        .unwrap();
+
+    let response = app
+        .client
+        .get(app.url(&format!("/api/chat/get_attachment?attachment_id={id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.bytes().await.unwrap().to_vec(), bytes);
+
+    let (key, _) = app.create_key(&["chat"]).await;
+    let message = json!([{"type": "image", "attachment_id": id}, {"type": "plain", "text": "see"}]);
+    app.chat(&key, json!({"message": message, "username": "u"}))
+        .await;
+    let request = app.chat_requests().pop().unwrap();
+    let url = request["messages"].as_array().unwrap().last().unwrap()["content"][1]["image_url"]
+        ["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(url.starts_with("data:image/png;base64,"), "{request}");
+}
+
+#[tokio::test]
 async fn the_query_token_is_accepted_on_the_attachment_path_only() {
     let app = spawn_app().await;
     let token = app.admin_token().await;

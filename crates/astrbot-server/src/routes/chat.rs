@@ -131,7 +131,7 @@ pub async fn get_attachment(State(state): State<AppState>, query: QueryMap) -> R
     // Both sides resolved, so neither `..` nor a symlink can lead out.
     let (Ok(folder), Ok(path)) = (
         tokio::fs::canonicalize(state.root.attachments_dir()).await,
-        tokio::fs::canonicalize(&record.path).await,
+        tokio::fs::canonicalize(state.root.attachment_file(&record.path)).await,
     ) else {
         return not_found();
     };

@@ -348,7 +348,11 @@ async fn message_parts(
                         filename: file_name_of(&attachment.path),
                         kind: attachment.kind,
                         attachment_id: attachment.attachment_id,
-                        path: attachment.path,
+                        path: state
+                            .root
+                            .attachment_file(&attachment.path)
+                            .to_string_lossy()
+                            .into_owned(),
                         mime_type: attachment.mime_type,
                     }),
                     Ok(None) => {}

@@ -235,7 +235,8 @@ async fn attachment_part(
         Ok(None) => return Err(format!("attachment not found: {attachment_id}")),
         Err(error) => return Err(format!("Failed to send message: {error}")),
     };
-    if !std::path::Path::new(&attachment.path).is_file() {
+    let path = state.root.attachment_file(&attachment.path);
+    if !path.is_file() {
         return Err(format!("file not found: {}", attachment.path));
     }
     let filename = part
@@ -252,7 +253,7 @@ async fn attachment_part(
         kind: attachment.kind,
         attachment_id: attachment.attachment_id,
         filename,
-        path: attachment.path,
+        path: path.to_string_lossy().into_owned(),
     })
 }
 
