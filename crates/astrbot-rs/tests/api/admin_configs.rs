@@ -123,6 +123,17 @@ async fn a_created_config_is_listed_before_the_default() {
     assert_eq!(list[0]["name"], "Alpha");
     assert_eq!(list[1]["name"], "Beta");
     assert_eq!(list[0]["path"], format!("abconf_{first}.json"));
+    // AstrBot's key order: an extra's stored entry then its id; the
+    // default's fixed entry.
+    let keys = |info: &Value| {
+        info.as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&list[0]), ["path", "name", "id"]);
+    assert_eq!(keys(&list[2]), ["id", "name", "path"]);
     assert!(app
         .data_dir()
         .join("config")

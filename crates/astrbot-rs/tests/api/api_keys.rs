@@ -413,7 +413,17 @@ async fn a_missing_key_id_is_reported() {
 
     let mut answers = Vec::new();
     for path in ["/api/apikey/revoke", "/api/apikey/delete"] {
-        for body in [json!({}), json!({"key_id": ""}), json!({"key_id": null})] {
+        // AstrBot tests `not key_id`: every falsy value is missing.
+        let falsy = [
+            json!(""),
+            json!(null),
+            json!(0),
+            json!(false),
+            json!([]),
+            json!({}),
+        ];
+        let bodies = falsy.into_iter().map(|id| json!({"key_id": id}));
+        for body in std::iter::once(json!({})).chain(bodies) {
             let (_, answer) = app.admin_post(&token, path, body.clone()).await;
             answers.push((path, body, answer));
         }

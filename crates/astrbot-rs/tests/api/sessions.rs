@@ -125,6 +125,7 @@ async fn page_and_page_size_are_clamped_and_the_clamped_values_echoed() {
     let zeros = sessions(&app, &key, &format!("page=0&page_size=0&username={user}")).await;
     let negative = sessions(&app, &key, &format!("page=-5&page_size=-3&username={user}")).await;
     let huge = sessions(&app, &key, &format!("page_size=1000&username={user}")).await;
+    let far = sessions(&app, &key, &format!("page=5000000000&username={user}")).await;
 
     assert_eq!(zeros["status"], "ok", "{zeros}");
     assert_eq!(zeros["data"]["page"], 1);
@@ -135,6 +136,11 @@ async fn page_and_page_size_are_clamped_and_the_clamped_values_echoed() {
     assert_eq!(negative["data"]["page_size"], 1);
     assert_eq!(huge["data"]["page_size"], 100);
     assert_eq!(ids(&huge).len(), 2);
+    // A page far past the end is empty, and echoed as asked, as AstrBot's
+    // unbounded integers echo it.
+    assert_eq!(far["data"]["page"], 5_000_000_000_i64);
+    assert_eq!(ids(&far).len(), 0);
+    assert_eq!(far["data"]["total"], 2);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use axum::Extension;
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use super::python::{object_body, to_int, to_str};
+use super::python::{object_body, to_int, to_str, truthy};
 use crate::auth::api_key::{self, ALL_SCOPES};
 use crate::auth::AdminIdentity;
 use crate::json::Envelope;
@@ -128,10 +128,8 @@ pub async fn delete_key(State(state): State<AppState>, body: Bytes) -> Envelope 
 
 fn key_id(body: &Bytes) -> Option<String> {
     let body = object_body(body);
-    match body.get("key_id") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(to_str(value)).filter(|id| !id.is_empty()),
-    }
+    // AstrBot's `if not key_id`: `0`, `false`, `[]` and `{}` are missing too.
+    body.get("key_id").filter(|id| truthy(id)).map(to_str)
 }
 
 /// A key as AstrBot serialises it (never the hash).

@@ -113,8 +113,15 @@ fn config_id(body: &serde_json::Map<String, Value>, key: &str) -> Option<String>
     }
 }
 
+/// An entry of `info_list` with AstrBot's key order: an extra config's
+/// stored mapping entry (`path`, `name`) followed by its `id`; the default
+/// config's fixed entry starting with its `id`.
 fn info_json(info: &ConfigInfo) -> Value {
-    json!({"id": info.id, "name": info.name, "path": info.path})
+    if info.id == DEFAULT_CONFIG_ID {
+        json!({"id": info.id, "name": info.name, "path": info.path})
+    } else {
+        json!({"path": info.path, "name": info.name, "id": info.id})
+    }
 }
 
 fn registry_failure(error: RegistryError) -> Envelope {

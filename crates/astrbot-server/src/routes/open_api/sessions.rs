@@ -43,7 +43,10 @@ pub(crate) async fn sessions_page(
     let (Some(page), Some(page_size)) = (page, page_size) else {
         return Envelope::error("page and page_size must be integers");
     };
-    let page = page.clamp(1, i64::from(u32::MAX)) as u32;
+    // The page asked for is echoed as it was (AstrBot's integers have no
+    // limit); past the last page every page is empty alike.
+    let page = page.max(1);
+    let listed_page = u32::try_from(page).unwrap_or(u32::MAX);
     let page_size = page_size.clamp(1, MAX_PAGE_SIZE) as u32;
     let platform_id = query
         .get("platform_id")
@@ -52,7 +55,7 @@ pub(crate) async fn sessions_page(
 
     let listed = state
         .store
-        .list_sessions(username, platform_id, page, page_size)
+        .list_sessions(username, platform_id, listed_page, page_size)
         .await;
     match listed {
         Ok(listed) => {
