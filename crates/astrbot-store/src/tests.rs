@@ -1382,6 +1382,13 @@ const SQLX_WRITTEN: [(i64, &str, &str); 2] = [
     ),
 ];
 
+/// The migrations added since, recorded the same way.
+const ADDED_SINCE: [(i64, &str, &str); 1] = [(
+    3,
+    "personas",
+    "E0A1DFA6AD38D52D1B114277BA86551E6AF5D48CCF5E46FE18BC7738C1F02862B84548C370850E08958EC722EB477926",
+)];
+
 fn migration_rows(path: &std::path::Path) -> Vec<(i64, String, String)> {
     let connection = rusqlite::Connection::open(path).unwrap();
     let mut statement = connection
@@ -1401,6 +1408,7 @@ async fn migrations_are_recorded_as_earlier_builds_recorded_them() {
     drop(db.open().await);
     let expected: Vec<_> = SQLX_WRITTEN
         .iter()
+        .chain(&ADDED_SINCE)
         .map(|&(v, d, c)| (v, d.to_owned(), c.to_owned()))
         .collect();
     assert_eq!(migration_rows(&db.path()), expected);
@@ -1440,7 +1448,18 @@ async fn a_database_migrated_by_an_earlier_build_opens_unchanged() {
 
     let store = db.open().await;
     assert!(store.get_session("kept").await.unwrap().is_some());
-    assert_eq!(migration_rows(&db.path()).len(), 2, "nothing re-applied");
+    let rows = migration_rows(&db.path());
+    let versions: Vec<i64> = rows.iter().map(|row| row.0).collect();
+    assert_eq!(
+        versions,
+        [1, 2, 3],
+        "nothing re-applied, the new one applied"
+    );
+    assert_eq!(
+        scalar::<i64>(&store, "SELECT count(*) FROM personas").await,
+        0,
+        "the new table is there"
+    );
 }
 
 #[tokio::test]
@@ -1713,7 +1732,10 @@ fn two_processes_opening_a_new_database_at_once_both_succeed() {
         for opener in openers {
             opener.join().unwrap().unwrap();
         }
-        assert_eq!(migration_rows(&db.path()).len(), 2);
+        assert_eq!(
+            migration_rows(&db.path()).len(),
+            SQLX_WRITTEN.len() + ADDED_SINCE.len()
+        );
     }
 }
 
