@@ -41,7 +41,7 @@ use serde_json::Value;
 use change_stamp::WalIndexWatch;
 use checkpoint::Checkpointer;
 use codec::to_json_text;
-use db::DbResult;
+use db::{DbError, DbResult};
 use write_queue::{Queued, Withdraw, WriteQueue};
 
 /// Idle reading connections kept open for the next reads. Reads run on
@@ -483,15 +483,21 @@ impl Store for SqliteStore {
         // all the statements, and a consistent view of them.
         self.read(|c| {
             let snapshot = c.transaction()?;
-            let provider_preference = preferences::get(&snapshot, "umo", umo, query.provider_key)?;
+            // A provider choice, session setting or persona that cannot be
+            // read is no choice, and costs the turn nothing else.
+            let provider_preference =
+                unreadable_as_none(preferences::get(&snapshot, "umo", umo, query.provider_key))?;
             let conversation =
                 match preferences::get(&snapshot, "umo", umo, query.conversation_key)? {
                     Some(Value::String(id)) => conversations::get(&snapshot, &id)?,
                     _ => None,
                 };
-            // A session setting that cannot be read sets no persona.
-            let session_config =
-                preferences::get(&snapshot, "umo", umo, query.session_config_key).unwrap_or(None);
+            let session_config = unreadable_as_none(preferences::get(
+                &snapshot,
+                "umo",
+                umo,
+                query.session_config_key,
+            ))?;
             let session_persona = session_config
                 .as_ref()
                 .and_then(|config| config.get("persona_id"))
@@ -503,7 +509,7 @@ impl Store for SqliteStore {
                 persona::chosen_id(session_persona, conversation_persona, query.default_persona)
                     .map(str::to_owned);
             let stored_persona = match &persona_id {
-                Some(id) => personas::get(&snapshot, id)?,
+                Some(id) => unreadable_as_none(personas::get(&snapshot, id))?,
                 None => None,
             };
             snapshot.finish()?;
@@ -533,5 +539,14 @@ impl Store for SqliteStore {
         let [scope, scope_id, key] = [scope, scope_id, key].map(str::to_owned);
         self.write(move |c| preferences::delete(c, &scope, &scope_id, &key))
             .await
+    }
+}
+
+/// `None` for a stored value that cannot be read; other failures stay
+/// failures.
+fn unreadable_as_none<T>(read: DbResult<Option<T>>) -> DbResult<Option<T>> {
+    match read {
+        Err(DbError::Store(StoreError::Corrupt(_))) => Ok(None),
+        other => other,
     }
 }

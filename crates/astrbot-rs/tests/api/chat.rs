@@ -528,6 +528,41 @@ async fn personas_stored_by_astrbot_are_chosen_as_astrbot_chooses_them() {
 }
 
 #[tokio::test]
+async fn a_conversation_that_cannot_go_on_is_kept_and_a_new_one_started() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let database = rusqlite::Connection::open(app.data_dir().join("astrbot-rs.db")).unwrap();
+    for (session, content) in [("object", r#"{"role": "user"}"#), ("broken", "[{not json")] {
+        let body = |text: &str| json!({"message": text, "username": "u", "session_id": session});
+        app.chat(&key, body("first")).await;
+        database
+            .execute(
+                "UPDATE conversations SET content = ? WHERE user_id LIKE ?",
+                [content, &format!("%!{session}")],
+            )
+            .unwrap();
+
+        assert_eq!(
+            app.chat(&key, body("second")).await.text(),
+            "Echo: second",
+            "{session}"
+        );
+
+        // The session answered in a new conversation; the old one is as it was.
+        let contents: Vec<String> = database
+            .prepare("SELECT content FROM conversations WHERE user_id LIKE ? ORDER BY created_at")
+            .unwrap()
+            .query_map([format!("%!{session}")], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(contents.len(), 2, "{session}: {contents:?}");
+        assert_eq!(contents[0], content);
+        assert!(contents[1].contains("Echo: second"), "{contents:?}");
+    }
+}
+
+#[tokio::test]
 async fn persona_prefix_and_context_length_shape_the_prompt() {
     let app = spawn_app_with(Behaviour::default(), |config| {
         config["persona"] =

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use astrbot_core::persona;
 use astrbot_core::store::{ChatStateQuery, ConversationRecord, ConversationUpdate, NewHistory};
 use astrbot_core::{
-    ChatMessage, ChatProvider, ChatRequest, Delta, ProviderError, StoreResult, StreamChunk,
-    TokenUsage,
+    ChatMessage, ChatProvider, ChatRequest, Delta, ProviderError, StoreError, StoreResult,
+    StreamChunk, TokenUsage,
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -52,6 +52,12 @@ impl NextConversation {
             token_usage: i64::try_from(answer.usage.total()).unwrap_or(i64::MAX),
         }
     }
+}
+
+/// Whether a conversation can be gone on with: its content is a list of
+/// messages, or empty.
+fn holds_messages(conversation: &ConversationRecord) -> bool {
+    matches!(conversation.content, Value::Array(_) | Value::Null)
 }
 
 /// A message as a conversation stores it.
@@ -267,15 +273,10 @@ impl ChatService {
                 },
             persona,
         } = context;
-        // Anything but a list of messages is no conversation to go on with
-        // (AstrBot itself could not load it); this turn starts it afresh.
+        // A list, or nothing yet (see `holds_messages`).
         let stored = match content {
             Value::Array(messages) => messages,
-            Value::Null => Vec::new(),
-            _ => {
-                tracing::warn!(conversation.id = %conversation_id, "the stored conversation is not a list of messages; it starts afresh");
-                Vec::new()
-            }
+            _ => Vec::new(),
         };
         let history = readable_history(&stored);
         let (for_model, for_storage) = user_turn(config, &turn.parts, &*self.store).await;
@@ -511,15 +512,27 @@ impl ChatService {
         self.or_new_conversation(umo, found).await
     }
 
-    /// `found`, or a new current conversation when the session has none.
+    /// `found`, or a new current conversation when the session has none,
+    /// or has one that cannot be read or holds no list of messages (AstrBot
+    /// itself could not go on with it). Such a conversation is left as it
+    /// is, for its owner to recover; the session goes on in the new one.
     async fn or_new_conversation(
         &self,
         umo: &str,
         found: StoreResult<Option<ConversationRecord>>,
     ) -> StoreResult<ConversationRecord> {
-        match found? {
-            Some(conversation) => Ok(conversation),
-            None => self.new_conversation(umo).await,
+        match found {
+            Ok(Some(conversation)) if holds_messages(&conversation) => Ok(conversation),
+            Ok(Some(conversation)) => {
+                tracing::warn!(conversation.id = %conversation.conversation_id, %umo, "the current conversation holds no list of messages; it is kept as it is and a new one started");
+                self.new_conversation(umo).await
+            }
+            Ok(None) => self.new_conversation(umo).await,
+            Err(StoreError::Corrupt(error)) => {
+                tracing::warn!(%error, %umo, "the current conversation cannot be read; it is kept as it is and a new one started");
+                self.new_conversation(umo).await
+            }
+            Err(error) => Err(error),
         }
     }
 
