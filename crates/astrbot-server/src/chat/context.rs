@@ -57,12 +57,71 @@ pub fn persona_messages(config: &LoadedConfig, choice: &PersonaChoice) -> Vec<Ch
 
 /// The stored messages that can be sent to the model, each read on its
 /// own: one in a shape we do not know is left out of the request, not the
-/// whole conversation, and stays stored as it is.
+/// whole conversation, and stays stored as it is. So are messages no API
+/// takes back: one with nothing to send (only AstrBot's reasoning parts),
+/// and tool calls without all their answers, or answers without their call.
 pub fn readable_history(stored: &[Value]) -> Vec<ChatMessage> {
-    stored
+    let messages = stored
         .iter()
         .filter_map(|message| ChatMessage::deserialize(message).ok())
-        .collect()
+        .map(|mut message| {
+            // Only a list of calls is a call.
+            if !message.tool_calls.as_ref().is_some_and(Value::is_array) {
+                message.tool_calls = None;
+            }
+            message
+        });
+    let mut sendable = Vec::new();
+    let mut messages = messages.peekable();
+    while let Some(mut message) = messages.next() {
+        if message.role == "tool" {
+            // An answer whose call was not kept.
+            continue;
+        }
+        if let Some(calls) = message.tool_calls.take() {
+            let mut answers = Vec::new();
+            while let Some(answer) = messages.next_if(|next| next.role == "tool") {
+                answers.push(answer);
+            }
+            let ids: Vec<&str> = calls
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|call| call.get("id")?.as_str())
+                .collect();
+            let answered = |id: &str| {
+                answers
+                    .iter()
+                    .any(|answer| answer.tool_call_id.as_deref() == Some(id))
+            };
+            if !ids.is_empty() && ids.iter().all(|id| answered(id)) {
+                answers.retain(|answer| {
+                    ids.iter()
+                        .any(|id| answer.tool_call_id.as_deref() == Some(id))
+                });
+                message.tool_calls = Some(calls);
+                sendable.push(message);
+                sendable.extend(answers);
+                continue;
+            }
+        }
+        if has_content(&message) {
+            sendable.push(message);
+        }
+    }
+    sendable
+}
+
+/// Whether a message has something to send besides tool calls: text, or a
+/// part other than the ones only AstrBot reads.
+fn has_content(message: &ChatMessage) -> bool {
+    match &message.content {
+        MessageContent::Null => false,
+        MessageContent::Text(_) => true,
+        MessageContent::Parts(parts) => parts
+            .iter()
+            .any(|part| !matches!(part, ContentPart::Unsupported)),
+    }
 }
 
 /// The last `max_turns` turns of a stored conversation (all when negative).
@@ -243,6 +302,7 @@ fn title_case(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn turn(role: &str, text: &str) -> ChatMessage {
         ChatMessage::text(role, text)
@@ -250,7 +310,7 @@ mod tests {
 
     #[test]
     fn a_stored_message_that_does_not_read_is_left_out_alone() {
-        let stored = serde_json::json!([
+        let stored = json!([
             {"role": "user", "content": "first"},
             {"role": "user", "content": 42},
             {"content": "no role"},
@@ -263,6 +323,58 @@ mod tests {
             history,
             [turn("user", "first"), turn("assistant", "second")]
         );
+    }
+
+    #[test]
+    fn only_what_an_api_takes_back_is_sent() {
+        let call = |id: &str| json!({"id": id, "type": "function", "function": {"name": "f", "arguments": "{}"}});
+        let answer = |id: &str| json!({"role": "tool", "tool_call_id": id, "content": "done"});
+        let think = json!([{"type": "think", "think": "hmm"}]);
+        let stored = json!([
+            {"role": "user", "content": "q"},
+            // Answered in full: kept, with its answers, an extra one left out.
+            {"role": "assistant", "content": null, "tool_calls": [call("a"), call("b")]},
+            answer("b"), answer("a"), answer("x"),
+            // Only reasoning: nothing to send.
+            {"role": "assistant", "content": think},
+            // A call missing an answer, and the answer it has.
+            {"role": "assistant", "content": think, "tool_calls": [call("c"), call("d")]},
+            answer("c"),
+            // A call that is no list; an answer with no call before it.
+            {"role": "assistant", "content": "text", "tool_calls": "garbage"},
+            answer("a"),
+            {"role": "user"},
+            {"role": "assistant", "content": "end"}
+        ]);
+
+        let sent = readable_history(stored.as_array().unwrap());
+
+        let shape: Vec<(String, Option<String>, bool)> = sent
+            .iter()
+            .map(|m| {
+                (
+                    m.role.clone(),
+                    m.tool_call_id.clone(),
+                    m.tool_calls.is_some(),
+                )
+            })
+            .collect();
+        let owned = |role: &str, id: Option<&str>, calls: bool| {
+            (role.to_owned(), id.map(str::to_owned), calls)
+        };
+        assert_eq!(
+            shape,
+            [
+                owned("user", None, false),
+                owned("assistant", None, true),
+                owned("tool", Some("b"), false),
+                owned("tool", Some("a"), false),
+                owned("assistant", None, false),
+                owned("assistant", None, false),
+            ]
+        );
+        assert_eq!(sent[4].content, MessageContent::Text("text".into()));
+        assert_eq!(sent[5].content, MessageContent::Text("end".into()));
     }
 
     #[test]
