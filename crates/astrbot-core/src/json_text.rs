@@ -4,6 +4,10 @@
 //! Reading a provider's chunks and writing SSE events both walk strings
 //! that are nearly always plain, one per token. Eight bytes are checked at
 //! a time here instead of one.
+//!
+//! Also here: mending the half surrogate pairs (`"\ud83d"`) that Python's
+//! `json` module writes and serde_json refuses, for JSON that AstrBot
+//! stored or a Python server streamed.
 
 const ONES: u64 = u64::from_le_bytes([0x01; 8]);
 const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
@@ -48,6 +52,68 @@ fn escape_marks(word: u64) -> u64 {
     // its high bit set (UTF-8 beyond ASCII) is masked out by `!word`.
     let control = word.wrapping_sub(ONES * 0x20) & !word;
     (quote | backslash | control) & HIGH_BITS
+}
+
+/// `text` with every lone surrogate escape inside a string replaced by
+/// `\ufffd`, or `None` when it has none. A high surrogate followed by a low
+/// one is a pair and stays; anything else malformed is left for the parser
+/// to report.
+pub fn without_lone_surrogates(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut mended = String::new();
+    let mut copied_to = 0;
+    let mut in_string = false;
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => {
+                in_string = !in_string;
+                at += 1;
+            }
+            b'\\' if in_string => {
+                let Some(unit) = escaped_unit(bytes, at) else {
+                    // `\n`, `\"` and the like, or a malformed escape.
+                    at += 2;
+                    continue;
+                };
+                let is_pair = is_high(unit) && escaped_unit(bytes, at + 6).is_some_and(is_low);
+                if is_pair {
+                    at += 12;
+                } else if is_high(unit) || is_low(unit) {
+                    mended.push_str(&text[copied_to..at]);
+                    mended.push_str("\\ufffd");
+                    at += 6;
+                    copied_to = at;
+                } else {
+                    at += 6;
+                }
+            }
+            _ => at += 1,
+        }
+    }
+    if copied_to == 0 {
+        return None;
+    }
+    mended.push_str(&text[copied_to..]);
+    Some(mended)
+}
+
+/// The UTF-16 unit of a `\uXXXX` escape starting at `at`.
+fn escaped_unit(bytes: &[u8], at: usize) -> Option<u16> {
+    let escape = bytes.get(at..at + 6)?;
+    if !escape.starts_with(b"\\u") {
+        return None;
+    }
+    let digits = std::str::from_utf8(&escape[2..]).ok()?;
+    u16::from_str_radix(digits, 16).ok()
+}
+
+fn is_high(unit: u16) -> bool {
+    (0xD800..0xDC00).contains(&unit)
+}
+
+fn is_low(unit: u16) -> bool {
+    (0xDC00..0xE000).contains(&unit)
 }
 
 #[cfg(test)]

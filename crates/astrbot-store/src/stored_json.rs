@@ -7,6 +7,7 @@
 //! unreadable for one broken character. Such a value is read with each lone
 //! surrogate taken as U+FFFD, the replacement character.
 
+use astrbot_core::json_text;
 use serde_json::Value;
 
 /// The JSON value in `text`, with lone surrogate escapes read as U+FFFD.
@@ -16,72 +17,10 @@ pub(crate) fn parse(text: &str) -> serde_json::Result<Value> {
         Ok(value) => return Ok(value),
         Err(error) => error,
     };
-    match without_lone_surrogates(text) {
+    match json_text::without_lone_surrogates(text) {
         Some(mended) => serde_json::from_str(&mended).map_err(|_| error),
         None => Err(error),
     }
-}
-
-/// `text` with every lone surrogate escape inside a string replaced by
-/// `\ufffd`, or `None` when it has none. A high surrogate followed by a low
-/// one is a pair and stays; anything else malformed is left for the parser
-/// to report.
-fn without_lone_surrogates(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut mended = String::new();
-    let mut copied_to = 0;
-    let mut in_string = false;
-    let mut at = 0;
-    while at < bytes.len() {
-        match bytes[at] {
-            b'"' => {
-                in_string = !in_string;
-                at += 1;
-            }
-            b'\\' if in_string => {
-                let Some(unit) = escaped_unit(bytes, at) else {
-                    // `\n`, `\"` and the like, or a malformed escape.
-                    at += 2;
-                    continue;
-                };
-                let is_pair = is_high(unit) && escaped_unit(bytes, at + 6).is_some_and(is_low);
-                if is_pair {
-                    at += 12;
-                } else if is_high(unit) || is_low(unit) {
-                    mended.push_str(&text[copied_to..at]);
-                    mended.push_str("\\ufffd");
-                    at += 6;
-                    copied_to = at;
-                } else {
-                    at += 6;
-                }
-            }
-            _ => at += 1,
-        }
-    }
-    if copied_to == 0 {
-        return None;
-    }
-    mended.push_str(&text[copied_to..]);
-    Some(mended)
-}
-
-/// The UTF-16 unit of a `\uXXXX` escape starting at `at`.
-fn escaped_unit(bytes: &[u8], at: usize) -> Option<u16> {
-    let escape = bytes.get(at..at + 6)?;
-    if !escape.starts_with(b"\\u") {
-        return None;
-    }
-    let digits = std::str::from_utf8(&escape[2..]).ok()?;
-    u16::from_str_radix(digits, 16).ok()
-}
-
-fn is_high(unit: u16) -> bool {
-    (0xD800..0xDC00).contains(&unit)
-}
-
-fn is_low(unit: u16) -> bool {
-    (0xDC00..0xE000).contains(&unit)
 }
 
 #[cfg(test)]

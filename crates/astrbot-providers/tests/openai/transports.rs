@@ -458,3 +458,20 @@ async fn an_endless_answer_is_cut_off_with_an_error_not_read_into_memory() {
         assert!(got.text.len() <= 32 * 1024 * 1024, "{}", got.text.len());
     }
 }
+
+#[tokio::test]
+async fn half_a_surrogate_pair_in_a_chunk_reads_as_the_replacement_character() {
+    // Python's json module writes an emoji cut in two as it is; a server
+    // written in Python can stream one.
+    const CUT: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"cut \\ud83d\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\" pair \\ud83d\\ude00\"}}]}\n\ndata: [DONE]\n\n";
+    for lean in [true, false] {
+        let (base, _) = raw_provider(CUT, 1, Close::AtOnce).await;
+        let provider = with_client(raw_config(base), lean);
+        let got = collect(provider.chat_stream(ask("x")).await.unwrap()).await;
+        assert_eq!(
+            (got.text.as_str(), got.error),
+            ("cut \u{fffd} pair 😀", None),
+            "lean client: {lean}"
+        );
+    }
+}
