@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use astrbot_core::persona::NO_PERSONA;
 use astrbot_core::store::{
-    ChatState, ChatStateQuery, ConversationUpdate, NewApiKey, NewHistory, PersonaRecord,
+    ChatState, ChatStateQuery, ConversationRecord, ConversationUpdate, NewApiKey, NewHistory,
+    PersonaRecord,
 };
 use astrbot_core::{Store, StoreError};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
@@ -903,6 +904,21 @@ async fn conversations_create_get_update() {
 
 // ---- preferences ----------------------------------------------------------
 
+/// A new conversation of `umo`, made its current one.
+async fn selected_conversation(store: &SqliteStore, umo: &str) -> ConversationRecord {
+    let conversation = store.create_conversation("webchat", umo).await.unwrap();
+    store
+        .put_preference(
+            "umo",
+            umo,
+            "sel_conv_id",
+            &json!(conversation.conversation_id),
+        )
+        .await
+        .unwrap();
+    conversation
+}
+
 fn query<'a>(umo: &'a str, default_persona: &'a str) -> ChatStateQuery<'a> {
     ChatStateQuery {
         umo,
@@ -949,16 +965,7 @@ async fn chat_state_reads_the_persona_as_astrbot_chooses_it() {
 
     // The conversation's persona wins over the default; "[%None]" there
     // means none at all.
-    let conversation = store.create_conversation("webchat", umo).await.unwrap();
-    store
-        .put_preference(
-            "umo",
-            umo,
-            "sel_conv_id",
-            &json!(conversation.conversation_id),
-        )
-        .await
-        .unwrap();
+    selected_conversation(&store, umo).await;
     exec(
         &store,
         "UPDATE conversations SET persona_id = '[%None]'",
@@ -1001,16 +1008,7 @@ async fn chat_state_reads_the_provider_choice_and_the_selected_conversation() {
     };
     assert_eq!(state(&store).await, ChatState::default(), "nothing stored");
 
-    let conversation = store.create_conversation("webchat", umo).await.unwrap();
-    store
-        .put_preference(
-            "umo",
-            umo,
-            "sel_conv_id",
-            &json!(conversation.conversation_id),
-        )
-        .await
-        .unwrap();
+    let conversation = selected_conversation(&store, umo).await;
     store
         .put_preference("umo", umo, "provider_perf_chat_completion", &json!("fast"))
         .await
