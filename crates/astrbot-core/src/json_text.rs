@@ -9,6 +9,8 @@
 //! `json` module writes and serde_json refuses, for JSON that AstrBot
 //! stored or a Python server streamed.
 
+use serde::de::DeserializeOwned;
+
 const ONES: u64 = u64::from_le_bytes([0x01; 8]);
 const HIGH_BITS: u64 = u64::from_le_bytes([0x80; 8]);
 
@@ -54,11 +56,25 @@ fn escape_marks(word: u64) -> u64 {
     (quote | backslash | control) & HIGH_BITS
 }
 
+/// The JSON in `text` as `T`, with each lone surrogate escape read as
+/// U+FFFD. The strict parse comes first, so text without one costs nothing
+/// more; any other error is the strict parser's.
+pub fn from_python_json<T: DeserializeOwned>(text: &str) -> serde_json::Result<T> {
+    let error = match serde_json::from_str(text) {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
+    };
+    match without_lone_surrogates(text) {
+        Some(mended) => serde_json::from_str(&mended).map_err(|_| error),
+        None => Err(error),
+    }
+}
+
 /// `text` with every lone surrogate escape inside a string replaced by
 /// `\ufffd`, or `None` when it has none. A high surrogate followed by a low
 /// one is a pair and stays; anything else malformed is left for the parser
 /// to report.
-pub fn without_lone_surrogates(text: &str) -> Option<String> {
+fn without_lone_surrogates(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut mended = String::new();
     let mut copied_to = 0;
@@ -119,6 +135,7 @@ fn is_low(unit: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn one_at_a_time(bytes: &[u8]) -> Option<usize> {
         bytes.iter().position(|&byte| needs_escape(byte))
@@ -151,5 +168,44 @@ mod tests {
         assert_eq!(find_escape("你好, world! 😀 ~ \x7f".as_bytes()), None);
         assert_eq!(find_escape(&[b'x'; 1000]), None);
         assert_eq!(find_escape("0123456789abcdef\"".as_bytes()), Some(16));
+    }
+
+    #[test]
+    fn a_lone_surrogate_reads_as_the_replacement_character() {
+        let cases = [
+            (r#""cut \ud83d""#, json!("cut \u{fffd}")),
+            (r#""\ude00 low first""#, json!("\u{fffd} low first")),
+            (r#""\uD83D\uD83D""#, json!("\u{fffd}\u{fffd}")),
+            (
+                r#""pair \ud83d\ude00 then \ud83d""#,
+                json!("pair 😀 then \u{fffd}"),
+            ),
+            (
+                r#"[{"role": "user", "content": "x\ud83d"}, {"k\udfff": 1}]"#,
+                json!([{"role": "user", "content": "x\u{fffd}"}, {"k\u{fffd}": 1}]),
+            ),
+        ];
+        for (text, expected) in cases {
+            assert!(serde_json::from_str::<Value>(text).is_err(), "{text}");
+            assert_eq!(from_python_json::<Value>(text).unwrap(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn everything_else_reads_as_serde_json_reads_it() {
+        let valid = [
+            r#""plain, é, 😀, \ud83d\ude00""#,
+            r#""an escaped backslash before u: \\ud83d""#,
+            r#"{"a": "\"\\ud800\"", "b": [1, 2.5, null, true]}"#,
+            r#""\u00e9\n\t""#,
+        ];
+        for text in valid {
+            let strict: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(from_python_json::<Value>(text).unwrap(), strict, "{text}");
+        }
+        let broken = [r#""\ud83"#, r#"{"a": \ud83d}"#, r#""\uzzzz""#, "[1,", ""];
+        for text in broken {
+            assert!(from_python_json::<Value>(text).is_err(), "{text}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! `api_keys`: developer API keys. Only hashes are stored; a key is "active"
 //! when it is neither revoked nor past its expiry.
 
+use astrbot_core::json_text::from_python_json;
 use astrbot_core::store::{ApiKeyRecord, NewApiKey};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, Row};
@@ -8,7 +9,6 @@ use serde_json::Value;
 
 use crate::codec::{count, encode_ts, opt_ts, truncate_micros, ts};
 use crate::db::{all_rows, execute, optional_row, DbResult};
-use crate::stored_json;
 
 const COLUMNS: &str = "key_id, name, key_hash, lookup_hash, key_prefix, scopes, created_by, \
                        created_at, updated_at, last_used_at, expires_at, revoked_at";
@@ -165,7 +165,7 @@ fn from_row(row: &Row) -> DbResult<ApiKeyRecord> {
 /// membership in whatever list is stored, so non-strings grant nothing, and a
 /// malformed list must not widen a key to every scope.
 fn decode_scopes(text: &str) -> Option<Vec<String>> {
-    match stored_json::parse(text).ok()? {
+    match from_python_json::<Value>(text).ok()? {
         Value::Array(items) => Some(
             items
                 .into_iter()

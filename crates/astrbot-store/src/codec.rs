@@ -1,6 +1,7 @@
 //! Conversions between Rust values and what is stored: the timestamp text
 //! format and JSON columns.
 
+use astrbot_core::json_text::from_python_json;
 use astrbot_core::StoreError;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use rusqlite::types::ValueRef;
@@ -8,7 +9,6 @@ use rusqlite::Row;
 use serde_json::Value;
 
 use crate::db::DbResult;
-use crate::stored_json;
 
 /// The stored timestamp layout: a digit wherever this has `0`.
 const LAYOUT: &[u8; 26] = b"0000-00-00 00:00:00.000000";
@@ -151,7 +151,7 @@ fn text<'row>(row: &'row Row, column: &str) -> DbResult<&'row str> {
 
 /// A JSON column that must hold valid JSON.
 pub(crate) fn json(row: &Row, column: &str) -> DbResult<Value> {
-    stored_json::parse(text(row, column)?)
+    from_python_json(text(row, column)?)
         .map_err(|e| StoreError::Corrupt(format!("column {column} is not JSON: {e}")).into())
 }
 

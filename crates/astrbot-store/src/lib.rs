@@ -17,7 +17,6 @@ mod migrate;
 mod personas;
 mod preferences;
 mod sessions;
-mod stored_json;
 #[cfg(test)]
 mod tests;
 mod write_queue;

@@ -1,12 +1,12 @@
 //! `personas`: AstrBot 4's personas, read for a chat's system prompt.
 
+use astrbot_core::json_text::from_python_json;
 use astrbot_core::store::PersonaRecord;
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::db::{optional_row, DbResult};
-use crate::stored_json;
 
 pub(crate) fn get(connection: &Connection, persona_id: &str) -> DbResult<Option<PersonaRecord>> {
     optional_row(
@@ -18,7 +18,7 @@ pub(crate) fn get(connection: &Connection, persona_id: &str) -> DbResult<Option<
             let begin_dialogs = match row.get_ref("begin_dialogs")? {
                 ValueRef::Text(text) => std::str::from_utf8(text)
                     .ok()
-                    .and_then(|text| stored_json::parse(text).ok())
+                    .and_then(|text| from_python_json(text).ok())
                     .unwrap_or(Value::Null),
                 _ => Value::Null,
             };

@@ -2,13 +2,13 @@
 //! as `{"val": value}`, exactly as AstrBot writes them, so a database can be
 //! shared with it; callers see only the inner value.
 
+use astrbot_core::json_text::from_python_json;
 use astrbot_core::StoreError;
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
 use crate::codec::{encode_ts, to_json_text};
 use crate::db::{execute, optional_row, DbResult};
-use crate::stored_json;
 
 pub(crate) fn get(
     connection: &Connection,
@@ -25,7 +25,7 @@ pub(crate) fn get(
     let Some(text) = text else {
         return Ok(None);
     };
-    match stored_json::parse(&text) {
+    match from_python_json::<Value>(&text) {
         Ok(Value::Object(mut wrapper)) if wrapper.contains_key("val") => Ok(wrapper.remove("val")),
         _ => Err(StoreError::Corrupt(format!(
             "preference {scope}/{scope_id}/{key} is not {{\"val\": ...}}"

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use astrbot_core::json_text::without_lone_surrogates;
+use astrbot_core::json_text::from_python_json;
 use astrbot_core::{ChatStream, IdleTimer, ProviderError, StreamChunk, TokenUsage};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -238,24 +238,14 @@ fn decode(
         on_chunk(Ok(chunk));
         return Ok(());
     }
-    let error = match serde_json::from_str::<Completion>(data) {
+    // Half a surrogate pair, as a server written in Python may send for an
+    // emoji cut in two, is read as U+FFFD.
+    let error = match from_python_json::<Completion>(data) {
         Ok(chunk) => {
             on_chunk(fields_of(chunk));
             return Ok(());
         }
-        Err(error) if !data.contains('\n') => {
-            // Half a surrogate pair, as a server written in Python may send
-            // for an emoji cut in two, is read as U+FFFD.
-            let mended = without_lone_surrogates(data)
-                .and_then(|mended| serde_json::from_str::<Completion>(&mended).ok());
-            return match mended {
-                Some(chunk) => {
-                    on_chunk(fields_of(chunk));
-                    Ok(())
-                }
-                None => Err(decode_error(&error)),
-            };
-        }
+        Err(error) if !data.contains('\n') => return Err(decode_error(&error)),
         Err(error) => error,
     };
     let chunks = data
