@@ -128,21 +128,20 @@ fn decode_own_format(text: &str) -> Option<DateTime<Utc>> {
 
 /// A NOT NULL timestamp column.
 pub(crate) fn ts(row: &Row, column: &str) -> DbResult<DateTime<Utc>> {
-    Ok(decode_ts(text(row, column)?)?)
+    Ok(decode_ts(text(row.get_ref(column)?, column)?)?)
 }
 
 /// A nullable timestamp column.
 pub(crate) fn opt_ts(row: &Row, column: &str) -> DbResult<Option<DateTime<Utc>>> {
     match row.get_ref(column)? {
         ValueRef::Null => Ok(None),
-        _ => ts(row, column).map(Some),
+        value => Ok(Some(decode_ts(text(value, column)?)?)),
     }
 }
 
-/// A text column, read where SQLite holds it instead of copied out: the
+/// A column's text, read where SQLite holds it instead of copied out: the
 /// callers only parse it.
-fn text<'row>(row: &'row Row, column: &str) -> DbResult<&'row str> {
-    let value = row.get_ref(column)?;
+fn text<'row>(value: ValueRef<'row>, column: &str) -> DbResult<&'row str> {
     let text = value
         .as_str()
         .map_err(|e| StoreError::Corrupt(format!("column {column} is not text: {e}")))?;
@@ -151,7 +150,19 @@ fn text<'row>(row: &'row Row, column: &str) -> DbResult<&'row str> {
 
 /// A JSON column that must hold valid JSON.
 pub(crate) fn json(row: &Row, column: &str) -> DbResult<Value> {
-    from_python_json(text(row, column)?)
+    parse_json(row.get_ref(column)?, column)
+}
+
+/// A nullable JSON column: `None` for SQL `NULL`, else valid JSON.
+pub(crate) fn opt_json(row: &Row, column: &str) -> DbResult<Option<Value>> {
+    match row.get_ref(column)? {
+        ValueRef::Null => Ok(None),
+        value => parse_json(value, column).map(Some),
+    }
+}
+
+fn parse_json(value: ValueRef<'_>, column: &str) -> DbResult<Value> {
+    from_python_json(text(value, column)?)
         .map_err(|e| StoreError::Corrupt(format!("column {column} is not JSON: {e}")).into())
 }
 

@@ -2,11 +2,10 @@
 //! messages that the agent rewrites after each run.
 
 use astrbot_core::store::ConversationRecord;
-use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, Row};
 use serde_json::Value;
 
-use crate::codec::{encode_ts, json, to_json_text, ts};
+use crate::codec::{encode_ts, opt_json, to_json_text, ts};
 use crate::db::{execute, optional_row, DbResult};
 
 pub(crate) fn create(
@@ -80,10 +79,7 @@ pub(crate) fn update(
 
 fn from_row(row: &Row) -> DbResult<ConversationRecord> {
     // AstrBot's column is nullable; a NULL content is an empty context.
-    let content = match row.get_ref("content")? {
-        ValueRef::Null => Value::Array(Vec::new()),
-        _ => json(row, "content")?,
-    };
+    let content = opt_json(row, "content")?.unwrap_or_else(|| Value::Array(Vec::new()));
     let token_usage: Option<i64> = row.get("token_usage")?;
     Ok(ConversationRecord {
         conversation_id: row.get("conversation_id")?,

@@ -1,11 +1,10 @@
 //! `personas`: AstrBot 4's personas, read for a chat's system prompt.
 
-use astrbot_core::json_text::from_python_json;
 use astrbot_core::store::PersonaRecord;
-use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use serde_json::Value;
 
+use crate::codec::opt_json;
 use crate::db::{optional_row, DbResult};
 
 pub(crate) fn get(connection: &Connection, persona_id: &str) -> DbResult<Option<PersonaRecord>> {
@@ -15,13 +14,10 @@ pub(crate) fn get(connection: &Connection, persona_id: &str) -> DbResult<Option<
         [persona_id],
         |row| {
             // Dialogs that cannot be read are left out, not the persona.
-            let begin_dialogs = match row.get_ref("begin_dialogs")? {
-                ValueRef::Text(text) => std::str::from_utf8(text)
-                    .ok()
-                    .and_then(|text| from_python_json(text).ok())
-                    .unwrap_or(Value::Null),
-                _ => Value::Null,
-            };
+            let begin_dialogs = opt_json(row, "begin_dialogs")
+                .ok()
+                .flatten()
+                .unwrap_or(Value::Null);
             Ok(PersonaRecord {
                 persona_id: row.get("persona_id")?,
                 system_prompt: row.get("system_prompt")?,
