@@ -85,6 +85,14 @@ pub enum ContentPart {
     Unsupported,
 }
 
+impl ContentPart {
+    /// Whether this is a part we only keep so that a stored conversation
+    /// loads (`think`, `audio_url` …); no API accepts it back.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, ContentPart::Unsupported)
+    }
+}
+
 /// The `image_url` object of an image part: an `https:` or `data:` URL.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageUrl {

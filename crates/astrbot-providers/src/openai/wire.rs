@@ -88,10 +88,10 @@ impl Serialize for WireMessages<'_> {
         let mut messages = serializer.serialize_seq(Some(self.0.len()))?;
         for message in self.0 {
             match &message.content {
-                MessageContent::Parts(parts) if parts.iter().any(is_unsupported) => {
+                MessageContent::Parts(parts) if parts.iter().any(ContentPart::is_unsupported) => {
                     let kept: Vec<ContentPart> = parts
                         .iter()
-                        .filter(|part| !is_unsupported(part))
+                        .filter(|part| !part.is_unsupported())
                         .cloned()
                         .collect();
                     let content = if kept.is_empty() {
@@ -111,10 +111,6 @@ impl Serialize for WireMessages<'_> {
         }
         messages.end()
     }
-}
-
-fn is_unsupported(part: &ContentPart) -> bool {
-    matches!(part, ContentPart::Unsupported)
 }
 
 /// A `chat.completion` or `chat.completion.chunk` object; both have the

@@ -89,16 +89,20 @@ pub fn readable_history(stored: &[Value]) -> Vec<ChatMessage> {
                 .flatten()
                 .filter_map(|call| call.get("id")?.as_str())
                 .collect();
-            let answered = |id: &str| {
+            // Answers to other calls are dropped first; the call goes only
+            // if each of its ids still has an answer.
+            answers.retain(|answer| {
+                answer
+                    .tool_call_id
+                    .as_deref()
+                    .is_some_and(|id| ids.contains(&id))
+            });
+            let answered = |id: &&str| {
                 answers
                     .iter()
-                    .any(|answer| answer.tool_call_id.as_deref() == Some(id))
+                    .any(|answer| answer.tool_call_id.as_deref() == Some(*id))
             };
-            if !ids.is_empty() && ids.iter().all(|id| answered(id)) {
-                answers.retain(|answer| {
-                    ids.iter()
-                        .any(|id| answer.tool_call_id.as_deref() == Some(id))
-                });
+            if !ids.is_empty() && ids.iter().all(answered) {
                 message.tool_calls = Some(calls);
                 sendable.push(message);
                 sendable.extend(answers);
@@ -118,9 +122,7 @@ fn has_content(message: &ChatMessage) -> bool {
     match &message.content {
         MessageContent::Null => false,
         MessageContent::Text(_) => true,
-        MessageContent::Parts(parts) => parts
-            .iter()
-            .any(|part| !matches!(part, ContentPart::Unsupported)),
+        MessageContent::Parts(parts) => parts.iter().any(|part| !part.is_unsupported()),
     }
 }
 
