@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -99,12 +100,54 @@ pub struct HistoryRecord {
     pub created_at: DateTime<Utc>,
 }
 
-/// A conversation's new content, for [`Store::save_answer`].
-#[derive(Debug, Clone, PartialEq)]
+/// A conversation's new content, for [`Store::save_answer`]: its
+/// messages, each as the JSON text to store.
+#[derive(Debug, Clone)]
 pub struct ConversationUpdate {
     pub conversation_id: String,
-    pub content: Value,
+    pub messages: Vec<Box<RawValue>>,
     pub token_usage: i64,
+}
+
+/// What a conversation's `content` column holds.
+///
+/// Each message stays the JSON text it was stored as: a turn sends the
+/// model what it can read of them and saves them back unchanged, so a long
+/// conversation costs about its own size in memory, not a tree of maps and
+/// strings per message.
+#[derive(Debug, Clone)]
+pub enum ConversationContent {
+    /// A list of messages; a `NULL` column is an empty one.
+    Messages(Vec<Box<RawValue>>),
+    /// Anything else (not JSON, JSON that is not a list, not text), with
+    /// why. AstrBot could not go on with it either; it is kept as it is.
+    Unreadable(String),
+}
+
+impl ConversationContent {
+    /// The stored messages, if the content is a list of them.
+    pub fn messages(&self) -> Option<&[Box<RawValue>]> {
+        match self {
+            ConversationContent::Messages(messages) => Some(messages),
+            ConversationContent::Unreadable(_) => None,
+        }
+    }
+}
+
+impl PartialEq for ConversationContent {
+    /// Equal when they hold the same messages, byte for byte.
+    fn eq(&self, other: &ConversationContent) -> bool {
+        match (self, other) {
+            (ConversationContent::Messages(ours), ConversationContent::Messages(theirs)) => {
+                ours.len() == theirs.len()
+                    && ours.iter().zip(theirs).all(|(a, b)| a.get() == b.get())
+            }
+            (ConversationContent::Unreadable(ours), ConversationContent::Unreadable(theirs)) => {
+                ours == theirs
+            }
+            _ => false,
+        }
+    }
 }
 
 /// What is needed to append one UI history turn.
@@ -138,8 +181,8 @@ pub struct ConversationRecord {
     pub platform_id: String,
     /// The UMO this conversation belongs to.
     pub user_id: String,
-    /// A JSON array of OpenAI-style messages.
-    pub content: Value,
+    /// A JSON list of OpenAI-style messages, as stored.
+    pub content: ConversationContent,
     pub title: Option<String>,
     pub persona_id: Option<String>,
     pub token_usage: i64,

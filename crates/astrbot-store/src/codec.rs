@@ -2,10 +2,13 @@
 //! format and JSON columns.
 
 use astrbot_core::json_text::from_python_json;
+use astrbot_core::store::ConversationContent;
 use astrbot_core::StoreError;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use rusqlite::types::ValueRef;
 use rusqlite::Row;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::db::DbResult;
@@ -166,8 +169,27 @@ fn parse_json(value: ValueRef<'_>, column: &str) -> DbResult<Value> {
         .map_err(|e| StoreError::Corrupt(format!("column {column} is not JSON: {e}")).into())
 }
 
+/// A conversation's `content` column: its messages, or why it holds none.
+/// Never an error, so that one unreadable conversation does not fail the
+/// reads it is part of; the caller starts a new one and keeps it as it is.
+pub(crate) fn conversation_content(row: &Row, column: &str) -> DbResult<ConversationContent> {
+    let value = row.get_ref(column)?;
+    if let ValueRef::Null = value {
+        return Ok(ConversationContent::Messages(Vec::new()));
+    }
+    let messages = text(value, column).and_then(|text| {
+        from_python_json::<Vec<Box<RawValue>>>(text).map_err(|e| {
+            StoreError::Corrupt(format!("column {column} is not a list of messages: {e}")).into()
+        })
+    });
+    Ok(match messages {
+        Ok(messages) => ConversationContent::Messages(messages),
+        Err(error) => ConversationContent::Unreadable(StoreError::from(error).to_string()),
+    })
+}
+
 /// Serialises a value for a JSON column.
-pub(crate) fn to_json_text(value: &Value) -> Result<String, StoreError> {
+pub(crate) fn to_json_text(value: &impl Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))
 }
 

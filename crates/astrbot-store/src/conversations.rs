@@ -1,11 +1,10 @@
 //! `conversations`: the LLM context of a UMO, a JSON list of OpenAI-style
 //! messages that the agent rewrites after each run.
 
-use astrbot_core::store::ConversationRecord;
+use astrbot_core::store::{ConversationContent, ConversationRecord};
 use rusqlite::{params, Connection, Row};
-use serde_json::Value;
 
-use crate::codec::{encode_ts, opt_json, to_json_text, ts};
+use crate::codec::{conversation_content, encode_ts, ts};
 use crate::db::{execute, optional_row, DbResult};
 
 pub(crate) fn create(
@@ -18,7 +17,7 @@ pub(crate) fn create(
         conversation_id: uuid::Uuid::new_v4().to_string(),
         platform_id: platform_id.to_owned(),
         user_id: umo.to_owned(),
-        content: Value::Array(Vec::new()),
+        content: ConversationContent::Messages(Vec::new()),
         title: None,
         persona_id: None,
         token_usage: 0,
@@ -34,7 +33,7 @@ pub(crate) fn create(
             record.conversation_id,
             record.platform_id,
             record.user_id,
-            to_json_text(&record.content)?,
+            "[]",
             record.token_usage,
             encode_ts(now),
             encode_ts(now),
@@ -78,8 +77,7 @@ pub(crate) fn update(
 }
 
 fn from_row(row: &Row) -> DbResult<ConversationRecord> {
-    // AstrBot's column is nullable; a NULL content is an empty context.
-    let content = opt_json(row, "content")?.unwrap_or_else(|| Value::Array(Vec::new()));
+    let content = conversation_content(row, "content")?;
     let token_usage: Option<i64> = row.get("token_usage")?;
     Ok(ConversationRecord {
         conversation_id: row.get("conversation_id")?,

@@ -452,7 +452,7 @@ impl Store for SqliteStore {
         let conversation = match conversation {
             Some(update) => Some((
                 update.conversation_id,
-                to_json_text(&update.content)?,
+                to_json_text(&update.messages)?,
                 update.token_usage,
             )),
             None => None,

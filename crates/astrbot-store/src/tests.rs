@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use astrbot_core::persona::NO_PERSONA;
 use astrbot_core::store::{
-    ChatState, ChatStateQuery, ConversationRecord, ConversationUpdate, NewApiKey, NewHistory,
-    PersonaRecord,
+    ChatState, ChatStateQuery, ConversationContent, ConversationRecord, ConversationUpdate,
+    NewApiKey, NewHistory, PersonaRecord,
 };
 use astrbot_core::{Store, StoreError};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
-use serde_json::json;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 
 use crate::codec::{decode_ts, encode_ts};
 use crate::SqliteStore;
@@ -71,6 +72,16 @@ async fn exec(store: &SqliteStore, sql: &str, params: impl rusqlite::Params) {
 async fn scalar<T: rusqlite::types::FromSql>(store: &SqliteStore, sql: &str) -> T {
     let writer = store.shared.writer.lock().await;
     writer.query_row(sql, [], |row| row.get(0)).expect(sql)
+}
+
+/// `list`'s messages, each as the JSON text a conversation stores.
+fn raw_messages(list: Value) -> Vec<Box<RawValue>> {
+    serde_json::from_value(list).unwrap()
+}
+
+/// A conversation's content holding `list`'s messages.
+fn listed(list: Value) -> ConversationContent {
+    ConversationContent::Messages(raw_messages(list))
 }
 
 /// Makes sure the next `time::now()` differs from the last one.
@@ -250,7 +261,81 @@ async fn a_conversation_without_content_reads_as_empty() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(read.content, json!([]));
+    assert_eq!(read.content, listed(json!([])));
+}
+
+#[tokio::test]
+async fn a_conversation_that_holds_no_list_reads_as_unreadable_without_failing_the_read() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let umo = "webchat:FriendMessage:webchat!alice!s1";
+    let created = selected_conversation(&store, umo).await;
+    store
+        .put_preference("umo", umo, "provider_perf_chat_completion", &json!("p1"))
+        .await
+        .unwrap();
+
+    for (content, why) in [
+        ("{\"role\": \"user\"}", "not a list of messages"),
+        // The column's affinity stores this one as a number.
+        ("42", "not text"),
+        ("[{\"role\": ", "not a list of messages"),
+    ] {
+        exec(&store, "UPDATE conversations SET content = ?", [content]).await;
+        let read = store
+            .get_conversation(&created.conversation_id)
+            .await
+            .unwrap()
+            .unwrap();
+        match &read.content {
+            ConversationContent::Unreadable(error) => assert!(error.contains(why), "{error}"),
+            other => panic!("{content} read as {other:?}"),
+        }
+        // The rest of the session's state still reads.
+        let state = store.get_chat_state(query(umo, "default")).await.unwrap();
+        assert_eq!(state.provider_preference, Some(json!("p1")));
+        assert_eq!(state.conversation, Some(read));
+    }
+}
+
+#[tokio::test]
+async fn stored_messages_are_saved_back_as_they_were_written() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let created = store.create_conversation("webchat", "umo").await.unwrap();
+    // As Python's json module writes it: spaces after separators, key
+    // order its own, escapes for everything outside ASCII.
+    let python = r#"[{"content": "h\u00e9", "role": "user", "extra": {"a": [1, 2.50]}}]"#;
+    exec(&store, "UPDATE conversations SET content = ?", [python]).await;
+    let read = store
+        .get_conversation(&created.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let ConversationContent::Messages(mut messages) = read.content else {
+        panic!("a list of messages");
+    };
+    messages.extend(raw_messages(
+        json!([{"role": "assistant", "content": "hi"}]),
+    ));
+
+    store
+        .save_answer(
+            history("webchat", "s1", json!({"type": "bot"})),
+            Some(ConversationUpdate {
+                conversation_id: created.conversation_id.clone(),
+                messages,
+                token_usage: 3,
+            }),
+        )
+        .await
+        .unwrap();
+
+    let saved: String = scalar(&store, "SELECT content FROM conversations").await;
+    assert_eq!(
+        saved,
+        r#"[{"content": "h\u00e9", "role": "user", "extra": {"a": [1, 2.50]}},{"role":"assistant","content":"hi"}]"#
+    );
 }
 
 // ---- API keys -------------------------------------------------------------
@@ -852,7 +937,7 @@ async fn conversations_create_get_update() {
     let created = store.create_conversation("webchat", umo).await.unwrap();
     let parsed = uuid::Uuid::parse_str(&created.conversation_id).unwrap();
     assert_eq!(parsed.get_version_num(), 4);
-    assert_eq!(created.content, json!([]));
+    assert_eq!(created.content, listed(json!([])));
     assert_eq!(
         (
             created.token_usage,
@@ -888,7 +973,7 @@ async fn conversations_create_get_update() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(updated.content, messages);
+    assert_eq!(updated.content, listed(messages));
     assert_eq!(updated.token_usage, 42);
     assert_eq!(updated.created_at, created.created_at);
     assert!(updated.updated_at > created.updated_at);
@@ -1744,7 +1829,7 @@ async fn an_answer_saves_its_turn_and_conversation_together_or_not_at_all() {
     let conversation = store.create_conversation("webchat", "umo").await.unwrap();
     let update = |text: &str| ConversationUpdate {
         conversation_id: conversation.conversation_id.clone(),
-        content: json!([{"role": "assistant", "content": text}]),
+        messages: raw_messages(json!([{"role": "assistant", "content": text}])),
         token_usage: 7,
     };
 
@@ -1763,7 +1848,7 @@ async fn an_answer_saves_its_turn_and_conversation_together_or_not_at_all() {
         .unwrap();
     assert_eq!(
         stored.content,
-        json!([{"role": "assistant", "content": "one"}])
+        listed(json!([{"role": "assistant", "content": "one"}]))
     );
     assert_eq!(stored.token_usage, 7);
 

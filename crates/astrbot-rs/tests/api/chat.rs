@@ -460,6 +460,14 @@ async fn a_stored_emoji_cut_in_half_does_not_block_the_session() {
         turns[0].content["message"][0]["text"], "smile \u{fffd}",
         "the history still lists"
     );
+    // The stored message is saved back as Python wrote it.
+    let content: String = database
+        .query_row("SELECT content FROM conversations", [], |row| row.get(0))
+        .unwrap();
+    assert!(
+        content.starts_with(r#"[{"role": "user", "content": "smile \ud83d"},"#),
+        "{content}"
+    );
 }
 
 #[tokio::test]

@@ -2,12 +2,13 @@
 //! the stored conversation cut to `max_context_length` turns, and the new
 //! user turn with quoted replies, images and notes about other files.
 
+use astrbot_core::json_text::from_python_json;
 use astrbot_core::provider::ImageUrl;
 use astrbot_core::store::PersonaRecord;
 use astrbot_core::{ChatMessage, ContentPart, MessageContent, Store};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::parts::{plain_text, UserPart};
@@ -60,10 +61,15 @@ pub fn persona_messages(config: &LoadedConfig, choice: &PersonaChoice) -> Vec<Ch
 /// whole conversation, and stays stored as it is. So are messages no API
 /// takes back: one with nothing to send (only AstrBot's reasoning parts),
 /// and tool calls without all their answers, or answers without their call.
-pub fn readable_history(stored: &[Value]) -> Vec<ChatMessage> {
+///
+/// The list has room for `room` more messages (the persona's and the new
+/// turn), so that a long conversation's request is built in it in place.
+pub fn readable_history(stored: &[Box<RawValue>], room: usize) -> Vec<ChatMessage> {
     let messages = stored
         .iter()
-        .filter_map(|message| ChatMessage::deserialize(message).ok())
+        // Python writes half a surrogate pair as it is, and the list kept it
+        // verbatim; the message reads it as U+FFFD.
+        .filter_map(|message| from_python_json::<ChatMessage>(message.get()).ok())
         .map(|mut message| {
             // Only a list of calls is a call.
             if !message.tool_calls.as_ref().is_some_and(Value::is_array) {
@@ -71,7 +77,7 @@ pub fn readable_history(stored: &[Value]) -> Vec<ChatMessage> {
             }
             message
         });
-    let mut sendable = Vec::new();
+    let mut sendable = Vec::with_capacity(stored.len() + room);
     let mut messages = messages.peekable();
     while let Some(mut message) = messages.next() {
         if message.role == "tool" {
@@ -126,11 +132,12 @@ fn has_content(message: &ChatMessage) -> bool {
     }
 }
 
-/// The last `max_turns` turns of a stored conversation (all when negative).
-/// A turn starts at a user message, so a cut never splits one.
-pub fn recent_history(history: &[ChatMessage], max_turns: i64) -> &[ChatMessage] {
+/// Where the last `max_turns` turns of a stored conversation start (all of
+/// them when negative). A turn starts at a user message, so a cut never
+/// splits one.
+pub fn first_recent(history: &[ChatMessage], max_turns: i64) -> usize {
     let Ok(max_turns) = usize::try_from(max_turns) else {
-        return history;
+        return 0;
     };
     let starts: Vec<usize> = history
         .iter()
@@ -139,11 +146,11 @@ pub fn recent_history(history: &[ChatMessage], max_turns: i64) -> &[ChatMessage]
         .map(|(index, _)| index)
         .collect();
     if starts.len() <= max_turns {
-        return history;
+        return 0;
     }
     match max_turns {
-        0 => &[],
-        _ => &history[starts[starts.len() - max_turns]..],
+        0 => history.len(),
+        _ => starts[starts.len() - max_turns],
     }
 }
 
@@ -310,16 +317,21 @@ mod tests {
         ChatMessage::text(role, text)
     }
 
+    /// `list`'s messages as a conversation stores them.
+    fn stored(list: Value) -> Vec<Box<RawValue>> {
+        serde_json::from_value::<Vec<Box<RawValue>>>(list).unwrap()
+    }
+
     #[test]
     fn a_stored_message_that_does_not_read_is_left_out_alone() {
-        let stored = json!([
+        let list = json!([
             {"role": "user", "content": "first"},
             {"role": "user", "content": 42},
             {"content": "no role"},
             {"role": "assistant", "content": "second"}
         ]);
 
-        let history = readable_history(stored.as_array().unwrap());
+        let history = readable_history(&stored(list), 0);
 
         assert_eq!(
             history,
@@ -332,7 +344,7 @@ mod tests {
         let call = |id: &str| json!({"id": id, "type": "function", "function": {"name": "f", "arguments": "{}"}});
         let answer = |id: &str| json!({"role": "tool", "tool_call_id": id, "content": "done"});
         let think = json!([{"type": "think", "think": "hmm"}]);
-        let stored = json!([
+        let list = json!([
             {"role": "user", "content": "q"},
             // Answered in full: kept, with its answers, an extra one left out.
             {"role": "assistant", "content": null, "tool_calls": [call("a"), call("b")]},
@@ -349,7 +361,7 @@ mod tests {
             {"role": "assistant", "content": "end"}
         ]);
 
-        let sent = readable_history(stored.as_array().unwrap());
+        let sent = readable_history(&stored(list), 0);
 
         let shape: Vec<(String, Option<String>, bool)> = sent
             .iter()
@@ -387,10 +399,10 @@ mod tests {
             turn("user", "2"),
             turn("assistant", "b"),
         ];
-        assert_eq!(recent_history(&history, -1).len(), 4);
-        assert_eq!(recent_history(&history, 1), &history[2..]);
-        assert_eq!(recent_history(&history, 0).len(), 0);
-        assert_eq!(recent_history(&history, 5).len(), 4);
+        assert_eq!(first_recent(&history, -1), 0);
+        assert_eq!(first_recent(&history, 1), 2);
+        assert_eq!(first_recent(&history, 0), 4);
+        assert_eq!(first_recent(&history, 5), 0);
     }
 
     #[test]

@@ -5,18 +5,19 @@
 use std::sync::Arc;
 
 use astrbot_core::persona;
-use astrbot_core::store::{ChatStateQuery, ConversationRecord, ConversationUpdate, NewHistory};
+use astrbot_core::store::{
+    ChatStateQuery, ConversationContent, ConversationRecord, ConversationUpdate, NewHistory,
+};
 use astrbot_core::{
     ChatMessage, ChatProvider, ChatRequest, Delta, ProviderError, StoreError, StoreResult,
     StreamChunk, TokenUsage,
 };
 use futures::StreamExt;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio::sync::mpsc::Sender;
 
-use super::context::{
-    persona_messages, readable_history, recent_history, user_turn, PersonaChoice,
-};
+use super::context::{first_recent, persona_messages, readable_history, user_turn, PersonaChoice};
 use super::events::{AgentStats, ChatEvent};
 use super::locks::SessionTicket;
 use super::parts::UserPart;
@@ -32,13 +33,20 @@ pub(super) const CONVERSATION_PREFERENCE: &str = "sel_conv_id";
 /// Preference holding a session's settings, among them its persona.
 const SESSION_CONFIG_PREFERENCE: &str = "session_service_config";
 
+/// A conversation a turn goes on with: its id and its stored messages.
+pub(super) struct OpenConversation {
+    pub conversation_id: String,
+    messages: Vec<Box<RawValue>>,
+}
+
 /// The conversation as it will be saved once the answer is in: its id, and
 /// its messages up to and including this turn's user message. The stored
-/// ones stay as they were read, whatever they hold (tool calls, AstrBot's
-/// reasoning parts, fields we do not use), so that saving loses nothing.
+/// ones stay the text they were read as, whatever they hold (tool calls,
+/// AstrBot's reasoning parts, fields we do not use), so that saving loses
+/// nothing.
 struct NextConversation {
     conversation_id: String,
-    messages: Vec<Value>,
+    messages: Vec<Box<RawValue>>,
 }
 
 impl NextConversation {
@@ -48,23 +56,17 @@ impl NextConversation {
         self.messages.push(stored_message(&message));
         ConversationUpdate {
             conversation_id: self.conversation_id,
-            content: Value::Array(self.messages),
+            messages: self.messages,
             token_usage: i64::try_from(answer.usage.total()).unwrap_or(i64::MAX),
         }
     }
 }
 
-/// Whether a conversation can be gone on with: its content is a list of
-/// messages, or empty.
-fn holds_messages(conversation: &ConversationRecord) -> bool {
-    matches!(conversation.content, Value::Array(_) | Value::Null)
-}
-
 /// A message as a conversation stores it.
-fn stored_message(message: &ChatMessage) -> Value {
+fn stored_message(message: &ChatMessage) -> Box<RawValue> {
     // Only a map with keys that are not strings fails to convert, and a
     // message has none.
-    serde_json::to_value(message).unwrap_or(Value::Null)
+    serde_json::value::to_raw_value(message).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 /// What a turn reads before it picks a provider; see `ChatService::chat_state`.
@@ -76,7 +78,7 @@ struct TurnState {
 
 /// What the answer builds on besides the new message.
 struct TurnContext {
-    conversation: ConversationRecord,
+    conversation: OpenConversation,
     /// The persona's system prompt and opening dialogue.
     persona: Vec<ChatMessage>,
 }
@@ -266,23 +268,20 @@ impl ChatService {
     ) {
         let TurnContext {
             conversation:
-                ConversationRecord {
+                OpenConversation {
                     conversation_id,
-                    content,
-                    ..
+                    messages: stored,
                 },
             persona,
         } = context;
-        // A list, or nothing yet (see `holds_messages`).
-        let stored = match content {
-            Value::Array(messages) => messages,
-            _ => Vec::new(),
-        };
-        let history = readable_history(&stored);
         let (for_model, for_storage) = user_turn(config, &turn.parts, &*self.store).await;
 
-        let mut messages = persona;
-        messages.extend_from_slice(recent_history(&history, config.chat.max_context_length));
+        // One list, built in place: a long conversation's messages are
+        // moved into the request, never copied. The persona takes the place
+        // of the turns left out.
+        let mut messages = readable_history(&stored, persona.len() + 1);
+        let first = first_recent(&messages, config.chat.max_context_length);
+        messages.splice(..first, persona);
         messages.push(for_model);
         let request = ChatRequest {
             messages,
@@ -507,7 +506,7 @@ impl ChatService {
     }
 
     /// The session's current conversation, created on first use.
-    pub(super) async fn current_conversation(&self, umo: &str) -> StoreResult<ConversationRecord> {
+    pub(super) async fn current_conversation(&self, umo: &str) -> StoreResult<OpenConversation> {
         let found = self.find_current_conversation(umo).await;
         self.or_new_conversation(umo, found).await
     }
@@ -520,20 +519,34 @@ impl ChatService {
         &self,
         umo: &str,
         found: StoreResult<Option<ConversationRecord>>,
-    ) -> StoreResult<ConversationRecord> {
-        match found {
-            Ok(Some(conversation)) if holds_messages(&conversation) => Ok(conversation),
-            Ok(Some(conversation)) => {
-                tracing::warn!(conversation.id = %conversation.conversation_id, %umo, "the current conversation holds no list of messages; it is kept as it is and a new one started");
-                self.new_conversation(umo).await
-            }
-            Ok(None) => self.new_conversation(umo).await,
+    ) -> StoreResult<OpenConversation> {
+        let found = match found {
+            Ok(Some(conversation)) => conversation,
+            Ok(None) => return self.new_open_conversation(umo).await,
             Err(StoreError::Corrupt(error)) => {
                 tracing::warn!(%error, %umo, "the current conversation cannot be read; it is kept as it is and a new one started");
-                self.new_conversation(umo).await
+                return self.new_open_conversation(umo).await;
             }
-            Err(error) => Err(error),
+            Err(error) => return Err(error),
+        };
+        match found.content {
+            ConversationContent::Messages(messages) => Ok(OpenConversation {
+                conversation_id: found.conversation_id,
+                messages,
+            }),
+            ConversationContent::Unreadable(error) => {
+                tracing::warn!(%error, conversation.id = %found.conversation_id, %umo, "the current conversation holds no list of messages; it is kept as it is and a new one started");
+                self.new_open_conversation(umo).await
+            }
         }
+    }
+
+    async fn new_open_conversation(&self, umo: &str) -> StoreResult<OpenConversation> {
+        let created = self.new_conversation(umo).await?;
+        Ok(OpenConversation {
+            conversation_id: created.conversation_id,
+            messages: Vec::new(),
+        })
     }
 
     /// The session's current conversation, if it has one; reads only.
