@@ -37,11 +37,8 @@ command -v valgrind >/dev/null || { echo "valgrind is not installed (Debian: apt
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-binary_dirs "$HERE" "$@"
 case "${COUNT_KEEP:-/}" in /*) ;; *) COUNT_KEEP="$HERE/$COUNT_KEEP" ;; esac
-
-build_binaries
-[ ${#BUILDS[@]} -gt 0 ] || BUILDS=("$BIN")
+builds_under_test "$HERE" "$@"
 setup_work
 
 read -ra fake_args <<<"${COUNT_FAKE_ARGS:-}"

@@ -16,11 +16,12 @@ build_binaries() {
     LOADGEN="$BIN/loadgen"
 }
 
-# binary_dirs CALLER_DIR DIR...: the build folders given on a script's
+# builds_under_test CALLER_DIR DIR...: the build folders given on a script's
 # command line (relative ones are the caller's), each of which must hold an
-# astrbot-rs binary; sets BUILDS. Meant to run before build_binaries, which
-# can take minutes.
-binary_dirs() {
+# astrbot-rs binary, checked before this tree's binaries are built (which can
+# take minutes); sets BUILDS to them, or to this tree's release build when
+# none was given, and BIN and LOADGEN as build_binaries does.
+builds_under_test() {
     local here=$1 dir
     shift
     BUILDS=()
@@ -29,6 +30,8 @@ binary_dirs() {
         [ -x "$dir/astrbot-rs" ] || { echo "no astrbot-rs binary in $dir" >&2; exit 2; }
         BUILDS+=("$dir")
     done
+    build_binaries
+    [ ${#BUILDS[@]} -gt 0 ] || BUILDS=("$BIN")
 }
 
 # fail_showing WHAT FILE: stops the script with WHAT and the end of FILE (a

@@ -27,9 +27,7 @@ done
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-binary_dirs "$HERE" "$@"
-build_binaries
-[ ${#BUILDS[@]} -gt 0 ] || BUILDS=("$BIN")
+builds_under_test "$HERE" "$@"
 setup_work
 start_fake fast --tokens 50
 

@@ -30,10 +30,7 @@ command -v strace >/dev/null || { echo "strace is not installed (Debian: apt-get
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-binary_dirs "$HERE" "$@"
-
-build_binaries
-[ ${#BUILDS[@]} -gt 0 ] || BUILDS=("$BIN")
+builds_under_test "$HERE" "$@"
 setup_work
 
 start_fake fast --tokens 50
