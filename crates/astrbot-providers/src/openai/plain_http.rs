@@ -210,9 +210,10 @@ impl PlainHttp {
     }
 
     async fn exchange(&self, mut stream: TcpStream, request: &[u8]) -> Result<Response, Exchange> {
-        if let Err(error) = stream.write_all(request).await {
-            return Err(Exchange::Unread(error));
-        }
+        // A server may answer before it has read the whole request (one
+        // with a body limit refuses a long conversation after its head) and
+        // close; the write then fails, but its answer can still be read.
+        let unsent = stream.write_all(request).await.err();
         let sent = Instant::now();
         let mut buffer = BytesMut::with_capacity(READ_SIZE);
         loop {
@@ -228,10 +229,14 @@ impl PlainHttp {
                 Err(error) => Err(error),
             };
             if let Err(error) = received {
-                return Err(if buffer.is_empty() && never_read(&error, sent.elapsed()) {
-                    Exchange::Unread(error)
-                } else {
-                    Exchange::Failed(error)
+                let nothing_came = buffer.is_empty();
+                return Err(match unsent {
+                    // No answer to a request that did not go out whole.
+                    Some(unsent) if nothing_came => Exchange::Unread(unsent),
+                    _ if nothing_came && never_read(&error, sent.elapsed()) => {
+                        Exchange::Unread(error)
+                    }
+                    _ => Exchange::Failed(error),
                 });
             }
             // Informational answers (`100 Continue`) come before the real one.
@@ -244,7 +249,8 @@ impl PlainHttp {
                     stream: Some(stream),
                     buffer,
                     framing: head.framing,
-                    reusable: head.keep_alive,
+                    // Not after a request that was cut short.
+                    reusable: head.keep_alive && unsent.is_none(),
                     idle: Arc::clone(&self.idle),
                 };
                 body.release_if_done();
