@@ -36,6 +36,10 @@ const MAX_HEAD: usize = 64 * 1024;
 
 const READ_SIZE: usize = 16 * 1024;
 
+/// Bodies up to this size are sent in one write with the head; a longer
+/// one (a long conversation) is written after it instead of copied.
+const INLINE_BODY: usize = 64 * 1024;
+
 /// The most a dropped body reads to finish itself (its framing: the last
 /// chunk, trailers) rather than close its connection.
 const MAX_DRAIN: usize = 4 * 1024;
@@ -163,8 +167,9 @@ impl PlainHttp {
             .map_err(Exchange::into_error)
     }
 
-    fn request(&self, body: &[u8], key: Option<&str>) -> Vec<u8> {
-        let mut request = Vec::with_capacity(256 + body.len());
+    fn request<'a>(&self, body: &'a [u8], key: Option<&str>) -> Request<'a> {
+        let inline = body.len() <= INLINE_BODY;
+        let mut request = Vec::with_capacity(256 + if inline { body.len() } else { 0 });
         request.extend_from_slice(
             format!(
                 "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: */*\r\ncontent-length: {}\r\n",
@@ -181,8 +186,17 @@ impl PlainHttp {
         }
         request.extend_from_slice(self.custom_headers.as_bytes());
         request.extend_from_slice(b"\r\n");
+        if !inline {
+            return Request {
+                head: request,
+                body,
+            };
+        }
         request.extend_from_slice(body);
-        request
+        Request {
+            head: request,
+            body: &[],
+        }
     }
 
     async fn connect(&self) -> io::Result<TcpStream> {
@@ -209,11 +223,15 @@ impl PlainHttp {
         Ok(stream)
     }
 
-    async fn exchange(&self, mut stream: TcpStream, request: &[u8]) -> Result<Response, Exchange> {
+    async fn exchange(
+        &self,
+        mut stream: TcpStream,
+        request: &Request<'_>,
+    ) -> Result<Response, Exchange> {
         // A server may answer before it has read the whole request (one
         // with a body limit refuses a long conversation after its head) and
         // close; the write then fails, but its answer can still be read.
-        let unsent = stream.write_all(request).await.err();
+        let unsent = request.write_to(&mut stream).await.err();
         let sent = Instant::now();
         let mut buffer = BytesMut::with_capacity(READ_SIZE);
         loop {
@@ -263,6 +281,23 @@ impl PlainHttp {
                 return Err(Exchange::Failed(invalid("the response head is too long")));
             }
         }
+    }
+}
+
+/// A request's bytes: its head, with the body behind it when that is
+/// short, else the body to write after it.
+struct Request<'a> {
+    head: Vec<u8>,
+    body: &'a [u8],
+}
+
+impl Request<'_> {
+    async fn write_to(&self, stream: &mut TcpStream) -> io::Result<()> {
+        stream.write_all(&self.head).await?;
+        if !self.body.is_empty() {
+            stream.write_all(self.body).await?;
+        }
+        Ok(())
     }
 }
 

@@ -516,3 +516,36 @@ async fn a_request_refused_before_it_was_read_whole_gets_the_providers_answer() 
         );
     }
 }
+
+#[tokio::test]
+async fn a_long_request_arrives_whole_through_both_clients() {
+    // Longer than what the lean client sends in one write with its head.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let (received, mut requests) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let received = received.clone();
+            tokio::spawn(async move {
+                while let Some(request) = read_whole_request(&mut socket).await {
+                    let _ = received.send(request);
+                    if socket.write_all(WHOLE_ANSWER).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+
+    let long: String = (0..200_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    for lean in [true, false] {
+        let provider = with_client(raw_config(base.clone()), lean);
+        for _ in 0..2 {
+            assert_eq!(provider.chat(ask(&long)).await.unwrap().text, "answered");
+            let request = requests.recv().await.unwrap();
+            let body = &request[request.find("\r\n\r\n").unwrap() + 4..];
+            let body: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(body["messages"][1]["content"], long.as_str(), "lean {lean}");
+        }
+    }
+}
