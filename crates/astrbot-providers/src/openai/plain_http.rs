@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::chunked::{invalid, Chunked, Decoded};
@@ -228,35 +228,10 @@ impl PlainHttp {
         mut stream: TcpStream,
         request: &Request<'_>,
     ) -> Result<Response, Exchange> {
-        // A server may answer before it has read the whole request (one
-        // with a body limit refuses a long conversation after its head) and
-        // close; the write then fails, but its answer can still be read.
-        let unsent = request.write_to(&mut stream).await.err();
-        let sent = Instant::now();
         let mut buffer = BytesMut::with_capacity(READ_SIZE);
+        let unsent = send(&mut stream, request, &mut buffer).await;
+        let sent = Instant::now();
         loop {
-            if buffer.capacity() - buffer.len() < 1024 {
-                buffer.reserve(READ_SIZE);
-            }
-            let received = match stream.read_buf(&mut buffer).await {
-                Ok(0) => Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the provider closed the connection before answering",
-                )),
-                Ok(_) => Ok(()),
-                Err(error) => Err(error),
-            };
-            if let Err(error) = received {
-                let nothing_came = buffer.is_empty();
-                return Err(match unsent {
-                    // No answer to a request that did not go out whole.
-                    Some(unsent) if nothing_came => Exchange::Unread(unsent),
-                    _ if nothing_came && never_read(&error, sent.elapsed()) => {
-                        Exchange::Unread(error)
-                    }
-                    _ => Exchange::Failed(error),
-                });
-            }
             // Informational answers (`100 Continue`) come before the real one.
             while let Some(head) = parse_head(&buffer).map_err(Exchange::Failed)? {
                 buffer.advance(head.length);
@@ -280,8 +255,70 @@ impl PlainHttp {
             if buffer.len() > MAX_HEAD {
                 return Err(Exchange::Failed(invalid("the response head is too long")));
             }
+            if buffer.capacity() - buffer.len() < 1024 {
+                buffer.reserve(READ_SIZE);
+            }
+            let received = match stream.read_buf(&mut buffer).await {
+                Ok(0) => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the provider closed the connection before answering",
+                )),
+                Ok(_) => Ok(()),
+                Err(error) => Err(error),
+            };
+            if let Err(error) = received {
+                let nothing_came = buffer.is_empty();
+                return Err(match unsent {
+                    // No answer to a request that did not go out whole.
+                    Some(unsent) if nothing_came => Exchange::Unread(unsent),
+                    _ if nothing_came && never_read(&error, sent.elapsed()) => {
+                        Exchange::Unread(error)
+                    }
+                    _ => Exchange::Failed(error),
+                });
+            }
         }
     }
+}
+
+/// Writes `request`, reading into `buffer` what the server answers
+/// meanwhile. A server may answer before it has read the whole request
+/// (one with a body limit refuses a long conversation after its head), and
+/// then either close, which fails the write, or stop reading, which would
+/// leave the write waiting for good: writing stops once a final answer has
+/// begun. Returns why the request did not go out whole, if it did not.
+async fn send(
+    stream: &mut TcpStream,
+    request: &Request<'_>,
+    buffer: &mut BytesMut,
+) -> Option<io::Error> {
+    let (mut reader, mut writer) = stream.split();
+    let writing = request.write_to(&mut writer);
+    tokio::pin!(writing);
+    loop {
+        if buffer.capacity() - buffer.len() < 1024 {
+            buffer.reserve(READ_SIZE);
+        }
+        tokio::select! {
+            biased;
+            written = &mut writing => return written.err(),
+            read = reader.read_buf(buffer) => match read {
+                Ok(received) if received > 0 => {
+                    if final_answer_began(buffer) {
+                        return Some(io::Error::other("answered before the request was sent whole"));
+                    }
+                }
+                // Closed or reset: the write ends too, as it may.
+                _ => return writing.await.err(),
+            },
+        }
+    }
+}
+
+/// Whether `buffer` starts a final answer, not an informational one: the
+/// first digit of the status (`HTTP/1.1 413`) is its tenth byte.
+fn final_answer_began(buffer: &[u8]) -> bool {
+    buffer.get(9).is_some_and(|digit| *digit != b'1')
 }
 
 /// A request's bytes: its head, with the body behind it when that is
@@ -292,7 +329,7 @@ struct Request<'a> {
 }
 
 impl Request<'_> {
-    async fn write_to(&self, stream: &mut TcpStream) -> io::Result<()> {
+    async fn write_to(&self, stream: &mut (impl AsyncWrite + Unpin)) -> io::Result<()> {
         stream.write_all(&self.head).await?;
         if !self.body.is_empty() {
             stream.write_all(self.body).await?;

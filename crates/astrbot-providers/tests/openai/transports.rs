@@ -479,41 +479,45 @@ async fn half_a_surrogate_pair_in_a_chunk_reads_as_the_replacement_character() {
 #[tokio::test]
 async fn a_request_refused_before_it_was_read_whole_gets_the_providers_answer() {
     // A local server with a body limit answers as soon as it has read the
-    // head of a request that is too long, and closes without reading the
-    // rest: the client's write fails, yet the answer is there to read.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/v1", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = vec![0u8; 4096];
-                let _ = socket.read(&mut head).await;
-                let body = r#"{"error":{"message":"the request is too long","type":"invalid_request_error"}}"#;
-                let answer = format!(
-                    "HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
+    // head of a request that is too long, and reads no more of it: then it
+    // closes (the client's write fails, yet the answer is there to read),
+    // or it keeps the connection open (the client's write would wait for
+    // good).
+    for keep_open in [false, true] {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/v1", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = vec![0u8; 4096];
+                    let _ = socket.read(&mut head).await;
+                    let body = r#"{"error":{"message":"the request is too long","type":"invalid_request_error"}}"#;
+                    let answer = format!(
+                        "HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                    if keep_open {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                    }
+                });
+            }
+        });
 
-    let long = "x".repeat(16 * 1024 * 1024);
-    for lean in [true, false] {
-        let provider = with_client(raw_config(base.clone()), lean);
-        let refused = provider
-            .chat_stream(ask(&long))
-            .await
-            .map(|_| ())
-            .unwrap_err();
-        let ProviderError::Status { status, body } = refused else {
-            panic!("lean {lean}: expected the provider's answer, got {refused:?}");
-        };
-        assert_eq!(status, 413, "lean {lean}");
-        assert!(
-            body.contains("the request is too long"),
-            "lean {lean}: {body}"
-        );
+        let long = "x".repeat(16 * 1024 * 1024);
+        for lean in [true, false] {
+            let provider = with_client(raw_config(base.clone()), lean);
+            let refused = provider
+                .chat_stream(ask(&long))
+                .await
+                .map(|_| ())
+                .unwrap_err();
+            let ProviderError::Status { status, body } = refused else {
+                panic!("lean {lean}, kept open {keep_open}: expected the provider's answer, got {refused:?}");
+            };
+            assert_eq!(status, 413, "lean {lean}, kept open {keep_open}");
+            assert!(body.contains("the request is too long"), "{body}");
+        }
     }
 }
 
@@ -537,7 +541,9 @@ async fn a_long_request_arrives_whole_through_both_clients() {
         }
     });
 
-    let long: String = (0..200_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let long: String = (0..200_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     for lean in [true, false] {
         let provider = with_client(raw_config(base.clone()), lean);
         for _ in 0..2 {
