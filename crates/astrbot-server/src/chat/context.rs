@@ -8,6 +8,7 @@ use astrbot_core::store::PersonaRecord;
 use astrbot_core::{ChatMessage, ContentPart, MessageContent, Store};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -67,9 +68,7 @@ pub fn persona_messages(config: &LoadedConfig, choice: &PersonaChoice) -> Vec<Ch
 pub fn readable_history(stored: &[Box<RawValue>], room: usize) -> Vec<ChatMessage> {
     let messages = stored
         .iter()
-        // Python writes half a surrogate pair as it is, and the list kept it
-        // verbatim; the message reads it as U+FFFD.
-        .filter_map(|message| from_python_json::<ChatMessage>(message.get()).ok())
+        .filter_map(|message| read_message(message.get()))
         .map(|mut message| {
             // Only a list of calls is a call.
             if !message.tool_calls.as_ref().is_some_and(Value::is_array) {
@@ -120,6 +119,19 @@ pub fn readable_history(stored: &[Box<RawValue>], room: usize) -> Vec<ChatMessag
         }
     }
     sendable
+}
+
+/// A stored message as the model gets it, or `None` when it is not one.
+/// Python writes half a surrogate pair as it is, and the message reads it
+/// as U+FFFD. A message is read straight from its text, without a tree of
+/// values; that read refuses a key given twice, which Python reads as its
+/// last value, so such a message is read again through a value, as Python
+/// reads it.
+fn read_message(text: &str) -> Option<ChatMessage> {
+    from_python_json::<ChatMessage>(text).ok().or_else(|| {
+        let value: Value = from_python_json(text).ok()?;
+        ChatMessage::deserialize(value).ok()
+    })
 }
 
 /// Whether a message has something to send besides tool calls: text, or a
@@ -336,6 +348,23 @@ mod tests {
         assert_eq!(
             history,
             [turn("user", "first"), turn("assistant", "second")]
+        );
+    }
+
+    #[test]
+    fn a_key_given_twice_reads_as_its_last_value_as_python_reads_it() {
+        let text = r#"[
+            {"role": "user", "role": "user", "content": "first", "content": "q1"},
+            {"role": "assistant", "content": [{"type": "text", "text": "zz", "text": "a1"}]}
+        ]"#;
+        let stored: Vec<Box<RawValue>> = serde_json::from_str(text).unwrap();
+
+        let history = readable_history(&stored, 0);
+
+        assert_eq!(history[0], turn("user", "q1"));
+        assert_eq!(
+            history[1].content,
+            MessageContent::Parts(vec![ContentPart::Text { text: "a1".into() }])
         );
     }
 
