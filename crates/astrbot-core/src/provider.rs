@@ -6,7 +6,10 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
+
+use crate::json_text::from_python_json;
 
 /// One message of an LLM conversation, in the OpenAI chat-completions shape
 /// that AstrBot also stores in its `conversations` table.
@@ -20,10 +23,50 @@ pub struct ChatMessage {
     /// An assistant's calls to functions, in OpenAI's shape, as stored by
     /// AstrBot; passed back to the model as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_calls: Option<Value>,
+    pub tool_calls: Option<ToolCalls>,
     /// In a `tool` message: the call it answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+}
+
+/// An assistant message's `tool_calls` as stored: its JSON text, sent back
+/// to the model byte for byte (numbers of any size included), without a
+/// tree of values for each message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ToolCalls(Box<RawValue>);
+
+impl ToolCalls {
+    /// Whether it is a list, the only shape of calls there is.
+    pub fn is_list(&self) -> bool {
+        self.0.get().starts_with('[')
+    }
+
+    /// The ids of the calls that have a string id.
+    pub fn ids(&self) -> Vec<String> {
+        #[derive(Deserialize)]
+        struct Call {
+            #[serde(default)]
+            id: Option<Value>,
+        }
+        let calls: Vec<Box<RawValue>> = from_python_json(self.0.get()).unwrap_or_default();
+        calls
+            .iter()
+            .filter_map(
+                |call| match from_python_json::<Call>(call.get()).ok()?.id? {
+                    Value::String(id) => Some(id),
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+}
+
+impl PartialEq for ToolCalls {
+    /// Equal when their text is.
+    fn eq(&self, other: &ToolCalls) -> bool {
+        self.0.get() == other.0.get()
+    }
 }
 
 impl ChatMessage {
@@ -197,12 +240,26 @@ mod tests {
     }
 
     #[test]
+    fn tool_calls_go_back_as_they_were_stored() {
+        // Numbers no f64 holds, as Python writes them.
+        let calls = r#"[{"id": "c1", "index": 123456789012345678901234567890, "x": 1.0e400, "type": "function", "function": {"name": "f", "arguments": "{}"}}, 7, {"id": 2}]"#;
+        let stored = format!(r#"{{"role": "assistant", "content": null, "tool_calls": {calls}}}"#);
+        let message: ChatMessage = serde_json::from_str(&stored).unwrap();
+
+        let tool_calls = message.tool_calls.as_ref().unwrap();
+        assert!(tool_calls.is_list());
+        assert_eq!(tool_calls.ids(), ["c1"], "only string ids of calls");
+        let sent = serde_json::to_string(&message).unwrap();
+        assert!(sent.contains(calls), "{sent}");
+    }
+
+    #[test]
     fn tool_calls_and_their_answers_round_trip() {
         let stored = r#"[{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"done"},{"role":"assistant"}]"#;
         let messages: Vec<ChatMessage> = serde_json::from_str(stored).unwrap();
 
         assert_eq!(messages[0].content, MessageContent::Null);
-        assert_eq!(messages[0].tool_calls.as_ref().unwrap()[0]["id"], "c1");
+        assert_eq!(messages[0].tool_calls.as_ref().unwrap().ids(), ["c1"]);
         assert_eq!(messages[1].tool_call_id.as_deref(), Some("c1"));
         assert_eq!(messages[0].plain_text(), "");
         // A message without content is sent with `null`, as OpenAI allows.

@@ -4,6 +4,7 @@
 
 use astrbot_core::json_text::from_python_json;
 use astrbot_core::provider::ImageUrl;
+use astrbot_core::provider::ToolCalls;
 use astrbot_core::store::PersonaRecord;
 use astrbot_core::{ChatMessage, ContentPart, MessageContent, Store};
 use base64::engine::general_purpose::STANDARD;
@@ -71,7 +72,7 @@ pub fn readable_history(stored: &[Box<RawValue>], room: usize) -> Vec<ChatMessag
         .filter_map(|message| read_message(message.get()))
         .map(|mut message| {
             // Only a list of calls is a call.
-            if !message.tool_calls.as_ref().is_some_and(Value::is_array) {
+            if !message.tool_calls.as_ref().is_some_and(ToolCalls::is_list) {
                 message.tool_calls = None;
             }
             message
@@ -88,24 +89,19 @@ pub fn readable_history(stored: &[Box<RawValue>], room: usize) -> Vec<ChatMessag
             while let Some(answer) = messages.next_if(|next| next.role == "tool") {
                 answers.push(answer);
             }
-            let ids: Vec<&str> = calls
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|call| call.get("id")?.as_str())
-                .collect();
+            let ids = calls.ids();
             // Answers to other calls are dropped first; the call goes only
             // if each of its ids still has an answer.
             answers.retain(|answer| {
                 answer
                     .tool_call_id
                     .as_deref()
-                    .is_some_and(|id| ids.contains(&id))
+                    .is_some_and(|id| ids.iter().any(|call| call == id))
             });
-            let answered = |id: &&str| {
+            let answered = |id: &String| {
                 answers
                     .iter()
-                    .any(|answer| answer.tool_call_id.as_deref() == Some(*id))
+                    .any(|answer| answer.tool_call_id.as_ref() == Some(id))
             };
             if !ids.is_empty() && ids.iter().all(answered) {
                 message.tool_calls = Some(calls);
