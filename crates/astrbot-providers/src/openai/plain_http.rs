@@ -231,6 +231,9 @@ impl PlainHttp {
         let mut buffer = BytesMut::with_capacity(READ_SIZE);
         let unsent = send(&mut stream, request, &mut buffer).await;
         let sent = Instant::now();
+        // Anything at all, a `100 Continue` too, shows that the provider
+        // got the request, which must then never be sent again.
+        let mut heard_back = !buffer.is_empty();
         loop {
             // Informational answers (`100 Continue`) come before the real one.
             while let Some(head) = parse_head(&buffer).map_err(Exchange::Failed)? {
@@ -263,11 +266,14 @@ impl PlainHttp {
                     io::ErrorKind::UnexpectedEof,
                     "the provider closed the connection before answering",
                 )),
-                Ok(_) => Ok(()),
+                Ok(_) => {
+                    heard_back = true;
+                    Ok(())
+                }
                 Err(error) => Err(error),
             };
             if let Err(error) = received {
-                let nothing_came = buffer.is_empty();
+                let nothing_came = !heard_back;
                 return Err(match unsent {
                     // No answer to a request that did not go out whole.
                     Some(unsent) if nothing_came => Exchange::Unread(unsent),
@@ -315,10 +321,23 @@ async fn send(
     }
 }
 
-/// Whether `buffer` starts a final answer, not an informational one: the
-/// first digit of the status (`HTTP/1.1 413`) is its tenth byte.
+/// Whether `buffer` holds the start of a final answer: past any whole
+/// informational answers (`100 Continue`) and the blank lines HTTP allows
+/// before a status line, a status whose first digit is not `1`. Something
+/// that is no answer at all counts too: writing more would not help.
 fn final_answer_began(buffer: &[u8]) -> bool {
-    buffer.get(9).is_some_and(|digit| *digit != b'1')
+    let mut rest = buffer;
+    loop {
+        match parse_head(rest) {
+            Ok(Some(head)) if (100..200).contains(&head.status) => rest = &rest[head.length..],
+            Ok(Some(_)) | Err(_) => return true,
+            Ok(None) => {
+                let status_line = rest.trim_ascii_start();
+                // `HTTP/1.1 413`: the status's first digit is the tenth byte.
+                return status_line.get(9).is_some_and(|digit| *digit != b'1');
+            }
+        }
+    }
 }
 
 /// A request's bytes: its head, with the body behind it when that is

@@ -482,43 +482,79 @@ async fn a_request_refused_before_it_was_read_whole_gets_the_providers_answer() 
     // head of a request that is too long, and reads no more of it: then it
     // closes (the client's write fails, yet the answer is there to read),
     // or it keeps the connection open (the client's write would wait for
-    // good).
-    for keep_open in [false, true] {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}/v1", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut head = vec![0u8; 4096];
-                    let _ = socket.read(&mut head).await;
-                    let body = r#"{"error":{"message":"the request is too long","type":"invalid_request_error"}}"#;
-                    let answer = format!(
-                        "HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(answer.as_bytes()).await;
-                    if keep_open {
-                        tokio::time::sleep(Duration::from_secs(60)).await;
-                    }
-                });
-            }
-        });
+    // good). Some send `100 Continue` first, or a blank line, as HTTP
+    // allows before a status line.
+    for before in ["", "HTTP/1.1 100 Continue\r\n\r\n", "\r\n"] {
+        for keep_open in [false, true] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}/v1", listener.local_addr().unwrap());
+            tokio::spawn(async move {
+                while let Ok((mut socket, _)) = listener.accept().await {
+                    tokio::spawn(async move {
+                        let mut head = vec![0u8; 4096];
+                        let _ = socket.read(&mut head).await;
+                        let body = r#"{"error":{"message":"the request is too long","type":"invalid_request_error"}}"#;
+                        let answer = format!(
+                            "{before}HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = socket.write_all(answer.as_bytes()).await;
+                        if keep_open {
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                        }
+                    });
+                }
+            });
 
-        let long = "x".repeat(16 * 1024 * 1024);
-        for lean in [true, false] {
-            let provider = with_client(raw_config(base.clone()), lean);
-            let refused = provider
-                .chat_stream(ask(&long))
-                .await
-                .map(|_| ())
-                .unwrap_err();
-            let ProviderError::Status { status, body } = refused else {
-                panic!("lean {lean}, kept open {keep_open}: expected the provider's answer, got {refused:?}");
-            };
-            assert_eq!(status, 413, "lean {lean}, kept open {keep_open}");
-            assert!(body.contains("the request is too long"), "{body}");
+            let long = "x".repeat(16 * 1024 * 1024);
+            for lean in [true, false] {
+                let case = format!("lean {lean}, kept open {keep_open}, after {before:?}");
+                let provider = with_client(raw_config(base.clone()), lean);
+                let refused = provider
+                    .chat_stream(ask(&long))
+                    .await
+                    .map(|_| ())
+                    .unwrap_err();
+                let ProviderError::Status { status, body } = refused else {
+                    panic!("{case}: expected the provider's answer, got {refused:?}");
+                };
+                assert_eq!(status, 413, "{case}");
+                assert!(body.contains("the request is too long"), "{case}: {body}");
+            }
         }
     }
+}
+
+#[tokio::test]
+async fn a_request_the_provider_acknowledged_is_not_sent_again() {
+    // The first request leaves its connection idle; the provider reads the
+    // second one whole, says `100 Continue` and closes: it had the request,
+    // which must not reach it twice, even on a reused connection.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&requests);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                while read_request(&mut socket).await {
+                    if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                        let _ = socket.write_all(WHOLE_ANSWER).await;
+                    } else {
+                        let _ = socket.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+
+    let provider = with_client(raw_config(base), true);
+    assert_eq!(provider.chat(ask("x")).await.unwrap().text, "answered");
+    assert!(provider.chat(ask("y")).await.is_err());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(requests.load(Ordering::SeqCst), 2, "sent once each");
 }
 
 #[tokio::test]
