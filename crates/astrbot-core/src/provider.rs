@@ -44,21 +44,30 @@ impl ToolCalls {
 
     /// The ids of the calls that have a string id.
     pub fn ids(&self) -> Vec<String> {
-        #[derive(Deserialize)]
-        struct Call {
-            #[serde(default)]
-            id: Option<Value>,
-        }
         let calls: Vec<Box<RawValue>> = from_python_json(self.0.get()).unwrap_or_default();
         calls
             .iter()
-            .filter_map(
-                |call| match from_python_json::<Call>(call.get()).ok()?.id? {
-                    Value::String(id) => Some(id),
-                    _ => None,
-                },
-            )
+            .filter_map(|call| call_id(call.get()))
             .collect()
+    }
+}
+
+/// A call's id, when it is a string. Read without the rest of the call
+/// (whatever numbers it holds); a key given twice, which that read
+/// refuses, counts as its last value, as Python reads it.
+fn call_id(call: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Call {
+        #[serde(default)]
+        id: Option<Value>,
+    }
+    let id = match from_python_json::<Call>(call) {
+        Ok(call) => call.id?,
+        Err(_) => from_python_json::<Value>(call).ok()?.get_mut("id")?.take(),
+    };
+    match id {
+        Value::String(id) => Some(id),
+        _ => None,
     }
 }
 
@@ -242,13 +251,17 @@ mod tests {
     #[test]
     fn tool_calls_go_back_as_they_were_stored() {
         // Numbers no f64 holds, as Python writes them.
-        let calls = r#"[{"id": "c1", "index": 123456789012345678901234567890, "x": 1.0e400, "type": "function", "function": {"name": "f", "arguments": "{}"}}, 7, {"id": 2}]"#;
+        let calls = r#"[{"id": "c1", "index": 123456789012345678901234567890, "x": 1.0e400, "type": "function", "function": {"name": "f", "arguments": "{}"}}, 7, {"id": 2}, {"id": "old", "id": "c3"}]"#;
         let stored = format!(r#"{{"role": "assistant", "content": null, "tool_calls": {calls}}}"#);
         let message: ChatMessage = serde_json::from_str(&stored).unwrap();
 
         let tool_calls = message.tool_calls.as_ref().unwrap();
         assert!(tool_calls.is_list());
-        assert_eq!(tool_calls.ids(), ["c1"], "only string ids of calls");
+        assert_eq!(
+            tool_calls.ids(),
+            ["c1", "c3"],
+            "only string ids of calls, the last of two"
+        );
         let sent = serde_json::to_string(&message).unwrap();
         assert!(sent.contains(calls), "{sent}");
     }
