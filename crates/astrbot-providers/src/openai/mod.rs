@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use astrbot_core::{ChatProvider, ChatRequest, ChatResponse, ChatStream, ProviderError};
+use astrbot_core::{
+    ChatProvider, ChatRequest, ChatResponse, ChatStream, ProviderError, StreamChunk, TokenUsage,
+};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -223,7 +225,11 @@ impl OpenAiCompatible {
                 }
             })?;
             if !is_redirect(response.status) {
-                return Ok((response.status, Answer::Plain(response.body)));
+                let answer = Answer::Plain {
+                    body: response.body,
+                    json: response.json,
+                };
+                return Ok((response.status, answer));
             }
             // Following is reqwest's job (and the OpenAI SDK's, for AstrBot):
             // this request and every later one go through it.
@@ -273,29 +279,63 @@ impl ChatProvider for OpenAiCompatible {
         let body = self.body(&request, false)?;
         let answer = async {
             let response = self.send(&body).await?;
-            let (bytes, cut) = response
-                .read_up_to(MAX_ANSWER_BYTES)
-                .await
-                .map_err(|error| {
-                    if error.own_timeout {
-                        self.timeout_error()
-                    } else {
-                        ProviderError::Transport(error.message)
-                    }
-                })?;
-            if cut {
-                return Err(ProviderError::Other(format!(
-                    "the provider's answer is larger than {} MiB",
-                    MAX_ANSWER_BYTES >> 20
-                )));
-            }
-            Ok(bytes)
+            self.read_whole(response).await
         };
         // One deadline for everything: key retries and reading the body.
         let bytes = tokio::time::timeout(self.timeout, answer)
             .await
             .map_err(|_| self.timeout_error())??;
-        let completion: Completion = serde_json::from_slice(&bytes).map_err(|error| {
+        self.whole_answer(&bytes)
+    }
+
+    async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, ProviderError> {
+        let body = self.body(&request, true)?;
+        // The timeout covers the wait for the response headers here; the
+        // stream itself applies it to every wait for the next chunk.
+        let response = tokio::time::timeout(self.timeout, self.send(&body))
+            .await
+            .map_err(|_| self.timeout_error())??;
+        if response.is_json() {
+            // A server that ignores `stream: true` (or reports an error in
+            // a 200) answers with one document: read it as a whole answer.
+            let bytes = tokio::time::timeout(self.timeout, self.read_whole(response))
+                .await
+                .map_err(|_| self.timeout_error())??;
+            return Ok(as_stream(self.whole_answer(&bytes)?));
+        }
+        Ok(stream::chat_stream(
+            response.into_body(),
+            self.timeout,
+            Arc::clone(&self.keys),
+        ))
+    }
+}
+
+impl OpenAiCompatible {
+    /// A whole answer's body, up to [`MAX_ANSWER_BYTES`].
+    async fn read_whole(&self, response: Answer) -> Result<Bytes, ProviderError> {
+        let (bytes, cut) = response
+            .read_up_to(MAX_ANSWER_BYTES)
+            .await
+            .map_err(|error| {
+                if error.own_timeout {
+                    self.timeout_error()
+                } else {
+                    ProviderError::Transport(error.message)
+                }
+            })?;
+        if cut {
+            return Err(ProviderError::Other(format!(
+                "the provider's answer is larger than {} MiB",
+                MAX_ANSWER_BYTES >> 20
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// A `chat.completion` document as the answer, or the error it reports.
+    fn whole_answer(&self, bytes: &[u8]) -> Result<ChatResponse, ProviderError> {
+        let completion: Completion = serde_json::from_slice(bytes).map_err(|error| {
             ProviderError::Decode(format!("the answer is not valid JSON: {error}"))
         })?;
         if let Some(message) = completion.error_message() {
@@ -316,30 +356,53 @@ impl ChatProvider for OpenAiCompatible {
                 .unwrap_or_default(),
         })
     }
+}
 
-    async fn chat_stream(&self, request: ChatRequest) -> Result<ChatStream, ProviderError> {
-        let body = self.body(&request, true)?;
-        // The timeout covers the wait for the response headers here; the
-        // stream itself applies it to every wait for the next chunk.
-        let response = tokio::time::timeout(self.timeout, self.send(&body))
-            .await
-            .map_err(|_| self.timeout_error())??;
-        Ok(stream::chat_stream(
-            response.into_body(),
-            self.timeout,
-            Arc::clone(&self.keys),
-        ))
+/// A whole answer as the stream of chunks a streamed one would have been.
+fn as_stream(answer: ChatResponse) -> ChatStream {
+    let mut chunks = Vec::new();
+    if !answer.reasoning.is_empty() {
+        chunks.push(Ok(StreamChunk::Reasoning(answer.reasoning.into())));
     }
+    if !answer.text.is_empty() {
+        chunks.push(Ok(StreamChunk::Text(answer.text.into())));
+    }
+    if answer.usage != TokenUsage::default() {
+        chunks.push(Ok(StreamChunk::Usage(answer.usage)));
+    }
+    Box::pin(futures::stream::iter(chunks))
 }
 
 /// A 2xx (or refused) response whose body is still to be read, from
 /// whichever client sent the request.
 enum Answer {
     Reqwest(reqwest::Response),
-    Plain(plain_http::BodyReader),
+    Plain {
+        body: plain_http::BodyReader,
+        json: bool,
+    },
+}
+
+/// Whether a `Content-Type` value is JSON (`application/json`, with or
+/// without parameters).
+fn is_json_media_type(value: &str) -> bool {
+    let media_type = value.split(';').next().unwrap_or_default();
+    media_type.trim().eq_ignore_ascii_case("application/json")
 }
 
 impl Answer {
+    /// Whether the body is one JSON document rather than an event stream.
+    fn is_json(&self) -> bool {
+        match self {
+            Answer::Reqwest(response) => response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .is_some_and(is_json_media_type),
+            Answer::Plain { json, .. } => *json,
+        }
+    }
+
     /// The body up to `limit` bytes, and whether it was longer.
     async fn read_up_to(self, limit: usize) -> Result<(Bytes, bool), BodyError> {
         let mut body = self.into_body();
@@ -371,10 +434,12 @@ impl Answer {
                     .bytes_stream()
                     .map(|piece| piece.map_err(BodyError::from_reqwest)),
             ),
-            Answer::Plain(body) => Box::pin(futures::stream::unfold(body, |mut body| async {
-                let piece = body.next().await?;
-                Some((piece.map_err(|error| BodyError::from_io(&error)), body))
-            })),
+            Answer::Plain { body, .. } => {
+                Box::pin(futures::stream::unfold(body, |mut body| async {
+                    let piece = body.next().await?;
+                    Some((piece.map_err(|error| BodyError::from_io(&error)), body))
+                }))
+            }
         }
     }
 }

@@ -72,6 +72,8 @@ pub(super) struct PlainHttp {
 /// A response whose head has been read.
 pub(super) struct Response {
     pub status: u16,
+    /// Its `Content-Type` is JSON (see [`super::is_json_media_type`]).
+    pub json: bool,
     pub body: BodyReader,
 }
 
@@ -252,6 +254,7 @@ impl PlainHttp {
                 body.release_if_done();
                 return Ok(Response {
                     status: head.status,
+                    json: head.json,
                     body,
                 });
             }
@@ -394,6 +397,7 @@ struct Head {
     status: u16,
     framing: Framing,
     keep_alive: bool,
+    json: bool,
 }
 
 /// The response head at the start of `buffer`, if it is all there.
@@ -410,6 +414,7 @@ fn parse_head(buffer: &[u8]) -> io::Result<Option<Head>> {
     let mut chunked = false;
     let mut other_coding = false;
     let mut content_length = None;
+    let mut json = false;
     for header in response.headers.iter() {
         let value = std::str::from_utf8(header.value).unwrap_or_default();
         if header.name.eq_ignore_ascii_case("transfer-encoding") {
@@ -429,6 +434,8 @@ fn parse_head(buffer: &[u8]) -> io::Result<Option<Head>> {
                 }
                 content_length = Some(parsed);
             }
+        } else if header.name.eq_ignore_ascii_case("content-type") {
+            json = super::is_json_media_type(value);
         } else if header.name.eq_ignore_ascii_case("connection") {
             for token in value.split(',') {
                 let token = token.trim();
@@ -455,6 +462,7 @@ fn parse_head(buffer: &[u8]) -> io::Result<Option<Head>> {
         status,
         framing,
         keep_alive,
+        json,
     }))
 }
 

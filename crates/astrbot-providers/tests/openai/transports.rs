@@ -591,3 +591,29 @@ async fn a_long_request_arrives_whole_through_both_clients() {
         }
     }
 }
+
+const ERROR_IN_A_200: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: 44\r\n\r\n{\"error\":{\"message\":\"the model is loading\"}}";
+
+#[tokio::test]
+async fn a_provider_that_answers_a_stream_request_whole_is_read_whole() {
+    // Some servers ignore `stream: true` and send one JSON document, an
+    // answer or an error; both clients read it as a whole answer.
+    let (answering, _) = raw_provider(WHOLE_ANSWER, usize::MAX, Close::AtOnce).await;
+    let (failing, _) = raw_provider(ERROR_IN_A_200, usize::MAX, Close::AtOnce).await;
+    for lean in [true, false] {
+        let streamed = stream_from(&answering, lean).await;
+        assert_eq!(streamed.text, "answered", "lean {lean}");
+        assert!(streamed.error.is_none(), "lean {lean}");
+
+        let provider = with_client(raw_config(failing.clone()), lean);
+        let refused = provider
+            .chat_stream(ask("x"))
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("the model is loading"),
+            "lean {lean}: {refused}"
+        );
+    }
+}
