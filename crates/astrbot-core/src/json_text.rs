@@ -56,18 +56,26 @@ fn escape_marks(word: u64) -> u64 {
     (quote | backslash | control) & HIGH_BITS
 }
 
-/// The JSON in `text` as `T`, with each lone surrogate escape read as
-/// U+FFFD. The strict parse comes first, so text without one costs nothing
-/// more; any other error is the strict parser's.
+/// The JSON in `text` as `T`, read as Python reads it: each lone surrogate
+/// escape as U+FFFD, and a key given twice as its last value (serde's
+/// derived readers refuse it; a `Value` keeps the last one). The strict
+/// parse comes first, so text that needs neither costs nothing more; any
+/// other error is the strict parser's.
 pub fn from_python_json<T: DeserializeOwned>(text: &str) -> serde_json::Result<T> {
     let error = match serde_json::from_str(text) {
         Ok(value) => return Ok(value),
         Err(error) => error,
     };
-    match without_lone_surrogates(text) {
-        Some(mended) => serde_json::from_str(&mended).map_err(|_| error),
-        None => Err(error),
+    let mended = without_lone_surrogates(text);
+    if let Some(mended) = &mended {
+        if let Ok(value) = serde_json::from_str(mended) {
+            return Ok(value);
+        }
     }
+    let text = mended.as_deref().unwrap_or(text);
+    serde_json::from_str::<serde_json::Value>(text)
+        .and_then(T::deserialize)
+        .map_err(|_| error)
 }
 
 /// `text` with every lone surrogate escape inside a string replaced by
@@ -189,6 +197,29 @@ mod tests {
             assert!(serde_json::from_str::<Value>(text).is_err(), "{text}");
             assert_eq!(from_python_json::<Value>(text).unwrap(), expected, "{text}");
         }
+    }
+
+    #[test]
+    fn a_key_given_twice_reads_as_its_last_value() {
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        struct Message {
+            role: String,
+            content: String,
+        }
+        let text = r#"{"role": "user", "content": "first", "content": "last \ud83d"}"#;
+        assert!(
+            serde_json::from_str::<Message>(text).is_err(),
+            "serde refuses it"
+        );
+        assert_eq!(
+            from_python_json::<Message>(text).unwrap(),
+            Message {
+                role: "user".into(),
+                content: "last \u{fffd}".into()
+            }
+        );
+        // Still refused: a field of the wrong type.
+        assert!(from_python_json::<Message>(r#"{"role": 1, "content": "x"}"#).is_err());
     }
 
     #[test]

@@ -53,19 +53,14 @@ impl ToolCalls {
 }
 
 /// A call's id, when it is a string. Read without the rest of the call
-/// (whatever numbers it holds); a key given twice, which that read
-/// refuses, counts as its last value, as Python reads it.
+/// (whatever numbers it holds).
 fn call_id(call: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Call {
         #[serde(default)]
         id: Option<Value>,
     }
-    let id = match from_python_json::<Call>(call) {
-        Ok(call) => call.id?,
-        Err(_) => from_python_json::<Value>(call).ok()?.get_mut("id")?.take(),
-    };
-    match id {
+    match from_python_json::<Call>(call).ok()?.id? {
         Value::String(id) => Some(id),
         _ => None,
     }

@@ -9,9 +9,7 @@ use astrbot_core::store::PersonaRecord;
 use astrbot_core::{ChatMessage, ContentPart, MessageContent, Store};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
 
 use super::parts::{plain_text, UserPart};
 use crate::config::LoadedConfig;
@@ -69,7 +67,9 @@ pub fn persona_messages(config: &LoadedConfig, choice: &PersonaChoice) -> Vec<Ch
 pub fn readable_history(stored: &[Box<RawValue>], room: usize) -> Vec<ChatMessage> {
     let messages = stored
         .iter()
-        .filter_map(|message| read_message(message.get()))
+        // As Python reads them: half a surrogate pair as U+FFFD, a key
+        // given twice as its last value.
+        .filter_map(|message| from_python_json::<ChatMessage>(message.get()).ok())
         .map(|mut message| {
             // Only a list of calls is a call.
             if !message.tool_calls.as_ref().is_some_and(ToolCalls::is_list) {
@@ -115,19 +115,6 @@ pub fn readable_history(stored: &[Box<RawValue>], room: usize) -> Vec<ChatMessag
         }
     }
     sendable
-}
-
-/// A stored message as the model gets it, or `None` when it is not one.
-/// Python writes half a surrogate pair as it is, and the message reads it
-/// as U+FFFD. A message is read straight from its text, without a tree of
-/// values; that read refuses a key given twice, which Python reads as its
-/// last value, so such a message is read again through a value, as Python
-/// reads it.
-fn read_message(text: &str) -> Option<ChatMessage> {
-    from_python_json::<ChatMessage>(text).ok().or_else(|| {
-        let value: Value = from_python_json(text).ok()?;
-        ChatMessage::deserialize(value).ok()
-    })
 }
 
 /// Whether a message has something to send besides tool calls: text, or a
@@ -319,7 +306,7 @@ fn title_case(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn turn(role: &str, text: &str) -> ChatMessage {
         ChatMessage::text(role, text)
