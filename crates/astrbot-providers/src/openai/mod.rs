@@ -282,9 +282,7 @@ impl ChatProvider for OpenAiCompatible {
             self.read_whole(response).await
         };
         // One deadline for everything: key retries and reading the body.
-        let bytes = tokio::time::timeout(self.timeout, answer)
-            .await
-            .map_err(|_| self.timeout_error())??;
+        let bytes = self.in_time(answer).await?;
         self.whole_answer(&bytes)
     }
 
@@ -292,15 +290,11 @@ impl ChatProvider for OpenAiCompatible {
         let body = self.body(&request, true)?;
         // The timeout covers the wait for the response headers here; the
         // stream itself applies it to every wait for the next chunk.
-        let response = tokio::time::timeout(self.timeout, self.send(&body))
-            .await
-            .map_err(|_| self.timeout_error())??;
+        let response = self.in_time(self.send(&body)).await?;
         if response.is_json() {
             // A server that ignores `stream: true` (or reports an error in
             // a 200) answers with one document: read it as a whole answer.
-            let bytes = tokio::time::timeout(self.timeout, self.read_whole(response))
-                .await
-                .map_err(|_| self.timeout_error())??;
+            let bytes = self.in_time(self.read_whole(response)).await?;
             return Ok(as_stream(self.whole_answer(&bytes)?));
         }
         Ok(stream::chat_stream(
@@ -312,6 +306,17 @@ impl ChatProvider for OpenAiCompatible {
 }
 
 impl OpenAiCompatible {
+    /// `work`, or the timeout error if it takes longer than the provider's
+    /// timeout.
+    async fn in_time<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, ProviderError>>,
+    ) -> Result<T, ProviderError> {
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| self.timeout_error())?
+    }
+
     /// A whole answer's body, up to [`MAX_ANSWER_BYTES`].
     async fn read_whole(&self, response: Answer) -> Result<Bytes, ProviderError> {
         let (bytes, cut) = response
