@@ -4,6 +4,7 @@
 //! keep-alive connections, close-delimited bodies, bytes arriving one at a
 //! time).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,25 +84,30 @@ async fn raw_provider(
     answers_per_connection: usize,
     close: Close,
 ) -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/v1", listener.local_addr().unwrap());
     let connections = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&connections);
+    let base = raw_server(move |socket| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        answer_requests(socket, answer, answers_per_connection, close)
+    })
+    .await;
+    (base, connections)
+}
+
+/// A provider on raw sockets, at the base URL returned: each connection
+/// is handed to `serve`, in a task of its own.
+async fn raw_server<Serving>(serve: impl Fn(TcpStream) -> Serving + Send + 'static) -> String
+where
+    Serving: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
     tokio::spawn(async move {
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                return;
-            };
-            counted.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(answer_requests(
-                socket,
-                answer,
-                answers_per_connection,
-                close,
-            ));
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(serve(socket));
         }
     });
-    (base, connections)
+    base
 }
 
 async fn answer_requests(
@@ -298,24 +304,19 @@ async fn a_redirect_is_followed_by_both_clients() {
     // A local server that moved its API: the old path answers 307 (which
     // keeps the method and body), the new one answers.
     const MOVED: &[u8] = b"HTTP/1.1 307 Temporary Redirect\r\nlocation: /v2/chat/completions\r\ncontent-length: 0\r\n\r\n";
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/v1", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                while let Some(request) = read_whole_request(&mut socket).await {
-                    let answer = match request {
-                        old if old.starts_with("POST /v1/") => MOVED,
-                        streamed if streamed.contains("\"stream\":true") => STREAMED,
-                        _ => WHOLE_ANSWER,
-                    };
-                    if socket.write_all(answer).await.is_err() {
-                        return;
-                    }
-                }
-            });
+    let base = raw_server(|mut socket| async move {
+        while let Some(request) = read_whole_request(&mut socket).await {
+            let answer = match request {
+                old if old.starts_with("POST /v1/") => MOVED,
+                streamed if streamed.contains("\"stream\":true") => STREAMED,
+                _ => WHOLE_ANSWER,
+            };
+            if socket.write_all(answer).await.is_err() {
+                return;
+            }
         }
-    });
+    })
+    .await;
 
     for lean in [true, false] {
         let provider = with_client(raw_config(base.clone()), lean);
@@ -367,24 +368,21 @@ async fn a_key_with_a_line_break_is_never_sent() {
 async fn connections_the_provider_closed_are_let_go_without_waiting_for_a_request() {
     // Each connection gets one answer, then the provider closes its end
     // and waits to see ours closed.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/v1", listener.local_addr().unwrap());
     let let_go = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&let_go);
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let counted = Arc::clone(&counted);
-            tokio::spawn(async move {
-                read_request(&mut socket).await;
-                socket.write_all(WHOLE_ANSWER).await.unwrap();
-                socket.shutdown().await.unwrap();
-                let mut rest = Vec::new();
-                if socket.read_to_end(&mut rest).await.is_ok() {
-                    counted.fetch_add(1, Ordering::SeqCst);
-                }
-            });
+    let base = raw_server(move |mut socket| {
+        let counted = Arc::clone(&counted);
+        async move {
+            read_request(&mut socket).await;
+            socket.write_all(WHOLE_ANSWER).await.unwrap();
+            socket.shutdown().await.unwrap();
+            let mut rest = Vec::new();
+            if socket.read_to_end(&mut rest).await.is_ok() {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
         }
-    });
+    })
+    .await;
     let provider = with_client(raw_config(base), true);
     let chats = (0..3).map(|_| provider.chat(ask("x")));
     for answer in futures::future::join_all(chats).await {
@@ -486,25 +484,20 @@ async fn a_request_refused_before_it_was_read_whole_gets_the_providers_answer() 
     // allows before a status line.
     for before in ["", "HTTP/1.1 100 Continue\r\n\r\n", "\r\n"] {
         for keep_open in [false, true] {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let base = format!("http://{}/v1", listener.local_addr().unwrap());
-            tokio::spawn(async move {
-                while let Ok((mut socket, _)) = listener.accept().await {
-                    tokio::spawn(async move {
-                        let mut head = vec![0u8; 4096];
-                        let _ = socket.read(&mut head).await;
-                        let body = r#"{"error":{"message":"the request is too long","type":"invalid_request_error"}}"#;
-                        let answer = format!(
-                            "{before}HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        let _ = socket.write_all(answer.as_bytes()).await;
-                        if keep_open {
-                            tokio::time::sleep(Duration::from_secs(60)).await;
-                        }
-                    });
+            let base = raw_server(move |mut socket| async move {
+                let mut head = vec![0u8; 4096];
+                let _ = socket.read(&mut head).await;
+                let body = r#"{"error":{"message":"the request is too long","type":"invalid_request_error"}}"#;
+                let answer = format!(
+                    "{before}HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+                if keep_open {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
                 }
-            });
+            })
+            .await;
 
             let long = "x".repeat(16 * 1024 * 1024);
             for lean in [true, false] {
@@ -530,25 +523,22 @@ async fn a_request_the_provider_acknowledged_is_not_sent_again() {
     // The first request leaves its connection idle; the provider reads the
     // second one whole, says `100 Continue` and closes: it had the request,
     // which must not reach it twice, even on a reused connection.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/v1", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&requests);
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let counted = Arc::clone(&counted);
-            tokio::spawn(async move {
-                while read_request(&mut socket).await {
-                    if counted.fetch_add(1, Ordering::SeqCst) == 0 {
-                        let _ = socket.write_all(WHOLE_ANSWER).await;
-                    } else {
-                        let _ = socket.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
-                        return;
-                    }
+    let base = raw_server(move |mut socket| {
+        let counted = Arc::clone(&counted);
+        async move {
+            while read_request(&mut socket).await {
+                if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let _ = socket.write_all(WHOLE_ANSWER).await;
+                } else {
+                    let _ = socket.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
+                    return;
                 }
-            });
+            }
         }
-    });
+    })
+    .await;
 
     let provider = with_client(raw_config(base), true);
     assert_eq!(provider.chat(ask("x")).await.unwrap().text, "answered");
@@ -560,22 +550,19 @@ async fn a_request_the_provider_acknowledged_is_not_sent_again() {
 #[tokio::test]
 async fn a_long_request_arrives_whole_through_both_clients() {
     // Longer than what the lean client sends in one write with its head.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/v1", listener.local_addr().unwrap());
     let (received, mut requests) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let received = received.clone();
-            tokio::spawn(async move {
-                while let Some(request) = read_whole_request(&mut socket).await {
-                    let _ = received.send(request);
-                    if socket.write_all(WHOLE_ANSWER).await.is_err() {
-                        return;
-                    }
+    let base = raw_server(move |mut socket| {
+        let received = received.clone();
+        async move {
+            while let Some(request) = read_whole_request(&mut socket).await {
+                let _ = received.send(request);
+                if socket.write_all(WHOLE_ANSWER).await.is_err() {
+                    return;
                 }
-            });
+            }
         }
-    });
+    })
+    .await;
 
     let long: String = (0..200_000)
         .map(|i| char::from(b'a' + (i % 26) as u8))
