@@ -471,6 +471,59 @@ async fn a_stored_emoji_cut_in_half_does_not_block_the_session() {
 }
 
 #[tokio::test]
+async fn a_conversation_that_cannot_be_started_is_reported_in_the_answer() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let body = |text: &str| json!({"message": text, "username": "u", "session_id": "blocked"});
+    // A database that refuses new conversations, as a full disk or a
+    // damaged table would: the turn cannot reach the model.
+    let database = rusqlite::Connection::open(app.data_dir().join("astrbot-rs.db")).unwrap();
+    database
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON conversations \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        )
+        .unwrap();
+
+    let refused = app.chat(&key, body("first")).await;
+    assert_eq!(
+        refused.text(),
+        "Error occurred while processing agent request: \
+         the conversation could not be loaded; please try again."
+    );
+    assert_eq!(
+        refused.types(),
+        ["session_id", "plain", "message_saved", "end"]
+    );
+    assert!(app.chat_requests().is_empty(), "the model was not called");
+
+    database.execute_batch("DROP TRIGGER refuse;").unwrap();
+    assert_eq!(app.chat(&key, body("second")).await.text(), "Echo: second");
+
+    let turns = store_of(&app)
+        .await
+        .list_history("webchat", "blocked")
+        .await
+        .unwrap();
+    let texts: Vec<&str> = turns
+        .iter()
+        .map(|turn| turn.content["message"][0]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 4, "{texts:?}");
+    assert!(texts.contains(&"first") && texts.contains(&"second"));
+    assert!(texts.iter().any(|text| text.starts_with("Error occurred")));
+    // The failed turn stays out of what the model sees next.
+    let requests = app.chat_requests();
+    let spoken: Vec<&Value> = requests[0]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|message| message["role"] != "system")
+        .collect();
+    assert_eq!(spoken, [&json!({"role": "user", "content": "second"})]);
+}
+
+#[tokio::test]
 async fn personas_stored_by_astrbot_are_chosen_as_astrbot_chooses_them() {
     let app = spawn_app_with(Behaviour::default(), |config| {
         config["provider_settings"]["default_personality"] = json!("pirate");

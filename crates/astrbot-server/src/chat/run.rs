@@ -69,6 +69,11 @@ fn stored_message(message: &ChatMessage) -> Box<RawValue> {
     serde_json::value::to_raw_value(message).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
+/// The answer shown when a turn's conversation could not be loaded; the
+/// opening is AstrBot's wording for an agent's error.
+const UNLOADED_CONVERSATION: &str = "Error occurred while processing agent request: \
+     the conversation could not be loaded; please try again.";
+
 /// What a turn reads before it picks a provider; see `ChatService::chat_state`.
 struct TurnState {
     preferred_provider: Option<Value>,
@@ -130,7 +135,9 @@ impl ChatService {
                             .await
                     }
                     Err(error) => {
-                        tracing::error!(%error, umo = %turn.umo, "could not load the conversation")
+                        tracing::error!(%error, umo = %turn.umo, "could not load the conversation");
+                        self.report_unloaded_conversation(&config, &turn, &events)
+                            .await;
                     }
                 }
             }
@@ -401,7 +408,7 @@ impl ChatService {
                 message_id: turn.message_id.clone(),
             })
             .await;
-        self.save_bot_turn(turn, &answer, Some(&stats), events, next)
+        self.save_bot_turn(turn, &answer, Some(&stats), events, Some(next))
             .await;
         answer
     }
@@ -442,7 +449,8 @@ impl ChatService {
         events
             .send(plain(answer.text.as_str().into(), false, None, turn))
             .await;
-        self.save_bot_turn(turn, &answer, None, events, next).await;
+        self.save_bot_turn(turn, &answer, None, events, Some(next))
+            .await;
         let stats = AgentStats {
             usage: answer.usage,
             start_time: start,
@@ -451,6 +459,29 @@ impl ChatService {
         };
         events.send(ChatEvent::AgentStats(stats)).await;
         answer
+    }
+
+    /// Tells the user that the turn could not go to the model because its
+    /// conversation could not be read or started (the database failing,
+    /// say), as AstrBot shows an agent's error: as the answer's text, kept
+    /// in the history. The conversation itself is left as it was.
+    async fn report_unloaded_conversation(
+        &self,
+        config: &LoadedConfig,
+        turn: &ChatTurn,
+        events: &EventSink,
+    ) {
+        let answer = Answer {
+            text: UNLOADED_CONVERSATION.to_owned(),
+            reasoning: String::new(),
+            usage: TokenUsage::default(),
+            failed: true,
+        };
+        let streaming = turn.streaming.unwrap_or(config.chat.streaming_response);
+        events
+            .send(plain(answer.text.as_str().into(), streaming, None, turn))
+            .await;
+        self.save_bot_turn(turn, &answer, None, events, None).await;
     }
 
     /// Writes the bot turn to the UI history and, when the answer is kept,
@@ -462,7 +493,7 @@ impl ChatService {
         answer: &Answer,
         stats: Option<&AgentStats>,
         events: &EventSink,
-        next: NextConversation,
+        next: Option<NextConversation>,
     ) {
         let mut message = Vec::new();
         if !answer.text.is_empty() {
@@ -477,7 +508,9 @@ impl ChatService {
         }
         // A failed answer is shown and kept in the history, but the model
         // does not see it next time.
-        let conversation = (!answer.failed).then(|| next.with_answer(answer));
+        let conversation = next
+            .filter(|_| !answer.failed)
+            .map(|next| next.with_answer(answer));
         let saved = self
             .store
             .save_answer(
