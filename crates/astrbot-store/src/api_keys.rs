@@ -4,6 +4,7 @@
 use astrbot_core::json_text::from_python_json;
 use astrbot_core::store::{ApiKeyRecord, NewApiKey};
 use chrono::{DateTime, Utc};
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, Row};
 use serde_json::Value;
 
@@ -143,14 +144,14 @@ pub(crate) fn delete(connection: &Connection, key_id: &str) -> DbResult<bool> {
 }
 
 fn from_row(row: &Row) -> DbResult<ApiKeyRecord> {
-    let scopes: Option<String> = row.get("scopes")?;
+    let scopes = stored_scopes(row.get_ref("scopes")?);
     Ok(ApiKeyRecord {
         key_id: row.get("key_id")?,
         name: row.get("name")?,
         key_hash: row.get("key_hash")?,
         lookup_hash: row.get("lookup_hash")?,
         key_prefix: row.get("key_prefix")?,
-        scopes: scopes.as_deref().and_then(decode_scopes),
+        scopes,
         created_by: row.get("created_by")?,
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
@@ -158,6 +159,18 @@ fn from_row(row: &Row) -> DbResult<ApiKeyRecord> {
         expires_at: opt_ts(row, "expires_at")?,
         revoked_at: opt_ts(row, "revoked_at")?,
     })
+}
+
+/// The scopes a stored value grants. SQLite keeps whatever type was written:
+/// text and blobs hold JSON (Python's `json` reads both), and a number or
+/// NULL is no list, so all scopes apply, as for any value that is not one.
+fn stored_scopes(value: ValueRef<'_>) -> Option<Vec<String>> {
+    match value {
+        ValueRef::Text(text) | ValueRef::Blob(text) => {
+            decode_scopes(std::str::from_utf8(text).ok()?)
+        }
+        ValueRef::Integer(_) | ValueRef::Real(_) | ValueRef::Null => None,
+    }
 }
 
 /// `None` (all scopes apply, as in AstrBot) when the text is not a JSON list,

@@ -439,6 +439,20 @@ async fn scopes_decode_to_none_unless_a_list() {
         let expected = expected.map(|v| v.into_iter().map(str::to_owned).collect::<Vec<_>>());
         assert_eq!(scopes, expected, "stored {stored:?}");
     }
+    // Values of other SQLite types, written by hand or by another tool,
+    // read the same way instead of failing every request with the key.
+    let typed = [
+        ("5", None),
+        ("1.5", None),
+        (r#"CAST('["im"]' AS BLOB)"#, Some(vec!["im".to_owned()])),
+        ("X'FF'", None),
+    ];
+    for (stored, expected) in typed {
+        let sql = format!("UPDATE api_keys SET scopes = {stored} WHERE key_id = 'a'");
+        exec(&store, &sql, []).await;
+        let scopes = store.get_api_key("a").await.unwrap().unwrap().scopes;
+        assert_eq!(scopes, expected, "stored {stored}");
+    }
 }
 
 #[tokio::test]
