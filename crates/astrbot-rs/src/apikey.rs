@@ -13,9 +13,6 @@ use chrono::Utc;
 
 use crate::cli::ApikeyCommand;
 
-/// The admin API's bound too: about 27 000 years.
-const MAX_EXPIRY_DAYS: u32 = 10_000_000;
-
 pub async fn run(root: DataRoot, command: ApikeyCommand) -> anyhow::Result<()> {
     crate::require_root(&root)?;
     root.create_dirs().with_context(|| {
@@ -77,11 +74,9 @@ async fn create(
         bail!("At least one valid scope is required");
     }
     let expires_at = match expires_in_days {
-        Some(0) => bail!("expires_in_days must be greater than 0"),
-        Some(days) if days > MAX_EXPIRY_DAYS => {
-            bail!("expires_in_days must be at most {MAX_EXPIRY_DAYS}")
+        Some(days) => {
+            Some(api_key::expiry_after_days(i64::from(days)).map_err(anyhow::Error::msg)?)
         }
-        Some(days) => Some(astrbot_core::time::now() + chrono::Duration::days(i64::from(days))),
         None => None,
     };
     let name = match name.trim() {
@@ -120,13 +115,30 @@ async fn list(store: &SqliteStore) -> anyhow::Result<()> {
             key.scopes.clone().map_or("*".to_owned(), |s| s.join(",")),
             short_time(key.expires_at, "never"),
             short_time(key.last_used_at, "-"),
-            key.name
+            printable(&key.name)
         );
     }
     if keys.is_empty() {
         eprintln!("no API keys yet: create one with `astrbot-rs apikey create --name NAME`");
     }
     Ok(())
+}
+
+/// `text` safe to print on a terminal: anyone who may create keys names
+/// them, and a control character (an escape sequence, a line break) or a
+/// reordering mark would let a name rewrite the table. Those are printed
+/// escaped (`\u{1b}`, `\n`).
+fn printable(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for character in text.chars() {
+        let reorders = matches!(character, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        if character.is_control() || reorders {
+            shown.extend(character.escape_default());
+        } else {
+            shown.push(character);
+        }
+    }
+    shown
 }
 
 fn status(key: &ApiKeyRecord) -> &'static str {

@@ -149,7 +149,7 @@ async fn creating_a_config_without_data_is_refused() {
     let (_, empty) = app
         .admin_post(&token, "/api/config/abconf/new", json!({}))
         .await;
-    let not_json = into_json(
+    let (status, not_json) = into_json(
         app.client
             .post(app.url("/api/config/abconf/new"))
             .bearer_auth(&token)
@@ -158,12 +158,12 @@ async fn creating_a_config_without_data_is_refused() {
             .await
             .unwrap(),
     )
-    .await
-    .1;
+    .await;
     let list = info_list(&app, &token).await;
 
     assert_eq!(empty, error("缺少配置数据"));
-    assert_eq!(not_json, error("缺少配置数据"));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(not_json, error("Request body is not valid JSON"));
     assert_eq!(list.len(), 1);
 }
 

@@ -252,6 +252,59 @@ async fn a_missing_or_null_expiry_makes_a_permanent_key() {
 }
 
 #[tokio::test]
+async fn an_expiry_past_year_9999_is_refused_and_the_latest_one_works() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+
+    // Past the end of year 9999 a timestamp no longer fits the stored form.
+    let refused = create(&app, &token, json!({"expires_in_days": 2_912_104})).await;
+    let message = refused["message"].as_str().unwrap();
+    let most: i64 = message
+        .strip_prefix("expires_in_days must be at most ")
+        .and_then(|days| days.parse().ok())
+        .unwrap_or_else(|| panic!("{refused}"));
+    assert!(list(&app, &token).await.is_empty(), "nothing was created");
+
+    let latest = create(&app, &token, json!({"expires_in_days": most})).await;
+    assert_eq!(latest["status"], "ok", "{latest}");
+    let expires_at = instant(&latest["data"]["expires_at"]);
+    assert_eq!(expires_at.format("%Y").to_string(), "9999");
+    let plaintext = latest["data"]["api_key"].as_str().unwrap();
+    let (status, _) = app.get("/api/v1/im/bots", Some(plaintext)).await;
+    assert_eq!(status, StatusCode::OK, "the key works");
+    assert_eq!(list(&app, &token).await.len(), 1, "and lists");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_creates_no_key() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let post = |body: &'static [u8]| {
+        reqwest::Client::new()
+            .post(app.url("/api/apikey/create"))
+            .bearer_auth(&token)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    // Read as `{}`, this would have made a key with every scope and no expiry.
+    let trailing_comma = post(br#"{"name": "ro", "scopes": ["im"], "expires_in_days": 1,}"#);
+    let (status, answer) = into_json(trailing_comma.await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer, error("Request body is not valid JSON"));
+    assert!(list(&app, &token).await.is_empty());
+
+    // A byte order mark, as some Windows tools write, is JSON to Python.
+    let with_bom =
+        post(b"\xEF\xBB\xBF{\"name\": \"ci\", \"scopes\": [\"config\"], \"expires_in_days\": 7}");
+    let (status, answer) = into_json(with_bom.await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["data"]["scopes"], json!(["config"]), "{answer}");
+    assert!(answer["data"]["expires_at"].is_string(), "{answer}");
+}
+
+#[tokio::test]
 async fn an_empty_name_becomes_untitled_and_names_are_trimmed() {
     let app = spawn_app().await;
     let token = app.admin_token().await;

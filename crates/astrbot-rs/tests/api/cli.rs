@@ -311,20 +311,49 @@ fn a_missing_data_root_is_refused_instead_of_created() {
 }
 
 #[test]
+fn key_names_cannot_write_to_the_terminal() {
+    let root = temp_root();
+    let name = "multi\nline\u{1b}[31mred\u{202e}";
+    let (ok, _, stderr) = run(&root, &["apikey", "create", "--name", name]);
+    assert!(ok, "{stderr}");
+
+    let (ok, listed, _) = run(&root, &["apikey", "list"]);
+
+    assert!(ok);
+    assert!(
+        !listed.contains('\u{1b}') && !listed.contains('\u{202e}'),
+        "{listed:?}"
+    );
+    assert_eq!(
+        listed.lines().count(),
+        2,
+        "a header and one row: {listed:?}"
+    );
+    assert!(
+        listed.contains(r"multi\nline\u{1b}[31mred\u{202e}"),
+        "{listed:?}"
+    );
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
 fn an_absurd_expiry_is_refused_not_a_crash() {
     let root = temp_root();
 
-    let (ok, _, stderr) = run(
-        &root,
-        &["apikey", "create", "--expires-in-days", "4294967295"],
-    );
+    // The second is past the end of year 9999, which stored timestamps end at.
+    for days in ["4294967295", "2932897"] {
+        let (ok, _, stderr) = run(&root, &["apikey", "create", "--expires-in-days", days]);
 
-    assert!(!ok);
-    assert!(
-        stderr.contains("expires_in_days must be at most"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!ok);
+        assert!(
+            stderr.contains("expires_in_days must be at most"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let (ok, listed, _) = run(&root, &["apikey", "list"]);
+    assert!(ok, "the list still reads");
+    assert!(!listed.contains("abk_"), "{listed}");
     let _ = std::fs::remove_dir_all(root);
 }
 

@@ -11,7 +11,7 @@ use astrbot_core::store::{ApiKeyRecord, NewApiKey};
 use astrbot_core::{Store, StoreResult};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -57,6 +57,26 @@ pub fn generate() -> GeneratedKey {
         lookup_hash: lookup_hash(&plaintext),
         plaintext,
     }
+}
+
+/// When a key made now for `days` days expires. Timestamps are stored as
+/// text with a four-digit year (as AstrBot stores them, and compares them
+/// as text), so the latest expiry is the end of year 9999; AstrBot itself
+/// cannot compute dates past it.
+pub fn expiry_after_days(days: i64) -> Result<DateTime<Utc>, String> {
+    if days <= 0 {
+        return Err("expires_in_days must be greater than 0".to_owned());
+    }
+    let now = astrbot_core::time::now();
+    let last_day = NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|day| day.and_hms_opt(23, 59, 59))
+        .map(|last| last.and_utc())
+        .unwrap_or(now);
+    let most = (last_day - now).num_days();
+    if days > most {
+        return Err(format!("expires_in_days must be at most {most}"));
+    }
+    Ok(now + Duration::days(days))
 }
 
 /// Generates a key and stores it; returns the record and the plaintext,

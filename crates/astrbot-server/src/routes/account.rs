@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use serde_json::{json, Value};
 
-use super::python::{object_body, to_str};
+use super::python::{to_str, PythonBody};
 use crate::auth::password::{md5_hex, same};
 use crate::json::Envelope;
 use crate::state::AppState;
@@ -17,8 +16,7 @@ use crate::state::AppState;
 /// so that a stolen token cannot be used to guess the password quickly.
 const FAILED_CHECK_DELAY: Duration = Duration::from_secs(3);
 
-pub async fn edit_account(State(state): State<AppState>, body: Bytes) -> Envelope {
-    let body = object_body(&body);
+pub async fn edit_account(State(state): State<AppState>, PythonBody(body): PythonBody) -> Envelope {
     let text = |key: &str| match body.get(key) {
         None | Some(Value::Null) => String::new(),
         Some(value) => to_str(value),

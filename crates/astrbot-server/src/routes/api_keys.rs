@@ -1,13 +1,12 @@
 //! `/api/apikey/*`: the admin endpoints that create, list, revoke and
 //! delete developer API keys, with AstrBot's validation rules and messages.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::Extension;
 use chrono::Utc;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::python::{object_body, to_int, to_str, truthy};
+use super::python::{to_int, to_str, truthy, PythonBody};
 use crate::auth::api_key::{self, ALL_SCOPES};
 use crate::auth::AdminIdentity;
 use crate::json::Envelope;
@@ -16,9 +15,6 @@ use astrbot_core::store::ApiKeyRecord;
 use astrbot_core::time::iso;
 
 const UNTITLED: &str = "Untitled API Key";
-
-/// Keys cannot outlive the calendar; this is about 27 000 years.
-const MAX_EXPIRY_DAYS: i64 = 10_000_000;
 
 pub async fn list_keys(State(state): State<AppState>) -> Envelope {
     match state.store.list_api_keys().await {
@@ -30,10 +26,8 @@ pub async fn list_keys(State(state): State<AppState>) -> Envelope {
 pub async fn create_key(
     State(state): State<AppState>,
     admin: Option<Extension<AdminIdentity>>,
-    body: Bytes,
+    PythonBody(body): PythonBody,
 ) -> Envelope {
-    let body = object_body(&body);
-
     let name = match body.get("name") {
         None | Some(Value::Null) => String::new(),
         Some(value) => to_str(value).trim().to_owned(),
@@ -69,15 +63,10 @@ pub async fn create_key(
             let Some(days) = to_int(value) else {
                 return Envelope::error("expires_in_days must be an integer");
             };
-            if days <= 0 {
-                return Envelope::error("expires_in_days must be greater than 0");
+            match api_key::expiry_after_days(days) {
+                Ok(expiry) => Some(expiry),
+                Err(message) => return Envelope::error(message),
             }
-            if days > MAX_EXPIRY_DAYS {
-                return Envelope::error(format!(
-                    "expires_in_days must be at most {MAX_EXPIRY_DAYS}"
-                ));
-            }
-            Some(astrbot_core::time::now() + chrono::Duration::days(days))
         }
     };
 
@@ -94,7 +83,7 @@ pub async fn create_key(
     }
 }
 
-pub async fn revoke_key(State(state): State<AppState>, body: Bytes) -> Envelope {
+pub async fn revoke_key(State(state): State<AppState>, PythonBody(body): PythonBody) -> Envelope {
     let Some(key_id) = key_id(&body) else {
         return Envelope::error("Missing key: key_id");
     };
@@ -112,7 +101,7 @@ pub async fn revoke_key(State(state): State<AppState>, body: Bytes) -> Envelope 
     }
 }
 
-pub async fn delete_key(State(state): State<AppState>, body: Bytes) -> Envelope {
+pub async fn delete_key(State(state): State<AppState>, PythonBody(body): PythonBody) -> Envelope {
     let Some(key_id) = key_id(&body) else {
         return Envelope::error("Missing key: key_id");
     };
@@ -126,8 +115,7 @@ pub async fn delete_key(State(state): State<AppState>, body: Bytes) -> Envelope 
     }
 }
 
-fn key_id(body: &Bytes) -> Option<String> {
-    let body = object_body(body);
+fn key_id(body: &Map<String, Value>) -> Option<String> {
     // AstrBot's `if not key_id`: `0`, `false`, `[]` and `{}` are missing too.
     body.get("key_id").filter(|id| truthy(id)).map(to_str)
 }

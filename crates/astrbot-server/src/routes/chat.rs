@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use crate::auth::middleware::AdminIdentity;
 use crate::json::Envelope;
 use crate::routes::open_api::{chat, sessions};
-use crate::routes::python::object_body;
+use crate::routes::python::PythonBody;
 use crate::state::AppState;
 use astrbot_core::time::iso;
 
@@ -34,9 +34,8 @@ type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
 pub async fn send(
     State(state): State<AppState>,
     Extension(admin): Extension<AdminIdentity>,
-    body: Bytes,
+    PythonBody(mut payload): PythonBody,
 ) -> Response {
-    let mut payload = object_body(&body);
     // The posted name, if any, is not the caller's to choose.
     payload.remove("username");
     chat::accept_turn(&state, admin.username, payload).await

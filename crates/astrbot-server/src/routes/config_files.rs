@@ -3,11 +3,10 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use serde_json::{json, Value};
 
-use super::python::{is_empty_body, object_body, to_str};
+use super::python::{is_empty_body, to_str, PythonBody};
 use crate::config::{ConfigInfo, RegistryError, DEFAULT_CONFIG_ID};
 use crate::json::Envelope;
 use crate::state::AppState;
@@ -38,8 +37,10 @@ pub async fn get_config(
     }
 }
 
-pub async fn create_config(State(state): State<AppState>, body: Bytes) -> Envelope {
-    let body = object_body(&body);
+pub async fn create_config(
+    State(state): State<AppState>,
+    PythonBody(body): PythonBody,
+) -> Envelope {
     if is_empty_body(&body) {
         return Envelope::error(MISSING_BODY);
     }
@@ -54,8 +55,10 @@ pub async fn create_config(State(state): State<AppState>, body: Bytes) -> Envelo
     }
 }
 
-pub async fn rename_config(State(state): State<AppState>, body: Bytes) -> Envelope {
-    let body = object_body(&body);
+pub async fn rename_config(
+    State(state): State<AppState>,
+    PythonBody(body): PythonBody,
+) -> Envelope {
     if is_empty_body(&body) {
         return Envelope::error(MISSING_BODY);
     }
@@ -69,8 +72,10 @@ pub async fn rename_config(State(state): State<AppState>, body: Bytes) -> Envelo
     }
 }
 
-pub async fn delete_config(State(state): State<AppState>, body: Bytes) -> Envelope {
-    let body = object_body(&body);
+pub async fn delete_config(
+    State(state): State<AppState>,
+    PythonBody(body): PythonBody,
+) -> Envelope {
     if is_empty_body(&body) {
         return Envelope::error(MISSING_BODY);
     }
@@ -88,8 +93,7 @@ pub async fn delete_config(State(state): State<AppState>, body: Bytes) -> Envelo
 
 /// Saves a whole config (`{conf_id, config}`); a missing `conf_id` means the
 /// default config.
-pub async fn save_config(State(state): State<AppState>, body: Bytes) -> Envelope {
-    let body = object_body(&body);
+pub async fn save_config(State(state): State<AppState>, PythonBody(body): PythonBody) -> Envelope {
     if is_empty_body(&body) {
         return Envelope::error(MISSING_BODY);
     }

@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use serde_json::json;
 
-use super::python::{object_body, to_str};
+use super::python::{to_str, PythonBody};
 use crate::auth::jwt;
 use crate::auth::password::{md5_hex, same};
 use crate::config::LoadedConfig;
@@ -16,8 +15,7 @@ use crate::state::AppState;
 /// A failed login is answered this late, as AstrBot does, to slow guessing.
 const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(3);
 
-pub async fn login(State(state): State<AppState>, body: Bytes) -> Envelope {
-    let body = object_body(&body);
+pub async fn login(State(state): State<AppState>, PythonBody(body): PythonBody) -> Envelope {
     let username = body.get("username").map(to_str).unwrap_or_default();
     let password = body.get("password").map(to_str).unwrap_or_default();
     let dashboard = state.configs.default_config().dashboard();

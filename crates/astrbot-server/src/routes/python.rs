@@ -1,14 +1,57 @@
 //! Python's conversions as AstrBot applies them to request values (`str()`,
 //! `int()`, truthiness), so that edge cases answer the way they do there.
 
+use astrbot_core::json_text::from_python_json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-/// The request body as a JSON object; anything else reads as `{}`, like
-/// AstrBot's lenient `request.json or {}`.
-pub fn object_body(body: &[u8]) -> Map<String, Value> {
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
+use crate::json::Envelope;
+
+/// What Python's `json.loads` skips at the start of a body given as bytes.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A request's JSON body, read as AstrBot's handlers read it
+/// (`request.json or {}`); see [`object_body`].
+pub struct PythonBody(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for PythonBody {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        object_body(&bytes)
+            .map(PythonBody)
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+/// The request body as a JSON object. An empty body, and JSON that Python
+/// counts as false (`null`, `0`, `""`, `[]`), read as `{}`, like AstrBot's
+/// `request.json or {}`. A body that is not JSON is refused with HTTP 400,
+/// as AstrBot's framework refuses it, and so is JSON that is no object
+/// (AstrBot fails on it): read as `{}` it would take every default, and
+/// for a new API key that means every scope and no expiry.
+pub fn object_body(body: &[u8]) -> Result<Map<String, Value>, Envelope> {
+    let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let not_json =
+        || Envelope::error_with_status(StatusCode::BAD_REQUEST, "Request body is not valid JSON");
+    let text = std::str::from_utf8(body).map_err(|_| not_json())?;
+    match from_python_json::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(value) if !truthy(&value) => Ok(Map::new()),
+        Ok(_) => Err(Envelope::error_with_status(
+            StatusCode::BAD_REQUEST,
+            "Request body must be a JSON object",
+        )),
+        Err(_) => Err(not_json()),
     }
 }
 
@@ -104,5 +147,44 @@ mod tests {
         assert!(!truthy(&json!(0)));
         assert!(truthy(&json!("false")));
         assert!(truthy(&json!([0])));
+    }
+
+    #[test]
+    fn bodies_read_as_astrbot_reads_them_and_refuse_what_is_not_json() {
+        let read = |body: &[u8]| object_body(body).map_err(|refused| refused.body().clone());
+        let name = |body: &[u8]| read(body).unwrap()["name"].clone();
+
+        assert_eq!(name(br#"{"name": "a"}"#), "a");
+        assert_eq!(name(b"\xEF\xBB\xBF{\"name\": \"bom\"}"), "bom");
+        assert_eq!(name(br#"{"name": "\ud800"}"#), "\u{fffd}");
+        for empty in [&b""[..], b"  \n", b"null", b"[]", b"0", b"\"\"", b"false"] {
+            assert_eq!(read(empty), Ok(Map::new()), "{empty:?}");
+        }
+
+        let refused = |body: &[u8]| read(body).unwrap_err()["message"].clone();
+        for broken in [
+            &br#"{"name": "a",}"#[..],
+            b"{",
+            b"\xFF",
+            b"name=a",
+            b"1e400",
+        ] {
+            assert_eq!(
+                refused(broken),
+                "Request body is not valid JSON",
+                "{broken:?}"
+            );
+        }
+        for other in [&b"[1]"[..], b"5", b"\"text\"", b"true"] {
+            assert_eq!(
+                refused(other),
+                "Request body must be a JSON object",
+                "{other:?}"
+            );
+        }
+        assert_eq!(
+            object_body(b"{").unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
     }
 }

@@ -3,7 +3,6 @@
 //! routing, stores the user turn (with the session, for a new one) and
 //! answers with the SSE stream.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use futures::{stream, StreamExt};
@@ -14,7 +13,7 @@ use super::sse;
 use crate::chat::{ChatEvent, ChatTurn, SessionTicket, UserPart};
 use crate::config::{escape_glob, DEFAULT_CONFIG_ID};
 use crate::json::Envelope;
-use crate::routes::python::{object_body, to_str, truthy};
+use crate::routes::python::{to_str, truthy, PythonBody};
 use crate::state::AppState;
 use astrbot_core::store::NewHistory;
 use astrbot_core::{StoreError, Umo};
@@ -22,8 +21,7 @@ use astrbot_core::{StoreError, Umo};
 /// Part types that carry content (a reply alone does not).
 const CONTENT_TYPES: [&str; 5] = ["plain", "image", "record", "file", "video"];
 
-pub async fn chat(State(state): State<AppState>, body: Bytes) -> Response {
-    let payload = object_body(&body);
+pub async fn chat(State(state): State<AppState>, PythonBody(payload): PythonBody) -> Response {
     let username = match payload.get("username") {
         None | Some(Value::Null) => {
             return Envelope::error("Missing key: username").into_response()

@@ -6,13 +6,12 @@
 use std::path::PathBuf;
 
 use astrbot_platforms::{Media, OutboundChain, OutboundPart, SessionTarget};
-use axum::body::Bytes;
 use axum::extract::State;
 use serde_json::{json, Map, Value};
 
 use crate::json::Envelope;
 use crate::platforms::group_of_session;
-use crate::routes::python::{object_body, to_str};
+use crate::routes::python::{to_str, PythonBody};
 use crate::state::AppState;
 use astrbot_core::store::NewHistory;
 use astrbot_core::{MessageType, Umo};
@@ -87,8 +86,10 @@ impl ChainPart {
     }
 }
 
-pub async fn send_message(State(state): State<AppState>, body: Bytes) -> Envelope {
-    let payload = object_body(&body);
+pub async fn send_message(
+    State(state): State<AppState>,
+    PythonBody(payload): PythonBody,
+) -> Envelope {
     let message = match payload.get("message") {
         Some(Value::Null) => return Envelope::error("Missing key: message"),
         Some(message) => message.clone(),
