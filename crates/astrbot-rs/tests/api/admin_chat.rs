@@ -218,6 +218,8 @@ async fn uploads_round_trip_with_header_or_query_token() {
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], "image/png");
         assert_eq!(response.headers()["cache-control"], "private, max-age=3600");
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(response.headers()["content-security-policy"], "sandbox");
         assert_eq!(response.bytes().await.unwrap().to_vec(), bytes);
     };
     let with_header = app

@@ -614,6 +614,44 @@ async fn saving_a_non_object_dashboard_is_refused_and_logins_keep_working() {
 }
 
 #[tokio::test]
+async fn settings_of_the_wrong_kind_are_refused_instead_of_defaulted() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let saved_file = || std::fs::read(app.data_dir().join("cmd_config.json")).unwrap();
+    let before = saved_file();
+
+    for (section, setting) in [
+        ("astrbot_rs", json!({"max_upload_mb": 0.5})),
+        ("astrbot_rs", json!({"max_upload_mb": "x"})),
+        ("astrbot_rs", json!({"provider_timeout_seconds": 0})),
+        ("dashboard", json!({"port": "abc"})),
+        ("dashboard", json!({"port": 70_000})),
+    ] {
+        let (_, answer) = app
+            .admin_post(
+                &token,
+                "/api/config/astrbot/update",
+                json!({"conf_id": "default", "config": {section: setting}}),
+            )
+            .await;
+
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert_eq!(answer["status"], "error", "{setting}");
+        assert!(message.contains("must be a whole number from"), "{message}");
+    }
+    assert_eq!(saved_file(), before, "nothing was saved");
+
+    let (_, answer) = app
+        .admin_post(
+            &token,
+            "/api/config/astrbot/update",
+            json!({"conf_id": "default", "config": {"astrbot_rs": {"max_upload_mb": 1}}}),
+        )
+        .await;
+    assert_eq!(answer["status"], "ok", "{answer}");
+}
+
+#[tokio::test]
 async fn a_registered_config_whose_file_is_missing_stays_registered() {
     // AstrBot registered a config whose file is gone (a backup restored
     // without it, a file moved away for a while).

@@ -483,6 +483,25 @@ const ARRAY_SECTIONS: [&str; 5] = [
     "admins_id",
 ];
 
+/// Settings that must be whole numbers in a range when present, with the
+/// name an admin reads in the error. Any other value used to fall back to
+/// the default without a word: `"max_upload_mb": 0.5` allowed 128 MiB.
+const WHOLE_NUMBER_SETTINGS: [(&str, &str, u64, u64); 3] = [
+    (
+        "/astrbot_rs/max_upload_mb",
+        "astrbot_rs.max_upload_mb",
+        1,
+        1 << 20,
+    ),
+    (
+        "/astrbot_rs/provider_timeout_seconds",
+        "astrbot_rs.provider_timeout_seconds",
+        1,
+        1 << 31,
+    ),
+    ("/dashboard/port", "dashboard.port", 1, 65_535),
+];
+
 fn check_sections(document: &Value) -> Result<(), String> {
     for key in OBJECT_SECTIONS {
         if document.get(key).is_some_and(|value| !value.is_object()) {
@@ -492,6 +511,21 @@ fn check_sections(document: &Value) -> Result<(), String> {
     for key in ARRAY_SECTIONS {
         if document.get(key).is_some_and(|value| !value.is_array()) {
             return Err(format!("`{key}` must be a list"));
+        }
+    }
+    for (pointer, name, least, most) in WHOLE_NUMBER_SETTINGS {
+        let Some(value) = document.pointer(pointer) else {
+            continue;
+        };
+        // The port may be written as a string; its reader takes one.
+        let number = match value {
+            Value::String(text) if pointer == "/dashboard/port" => text.trim().parse().ok(),
+            other => other.as_u64(),
+        };
+        if !number.is_some_and(|number| (least..=most).contains(&number)) {
+            return Err(format!(
+                "`{name}` must be a whole number from {least} to {most}, not {value}"
+            ));
         }
     }
     Ok(())

@@ -158,5 +158,12 @@ pub async fn get_attachment(State(state): State<AppState>, query: QueryMap) -> R
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // The type is the uploader's word: an HTML or SVG "attachment" opened
+    // from the dashboard's origin must not run script there. A sandbox
+    // runs none, and gives the page an origin of its own.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
     response
 }
