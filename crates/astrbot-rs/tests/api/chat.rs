@@ -233,6 +233,22 @@ async fn message_validation_answers_astrbot_errors() {
 }
 
 #[tokio::test]
+async fn a_bang_in_a_user_name_cannot_reach_another_users_conversation() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let first = json!({"username": "a", "session_id": "b!c", "message": "my secret"});
+    assert_eq!(app.chat(&key, first).await.text(), "Echo: my secret");
+
+    // Both would be `webchat!a!b!c`: one conversation for two users.
+    let other = json!({"username": "a!b", "session_id": "c", "message": "what did I say?"});
+    let refused = app.chat(&key, other).await;
+
+    assert_eq!(refused.events[0]["status"], "error");
+    assert_eq!(refused.events[0]["message"], "username must not contain '!'");
+    assert_eq!(app.chat_requests().len(), 1, "the model saw one turn");
+}
+
+#[tokio::test]
 async fn without_a_provider_the_stream_is_session_id_then_end() {
     let app = spawn_app_with(Behaviour::default(), |config| {
         config["provider"] = json!([]);

@@ -31,6 +31,12 @@ pub async fn chat(State(state): State<AppState>, PythonBody(payload): PythonBody
     if username.is_empty() {
         return Envelope::error("username is empty").into_response();
     }
+    // A session's conversation is keyed by `webchat!<username>!<session_id>`:
+    // with a `!` in the name, user `a!b`'s session `c` and user `a`'s
+    // session `b!c` would share one. Without it the key splits one way.
+    if username.contains('!') {
+        return Envelope::error("username must not contain '!'").into_response();
+    }
     accept_turn(&state, username, payload).await
 }
 
