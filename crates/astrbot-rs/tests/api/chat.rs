@@ -244,7 +244,10 @@ async fn a_bang_in_a_user_name_cannot_reach_another_users_conversation() {
     let refused = app.chat(&key, other).await;
 
     assert_eq!(refused.events[0]["status"], "error");
-    assert_eq!(refused.events[0]["message"], "username must not contain '!'");
+    assert_eq!(
+        refused.events[0]["message"],
+        "username must not contain '!'"
+    );
     assert_eq!(app.chat_requests().len(), 1, "the model saw one turn");
 }
 

@@ -9,7 +9,7 @@
 //! never waits to fill a batch; later deltas and the events that close an
 //! answer wait briefly for those behind them (see the windows below).
 
-use std::convert::Infallible;
+use std::io;
 use std::time::Duration;
 
 use astrbot_core::IdleTimer;
@@ -61,10 +61,21 @@ pub(crate) fn response(events: impl Stream<Item = ChatEvent> + Send + 'static) -
         last_event: None,
         keep_alive: IdleTimer::new(KEEP_ALIVE),
         chunk_capacity: FIRST_CHUNK_CAPACITY,
+        ended: false,
     };
-    let body = futures::stream::unfold(state, |mut state| async move {
-        let chunk = state.next_chunk().await?;
-        Some((Ok::<_, Infallible>(chunk), state))
+    let body = futures::stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        match state.next_chunk().await {
+            Some(chunk) => Some((Ok(chunk), Some(state))),
+            None if state.ended => None,
+            // The run gave up on this reader (it stopped reading) before
+            // `end`: the body fails, so that the connection is cut instead
+            // of closed as if the answer were whole.
+            None => Some((
+                Err(io::Error::other("the answer was cut off before its end")),
+                None,
+            )),
+        }
     });
 
     let mut response = Response::new(Body::from_stream(body));
@@ -90,6 +101,8 @@ struct Batcher<S> {
     /// deltas is written into one allocation instead of growing through
     /// several.
     chunk_capacity: usize,
+    /// Whether `end` has gone out.
+    ended: bool,
 }
 
 impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
@@ -127,6 +140,7 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
         let mut chunk = Vec::with_capacity(self.chunk_capacity);
         write_event(&mut chunk, &first);
         if matches!(first, ChatEvent::End { .. }) {
+            self.ended = true;
             return Some(self.hand_out(chunk));
         }
         for _ in 1..MAX_EVENTS_PER_CHUNK {
@@ -149,6 +163,7 @@ impl<S: Stream<Item = ChatEvent> + Unpin> Batcher<S> {
             write_event(&mut chunk, &event);
             // Nothing follows `end`; the body ends on the next poll.
             if matches!(event, ChatEvent::End { .. }) {
+                self.ended = true;
                 break;
             }
             urgent |= self.awaited(&event);
@@ -223,14 +238,37 @@ fn write_event(chunk: &mut Vec<u8>, event: &ChatEvent) {
 mod tests {
     use super::*;
 
+    /// The body's chunks, up to its end or its failure.
     async fn body_chunks(events: Vec<ChatEvent>) -> Vec<String> {
+        body_and_ending(events).await.0
+    }
+
+    /// The body's chunks, and whether it ended whole (`false`: it failed).
+    async fn body_and_ending(events: Vec<ChatEvent>) -> (Vec<String>, bool) {
         let response = response(futures::stream::iter(events));
         let mut body = response.into_body().into_data_stream();
         let mut chunks = Vec::new();
         while let Some(chunk) = body.next().await {
-            chunks.push(String::from_utf8(chunk.unwrap().to_vec()).unwrap());
+            let Ok(chunk) = chunk else {
+                assert!(body.next().await.is_none(), "nothing follows a failure");
+                return (chunks, false);
+            };
+            chunks.push(String::from_utf8(chunk.to_vec()).unwrap());
         }
-        chunks
+        (chunks, true)
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stops_before_end_fails_instead_of_ending() {
+        let (chunks, whole) = body_and_ending(vec![session("a"), end()]).await;
+        assert!(whole && chunks.concat().contains("\"end\""));
+
+        let (chunks, whole) = body_and_ending(vec![session("a"), delta("cut")]).await;
+        assert!(!whole, "the connection is cut, not closed cleanly");
+        assert!(
+            chunks.concat().contains("cut"),
+            "what was sent still arrives"
+        );
     }
 
     fn session(id: &str) -> ChatEvent {
@@ -278,6 +316,8 @@ mod tests {
             sender.send(delta("three")).await.unwrap();
             tokio::time::sleep(Duration::from_secs(1)).await;
             sender.send(delta("four")).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            sender.send(end()).await.unwrap();
         });
         let gathered = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
         assert!(
@@ -288,8 +328,10 @@ mod tests {
             !gathered.contains("four"),
             "the window is short: {gathered}"
         );
+        let later = body.next().await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&later).contains("four"));
         let last = body.next().await.unwrap().unwrap();
-        assert!(String::from_utf8_lossy(&last).contains("four"));
+        assert!(String::from_utf8_lossy(&last).contains("\"end\""));
         assert!(body.next().await.is_none());
     }
 
@@ -416,18 +458,20 @@ mod tests {
         let response = response(tokio_stream::wrappers::ReceiverStream::new(receiver));
         let mut body = response.into_body().into_data_stream();
 
-        // Four events 10 s apart: 40 s in all, never 15 s of silence.
+        // Five events 10 s apart: 50 s in all, never 15 s of silence.
         tokio::spawn(async move {
             for n in 0..4 {
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 sender.send(session(&format!("s{n}"))).await.unwrap();
             }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            sender.send(end()).await.unwrap();
         });
         let mut chunks = Vec::new();
         while let Some(chunk) = body.next().await {
             chunks.push(String::from_utf8(chunk.unwrap().to_vec()).unwrap());
         }
-        assert_eq!(chunks.len(), 4, "{chunks:?}");
+        assert_eq!(chunks.len(), 5, "{chunks:?}");
         assert!(chunks.iter().all(|chunk| chunk.starts_with("data: ")));
     }
 
@@ -440,10 +484,14 @@ mod tests {
         let comment = body.next().await.unwrap().unwrap();
         assert_eq!(&comment[..], KEEP_ALIVE_COMMENT);
 
-        sender.send(session("late")).await.unwrap();
-        drop(sender);
+        tokio::spawn(async move {
+            sender.send(session("late")).await.unwrap();
+            sender.send(end()).await.unwrap();
+        });
         let event = body.next().await.unwrap().unwrap();
         assert!(String::from_utf8_lossy(&event).contains("late"));
-        assert!(body.next().await.is_none(), "the body ends with the events");
+        while let Some(chunk) = body.next().await {
+            chunk.expect("the body ends whole with `end`");
+        }
     }
 }
