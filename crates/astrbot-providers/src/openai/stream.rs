@@ -1,8 +1,9 @@
 //! Turns a streamed chat-completions body into a `ChatStream`.
 //!
-//! The body is read chunk by chunk with a limit on the gap between chunks,
-//! so an upstream that stops sending mid-answer ends the stream with a
-//! `Timeout` error instead of hanging the session forever.
+//! The body is read chunk by chunk with a limit on the gap between pieces
+//! of data (keep-alive comments do not count), so an upstream that stops
+//! sending mid-answer ends the stream with a `Timeout` error instead of
+//! hanging the session forever.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -114,7 +115,6 @@ impl State {
         let Some(next) = self.next_chunk().await else {
             return self.decoded.fail(self.timeout());
         };
-        self.gap.touch();
         let decoded = &mut self.decoded;
         let chunks = &mut self.chunks;
         match next {
@@ -138,8 +138,18 @@ impl State {
                         MAX_STREAM_BYTES >> 20
                     )));
                 }
-                self.parser
-                    .push(&bytes, &mut |data| decoded.event(chunks, data));
+                // Only data counts as progress: an event, or more of one.
+                // A provider that sends nothing but keep-alive comments
+                // would otherwise hold the turn, and its session, forever.
+                let partial_before = self.parser.pending_bytes();
+                let mut any_event = false;
+                self.parser.push(&bytes, &mut |data| {
+                    any_event = true;
+                    decoded.event(chunks, data)
+                });
+                if any_event || self.parser.pending_bytes() != partial_before {
+                    self.gap.touch();
+                }
                 if self.parser.pending_bytes() > MAX_EVENT_BYTES {
                     decoded.fail(ProviderError::Decode(format!(
                         "an event of the provider's stream is larger than {} MiB",
