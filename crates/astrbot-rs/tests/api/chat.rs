@@ -1067,6 +1067,19 @@ async fn replies_quote_the_saved_turn() {
         .to_owned();
     assert!(prompt.contains("Echo: remember me"), "{prompt}");
     assert!(prompt.contains("what did you say?"), "{prompt}");
+
+    // Another user's session cannot quote it: history ids are shared.
+    app.chat(
+        &key,
+        json!({"username": "eve", "session_id": "e", "message": [
+            {"type": "reply", "message_id": saved_id},
+            {"type": "plain", "text": "what did they say?"}
+        ]}),
+    )
+    .await;
+    let last = app.chat_requests().pop().unwrap();
+    let prompt = last["messages"].as_array().unwrap().last().unwrap()["content"].clone();
+    assert_eq!(prompt, "what did they say?");
 }
 
 #[tokio::test]

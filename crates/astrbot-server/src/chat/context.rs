@@ -12,6 +12,7 @@ use base64::Engine;
 use serde_json::value::RawValue;
 
 use super::parts::{plain_text, UserPart};
+use super::ChatTurn;
 use crate::config::LoadedConfig;
 
 /// The persona prompt used when the chosen persona is defined nowhere.
@@ -154,9 +155,10 @@ pub fn first_recent(history: &[ChatMessage], max_turns: i64) -> usize {
 /// stored conversations stay small).
 pub async fn user_turn(
     config: &LoadedConfig,
-    parts: &[UserPart],
+    turn: &ChatTurn,
     store: &dyn Store,
 ) -> (ChatMessage, ChatMessage) {
+    let parts = &turn.parts[..];
     let mut text = String::new();
     for part in parts {
         if let UserPart::Reply {
@@ -164,7 +166,7 @@ pub async fn user_turn(
             selected_text,
         } = part
         {
-            let quoted = quoted_text(message_id, selected_text, store).await;
+            let quoted = quoted_text(message_id, selected_text, turn, store).await;
             if !quoted.is_empty() {
                 text.push_str(&format!("[Quoted message: {quoted}]\n"));
             }
@@ -249,8 +251,15 @@ fn apply_prefix(prefix: &str, prompt: &str) -> String {
 }
 
 /// The text a reply part quotes: its `selected_text`, else the plain text
-/// of the referenced UI-history turn.
-async fn quoted_text(message_id: &serde_json::Value, selected: &str, store: &dyn Store) -> String {
+/// of the referenced UI-history turn, when that turn is of this session.
+/// History ids count up across every user, so any other turn would be
+/// someone else's message handed to this user's model.
+async fn quoted_text(
+    message_id: &serde_json::Value,
+    selected: &str,
+    turn: &ChatTurn,
+    store: &dyn Store,
+) -> String {
     if !selected.is_empty() {
         return selected.to_owned();
     }
@@ -262,10 +271,14 @@ async fn quoted_text(message_id: &serde_json::Value, selected: &str, store: &dyn
     let Some(id) = id else {
         return String::new();
     };
-    let Ok(Some(turn)) = store.get_history(id).await else {
+    let Ok(Some(quoted)) = store.get_history(id).await else {
         return String::new();
     };
-    turn.content
+    if quoted.platform_id != turn.platform_id || quoted.user_id != turn.session_id {
+        return String::new();
+    }
+    quoted
+        .content
         .get("message")
         .and_then(|m| m.as_array())
         .map(|parts| {

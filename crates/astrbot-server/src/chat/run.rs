@@ -281,7 +281,7 @@ impl ChatService {
                 },
             persona,
         } = context;
-        let (for_model, for_storage) = user_turn(config, &turn.parts, &*self.store).await;
+        let (for_model, for_storage) = user_turn(config, turn, &*self.store).await;
 
         // One list, built in place: a long conversation's messages are
         // moved into the request, never copied. The persona takes the place
