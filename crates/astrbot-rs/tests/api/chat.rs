@@ -1109,6 +1109,36 @@ async fn user_and_bot_turns_are_stored_in_the_ui_history() {
 }
 
 #[tokio::test]
+async fn a_config_without_providers_of_its_own_uses_the_default_configs() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let token = app.admin_token().await;
+    // As AstrBot's dashboard makes one: a name, AstrBot's defaults, no providers.
+    let (_, created) = app
+        .admin_post(&token, "/api/config/abconf/new", json!({"name": "bare"}))
+        .await;
+    let bare = created["data"]["conf_id"].as_str().unwrap().to_owned();
+
+    let answer = app
+        .chat(
+            &key,
+            json!({"username": "kim", "session_id": "c1", "message": "hello", "config_id": bare}),
+        )
+        .await;
+
+    assert_eq!(answer.text(), "Echo: hello");
+    let listed = format!("/api/config/providers?config_id={bare}");
+    let (_, providers) = app.admin_get(&token, &listed).await;
+    let ids: Vec<&Value> = providers["data"]["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|provider| &provider["id"])
+        .collect();
+    assert_eq!(ids, [&json!("fake")], "{providers}");
+}
+
+#[tokio::test]
 async fn a_wildcard_user_name_binds_only_its_own_session() {
     let second = fake_openai::FakeOpenAi::start(Behaviour {
         text: Some("from the other config".into()),

@@ -67,8 +67,8 @@ impl ChatService {
     pub fn new(store: Arc<dyn Store>, configs: Arc<ConfigRegistry>, demo_model: PathBuf) -> Self {
         ChatService {
             store,
+            providers: ProviderRegistry::new(configs.clone(), demo_model),
             configs,
-            providers: ProviderRegistry::new(demo_model),
             locks: SessionLocks::default(),
             turns: Turns::default(),
         }

@@ -11,7 +11,7 @@ use astrbot_providers::{OpenAiCompatible, OpenAiConfig};
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
-use crate::config::{LoadedConfig, ProviderSpec};
+use crate::config::{ConfigRegistry, LoadedConfig, ProviderSpec};
 
 /// Id of the implicit provider that serves the demo model when a config has
 /// no chat provider of its own.
@@ -46,14 +46,16 @@ type CachedSet = (Arc<LoadedConfig>, Arc<ProviderSet>);
 
 /// Builds and caches provider sets.
 pub struct ProviderRegistry {
+    configs: Arc<ConfigRegistry>,
     demo_model: PathBuf,
     sets: Mutex<HashMap<String, CachedSet>>,
     models: Mutex<HashMap<PathBuf, SharedModel>>,
 }
 
 impl ProviderRegistry {
-    pub fn new(demo_model: PathBuf) -> Self {
+    pub fn new(configs: Arc<ConfigRegistry>, demo_model: PathBuf) -> Self {
         ProviderRegistry {
+            configs,
             demo_model,
             sets: Mutex::default(),
             models: Mutex::default(),
@@ -65,8 +67,24 @@ impl ProviderRegistry {
         self.demo_model.is_file()
     }
 
-    /// The providers of `config`, rebuilt when the config object changed.
+    /// The providers a turn under `config` may use: its own, or the
+    /// default config's when it lists none. A config made with
+    /// `/api/config/abconf/new` starts without any, and AstrBot's
+    /// providers are those of the default config whatever config a
+    /// session is bound to; the bound config only chooses among them.
     pub fn for_config(&self, config: &Arc<LoadedConfig>) -> Arc<ProviderSet> {
+        if config.providers.is_empty() {
+            let default = self.configs.default_config();
+            if default.id != config.id {
+                return self.built_for(&default);
+            }
+        }
+        self.built_for(config)
+    }
+
+    /// The providers of `config` itself, rebuilt when the config object
+    /// changed.
+    fn built_for(&self, config: &Arc<LoadedConfig>) -> Arc<ProviderSet> {
         let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((built_from, set)) = sets.get(&config.id) {
             if Arc::ptr_eq(built_from, config) {
