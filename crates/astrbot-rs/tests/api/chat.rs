@@ -962,6 +962,52 @@ async fn a_hanging_provider_times_out_instead_of_hanging_the_stream() {
 }
 
 #[tokio::test]
+async fn an_answer_without_text_is_reported_not_shown_empty() {
+    // A content filter's stop: a 200 whose answer holds no text.
+    let app = spawn_app_with(
+        Behaviour {
+            text: Some(String::new()),
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await;
+    let (key, _) = app.create_key(&["chat"]).await;
+
+    for streaming in [true, false] {
+        let session = format!("empty-{streaming}");
+        let body = json!({"message": "x", "username": "u", "session_id": session,
+                          "enable_streaming": streaming});
+        let answer = app.chat(&key, body).await;
+
+        assert_eq!(
+            answer.text(),
+            "LLM 响应错误: the provider's answer held no text",
+            "streaming {streaming}"
+        );
+        assert_eq!(answer.types().last().unwrap(), "end");
+    }
+    // Kept out of what the model sees next, as any failed answer.
+    let store = store_of(&app).await;
+    let umo = "webchat:FriendMessage:webchat!u!empty-true";
+    let conversation = store
+        .get_preference("umo", umo, "sel_conv_id")
+        .await
+        .unwrap();
+    let id = conversation.unwrap();
+    let stored = store
+        .get_conversation(id.as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.content.messages().map(<[_]>::len),
+        Some(0),
+        "{stored:?}"
+    );
+}
+
+#[tokio::test]
 async fn silence_is_filled_with_keep_alive_comments() {
     let app = spawn_app_with(
         Behaviour {

@@ -381,6 +381,9 @@ impl ChatService {
             },
             Err(error) => failure = Some(error),
         }
+        if failure.is_none() && answer.text.is_empty() {
+            failure = Some(no_text());
+        }
         if let Some(error) = failure {
             let message = failure_text(provider, &error, turn);
             let delta = if answer.text.is_empty() {
@@ -431,6 +434,13 @@ impl ChatService {
             () = interrupt => Err(shutting_down()),
             called = provider.chat(request) => called,
         };
+        let called = called.and_then(|response| {
+            if response.text.is_empty() {
+                Err(no_text())
+            } else {
+                Ok(response)
+            }
+        });
         let answer = match called {
             Ok(response) => Answer {
                 text: response.text,
@@ -597,6 +607,15 @@ impl ChatService {
             None => Ok(None),
         }
     }
+}
+
+/// Why an answer without text counts as failed: a provider that answered
+/// 200 with something else (an HTML page, a compressed body, only tool
+/// calls, a content filter's stop) would otherwise give the user an empty
+/// reply without a word, and an empty assistant message in the
+/// conversation, which some providers refuse on every later turn.
+fn no_text() -> ProviderError {
+    ProviderError::Other("the provider's answer held no text".to_owned())
 }
 
 /// Why a turn's model call stopped at shutdown.
