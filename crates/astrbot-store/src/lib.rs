@@ -79,12 +79,36 @@ struct Shared {
     checkpointer: Option<Checkpointer>,
 }
 
+/// Creates the database file, empty and readable by its owner only, when
+/// there is none yet: it holds every user's chats, and SQLite gives its
+/// WAL and shared-memory files the same permissions. An existing file is
+/// left as it is (another server may share it).
+#[cfg(unix)]
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => Err(error),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path` and brings
     /// its schema up to date. Safe to call on a file opened before, also
     /// while another process has it open.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let opening = |e: rusqlite::Error| backend(format!("opening {}: {e}", path.display()));
+        create_private(path).map_err(|e| backend(format!("creating {}: {e}", path.display())))?;
         let mut writer = db::open(path, false).map_err(opening)?;
         db::run(&mut writer, migrate::run)
             .map_err(|e| backend(format!("migrating {}: {}", path.display(), message(&e))))?;

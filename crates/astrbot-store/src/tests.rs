@@ -1918,3 +1918,18 @@ async fn a_history_row_a_trigger_skips_is_an_error_not_another_rows_id() {
         vec![first]
     );
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_database_and_its_wal_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TempDb::new();
+    let store = db.open().await;
+    store.create_api_key(new_key("a", None)).await.unwrap();
+
+    let wal = PathBuf::from(format!("{}-wal", db.path().display()));
+    for file in [db.path(), wal] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", file.display());
+    }
+}

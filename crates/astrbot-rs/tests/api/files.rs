@@ -236,6 +236,25 @@ async fn two_uploads_of_one_name_keep_their_own_content() {
     assert_eq!(std::fs::read(stored(&app, &second)).unwrap(), b"second");
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn uploads_and_the_database_are_readable_by_the_servers_user_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["file"]).await;
+    let uploaded = app
+        .upload(&key, "private.txt", "text/plain", b"mine".to_vec())
+        .await;
+
+    for file in [
+        stored(&app, &uploaded),
+        app.data_dir().join("astrbot-rs.db"),
+    ] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", file.display());
+    }
+}
+
 #[tokio::test]
 async fn hostile_file_names_stay_inside_the_attachments_folder() {
     let app = spawn_app().await;

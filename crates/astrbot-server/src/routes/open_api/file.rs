@@ -89,7 +89,12 @@ async fn write_field(
         Envelope::error("Failed to store the file")
     };
     tokio::fs::create_dir_all(folder).await.map_err(io_failed)?;
-    let mut file = tokio::fs::File::create(path).await.map_err(io_failed)?;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    // Users' uploads: readable by the server's user only.
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).await.map_err(io_failed)?;
     let mut size: u64 = 0;
     loop {
         match field.chunk().await {
