@@ -236,6 +236,27 @@ async fn two_uploads_of_one_name_keep_their_own_content() {
     assert_eq!(std::fs::read(stored(&app, &second)).unwrap(), b"second");
 }
 
+#[tokio::test]
+async fn file_names_are_read_as_werkzeug_reads_them() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["file"]).await;
+
+    let (_, extended) = upload_raw(
+        &app,
+        &key,
+        b"; filename*=UTF-8''%E6%97%A5%20notes.txt",
+        b"x",
+    )
+    .await;
+    let (_, latin) = upload_raw(&app, &key, b"; filename*=iso-8859-1'en'caf%E9.txt", b"x").await;
+    // A `file` field without a file name is form data, not a file.
+    let (_, plain_field) = upload_raw(&app, &key, b"", b"hello").await;
+
+    assert_eq!(extended["data"]["filename"], "日 notes.txt", "{extended}");
+    assert_eq!(latin["data"]["filename"], "café.txt", "{latin}");
+    assert_eq!(plain_field, error("Missing key: file"));
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn uploads_and_the_database_are_readable_by_the_servers_user_only() {

@@ -3,9 +3,9 @@
 //! is kept, two uploads of one name never collide, and no name can leave
 //! the attachments folder.
 
-use axum::extract::multipart::MultipartError;
+use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
@@ -22,9 +22,12 @@ pub async fn upload_file(State(state): State<AppState>, request: Request) -> Env
     let mut fields_seen = 0;
     loop {
         match multipart.next_field().await {
-            Ok(Some(field)) if field.name() == Some("file") => {
-                return store_upload(&state, field).await;
-            }
+            // Werkzeug's `request.files` holds only parts that declare a
+            // file name: a plain `file` field is form data, not an upload.
+            Ok(Some(field)) if field.name() == Some("file") => match declared_file_name(&field) {
+                Some(name) => return store_upload(&state, field, &name).await,
+                None => fields_seen += 1,
+            },
             Ok(Some(_)) => fields_seen += 1,
             Ok(None) => return Envelope::error("Missing key: file"),
             // A form with no parts at all does not parse as multipart; it
@@ -37,12 +40,9 @@ pub async fn upload_file(State(state): State<AppState>, request: Request) -> Env
     }
 }
 
-async fn store_upload(
-    state: &AppState,
-    mut field: axum::extract::multipart::Field<'_>,
-) -> Envelope {
+async fn store_upload(state: &AppState, mut field: Field<'_>, declared_name: &str) -> Envelope {
     let limit = state.configs.default_config().max_upload_bytes;
-    let filename = safe_file_name(field.file_name());
+    let filename = safe_file_name(Some(declared_name));
     let mime_type = field
         .content_type()
         .filter(|mime| !mime.is_empty())
@@ -79,7 +79,7 @@ async fn store_upload(
 }
 
 async fn write_field(
-    field: &mut axum::extract::multipart::Field<'_>,
+    field: &mut Field<'_>,
     folder: &std::path::Path,
     path: &std::path::Path,
     limit: u64,
@@ -118,6 +118,61 @@ async fn write_field(
         }
     }
     file.flush().await.map_err(io_failed)
+}
+
+/// The file name a part declares, as Werkzeug reads it: `filename`, else
+/// RFC 5987's `filename*` (`UTF-8''%E6%97%A5.txt`), percent-decoded.
+/// `None` when it declares neither.
+fn declared_file_name(field: &Field<'_>) -> Option<String> {
+    if let Some(name) = field.file_name() {
+        return Some(name.to_owned());
+    }
+    let disposition = field.headers().get(header::CONTENT_DISPOSITION)?;
+    let extended = disposition
+        .to_str()
+        .ok()?
+        .split(';')
+        .map(str::trim)
+        .find_map(|parameter| {
+            let (name, value) = parameter.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("filename*")
+                .then_some(value.trim())
+        })?;
+    let (charset, rest) = extended.split_once('\'')?;
+    let (_language, encoded) = rest.split_once('\'')?;
+    let bytes = percent_decoded(encoded);
+    if charset.eq_ignore_ascii_case("utf-8") {
+        String::from_utf8(bytes).ok()
+    } else {
+        // ISO-8859-1, the only other charset RFC 5987 names.
+        Some(bytes.into_iter().map(char::from).collect())
+    }
+}
+
+/// `%XX` escapes decoded; a `%` not followed by two hex digits is kept.
+fn percent_decoded(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = bytes
+            .get(index + 1..index + 3)
+            .filter(|hex| bytes[index] == b'%' && hex.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                index += 3;
+            }
+            None => {
+                decoded.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    decoded
 }
 
 /// The last component of the client's name (both `/` and `\` separate,
@@ -183,6 +238,14 @@ mod tests {
             assert_eq!(name.len(), 36, "{hostile:?} gave {name}");
         }
         assert!(safe_file_name(Some(&"é".repeat(300))).len() <= MAX_NAME_BYTES);
+    }
+
+    #[test]
+    fn percent_escapes_decode_and_stray_percents_stay() {
+        assert_eq!(percent_decoded("%E6%97%A5.txt"), "日.txt".as_bytes());
+        assert_eq!(percent_decoded("100%"), b"100%");
+        assert_eq!(percent_decoded("%zz%4"), b"%zz%4");
+        assert_eq!(percent_decoded("%+1"), b"%+1");
     }
 
     #[test]
