@@ -1173,6 +1173,10 @@ async fn a_config_without_providers_of_its_own_uses_the_default_configs() {
         .await;
 
     assert_eq!(answer.text(), "Echo: hello");
+    // A session id may hold `:`; the session is bound all the same.
+    let colons =
+        json!({"username": "kim", "session_id": "a:b", "message": "hi", "config_id": bare});
+    assert_eq!(app.chat(&key, colons).await.text(), "Echo: hi");
     let listed = format!("/api/config/providers?config_id={bare}");
     let (_, providers) = app.admin_get(&token, &listed).await;
     let ids: Vec<&Value> = providers["data"]["providers"]

@@ -531,9 +531,12 @@ fn check_sections(document: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// AstrBot's router refuses patterns that are not exactly three `:` parts.
+/// A pattern is `platform_id:message_type:session_id`. AstrBot's router
+/// refuses any other count of `:` parts; here the session part may hold
+/// `:`, as webchat session ids may, and a session bound to a config is
+/// routed by its exact UMO.
 fn check_route_pattern(pattern: &str) -> Result<(), RegistryError> {
-    if pattern.split(':').count() != 3 {
+    if pattern.splitn(3, ':').count() != 3 {
         return Err(RegistryError::Invalid(format!(
             "umop must be in the form platform_id:message_type:session_id, got {pattern}"
         )));
