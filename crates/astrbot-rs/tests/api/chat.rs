@@ -252,6 +252,47 @@ async fn a_bang_in_a_user_name_cannot_reach_another_users_conversation() {
 }
 
 #[tokio::test]
+async fn built_in_commands_answer_without_the_model() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    let body = |text: &str| json!({"message": text, "username": "u", "session_id": "cmd"});
+    app.chat(&key, body("remember the blue door")).await;
+
+    let reset = app.chat(&key, body("/reset")).await;
+    let help = app.chat(&key, body("/help")).await;
+    app.chat(&key, body("what did I say?")).await;
+
+    assert_eq!(reset.text(), "The conversation was reset.");
+    assert_eq!(
+        reset.types(),
+        ["session_id", "plain", "message_saved", "end"]
+    );
+    assert!(help.text().contains("/new"), "{}", help.text());
+    let requests = app.chat_requests();
+    assert_eq!(requests.len(), 2, "the commands did not reach the model");
+    let spoken: Vec<&Value> = requests[1]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|message| message["role"] != "system")
+        .collect();
+    assert_eq!(
+        spoken,
+        [&json!({"role": "user", "content": "what did I say?"})]
+    );
+    let history = store_of(&app)
+        .await
+        .list_history("webchat", "cmd")
+        .await
+        .unwrap();
+    assert_eq!(
+        history.len(),
+        8,
+        "commands and their replies are in the history"
+    );
+}
+
+#[tokio::test]
 async fn without_a_provider_the_stream_is_session_id_then_end() {
     let app = spawn_app_with(Behaviour::default(), |config| {
         config["provider"] = json!([]);

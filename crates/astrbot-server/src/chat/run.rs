@@ -10,7 +10,7 @@ use astrbot_core::store::{
 };
 use astrbot_core::{
     ChatMessage, ChatProvider, ChatRequest, Delta, ProviderError, StoreError, StoreResult,
-    StreamChunk, TokenUsage,
+    StreamChunk, TokenUsage, Umo,
 };
 use futures::StreamExt;
 use serde_json::value::RawValue;
@@ -25,6 +25,10 @@ use super::sink::EventSink;
 use super::turns::{Interrupt, Turn};
 use super::{ChatService, ChatTurn};
 use crate::config::LoadedConfig;
+use crate::platforms::commands::{self, Command};
+
+/// The platform id of chats through the developer API and the dashboard.
+const WEBCHAT: &str = "webchat";
 
 /// Preference holding a session's chosen provider, as AstrBot names it.
 pub(super) const PROVIDER_PREFERENCE: &str = "provider_perf_chat_completion";
@@ -116,7 +120,12 @@ impl ChatService {
         let _session = place.wait().await;
         let config = self.configs.resolve_for_umo(&turn.umo);
         let has_content = turn.parts.iter().any(UserPart::is_content);
-        if config.chat.enable && has_content {
+        let command = (turn.platform_id == WEBCHAT)
+            .then(|| commands::webchat_command(&turn.parts))
+            .flatten();
+        if let Some(command) = command {
+            self.answer_command(&config, command, &turn, &events).await;
+        } else if config.chat.enable && has_content {
             // Both the provider choice and the conversation stand between
             // the request and the provider's first token: one read.
             let state = self.chat_state(&turn.umo, &config).await;
@@ -469,6 +478,44 @@ impl ChatService {
         };
         events.send(ChatEvent::AgentStats(stats)).await;
         answer
+    }
+
+    /// Answers a built-in command (`/reset`, `/new`, `/help` …) sent to
+    /// webchat, as AstrBot's pipeline does for every platform: the reply
+    /// is one whole `plain`, kept in the history but not in the
+    /// conversation, and the model is not called.
+    async fn answer_command(
+        self: &Arc<Self>,
+        config: &Arc<LoadedConfig>,
+        command: Command,
+        turn: &ChatTurn,
+        events: &EventSink,
+    ) {
+        let umo = match turn.umo.parse::<Umo>() {
+            Ok(umo) => umo,
+            Err(error) => {
+                tracing::error!(%error, umo = %turn.umo, "a webchat turn's UMO does not parse");
+                return;
+            }
+        };
+        let context = commands::Context {
+            chat: self,
+            config,
+            umo: &umo,
+            sender_id: &turn.username,
+            is_admin: config.admins_id.contains(&turn.username),
+            is_group: false,
+        };
+        let answer = Answer {
+            text: commands::run(command, context).await,
+            reasoning: String::new(),
+            usage: TokenUsage::default(),
+            failed: false,
+        };
+        events
+            .send(plain(answer.text.as_str().into(), false, None, turn))
+            .await;
+        self.save_bot_turn(turn, &answer, None, events, None).await;
     }
 
     /// Tells the user that the turn could not go to the model because its

@@ -1,13 +1,13 @@
-//! AstrBot's built-in commands for chat platforms: `help`, `sid`, `new`,
-//! `reset`, `provider` and `model`, typed after the wake prefix (`/sid`).
-//! Switching the provider or model, and resetting a group's conversation,
-//! are for admins (`admins_id`), as in AstrBot.
+//! AstrBot's built-in commands for chat platforms and webchat: `help`,
+//! `sid`, `new`, `reset`, `provider` and `model`, typed after the wake
+//! prefix (`/sid`). Switching the provider or model, and resetting a
+//! group's conversation, are for admins (`admins_id`), as in AstrBot.
 
 use std::sync::Arc;
 
 use astrbot_core::Umo;
 
-use crate::chat::ChatService;
+use crate::chat::{ChatService, UserPart};
 use crate::config::LoadedConfig;
 
 /// A recognised command and its argument.
@@ -47,6 +47,19 @@ pub fn parse(text: &str) -> Option<Command> {
         "model" => Some(Command::Model(argument)),
         _ => None,
     }
+}
+
+/// The command a webchat message (from the developer API or the
+/// dashboard) gives: text alone, starting with AstrBot's wake prefix `/`.
+pub fn webchat_command(parts: &[UserPart]) -> Option<Command> {
+    let mut text = String::new();
+    for part in parts {
+        let UserPart::Plain { text: piece } = part else {
+            return None;
+        };
+        text.push_str(piece);
+    }
+    parse(text.trim_start().strip_prefix('/')?)
 }
 
 /// Runs a command and returns the reply text.
@@ -162,5 +175,15 @@ mod tests {
         assert_eq!(parse("model"), Some(Command::Model(None)));
         assert_eq!(parse("what is new"), None);
         assert_eq!(parse(""), None);
+    }
+
+    #[test]
+    fn webchat_commands_are_text_after_a_slash() {
+        let text = |text: &str| vec![UserPart::Plain { text: text.into() }];
+        assert_eq!(webchat_command(&text("/reset")), Some(Command::Reset));
+        assert_eq!(webchat_command(&text(" /new please")), Some(Command::New));
+        assert_eq!(webchat_command(&text("reset")), None);
+        assert_eq!(webchat_command(&text("/unknown")), None);
+        assert_eq!(webchat_command(&text("/")), None);
     }
 }

@@ -6,7 +6,7 @@
 //! per-session rate limit, then the chat pipeline, whose answer goes back
 //! to the chat the message came from.
 
-mod commands;
+pub(crate) mod commands;
 mod limits;
 mod wake;
 
