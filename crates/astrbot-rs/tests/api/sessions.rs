@@ -115,6 +115,22 @@ async fn page_and_page_size_default_to_1_and_20() {
 }
 
 #[tokio::test]
+async fn a_parameter_given_twice_is_read_as_its_first_value() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat"]).await;
+    chat_in(&app, &key, "alice", "alice-1").await;
+    chat_in(&app, &key, "bob", "bob-1").await;
+
+    // As Werkzeug's `request.args.get` reads it; `+` is a space.
+    let body = sessions(&app, &key, "username=alice&username=bob&page=1&page=2").await;
+    let spaced = sessions(&app, &key, "username=+alice+").await;
+
+    assert_eq!(ids(&body), ["alice-1"], "{body}");
+    assert_eq!(body["data"]["page"], 1);
+    assert_eq!(ids(&spaced), ["alice-1"], "{spaced}");
+}
+
+#[tokio::test]
 async fn page_and_page_size_are_clamped_and_the_clamped_values_echoed() {
     let app = spawn_app().await;
     let (key, _) = app.create_key(&["chat"]).await;

@@ -8,11 +8,8 @@
 //! - `POST /api/chat/post_file`: the `/api/v1/file` upload.
 //! - `GET /api/chat/get_attachment?attachment_id=…`: an upload's bytes.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -21,14 +18,12 @@ use serde_json::{json, Value};
 use crate::auth::middleware::AdminIdentity;
 use crate::json::Envelope;
 use crate::routes::open_api::{chat, sessions};
-use crate::routes::python::PythonBody;
+use crate::routes::python::{PythonBody, PythonQuery};
 use crate::state::AppState;
 use astrbot_core::time::iso;
 
 /// How long a browser may keep an attachment it previewed.
 const ATTACHMENT_CACHE: &str = "private, max-age=3600";
-
-type QueryMap = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 /// `POST /api/chat/send`.
 pub async fn send(
@@ -45,11 +40,8 @@ pub async fn send(
 pub async fn list_sessions(
     State(state): State<AppState>,
     Extension(admin): Extension<AdminIdentity>,
-    query: QueryMap,
+    PythonQuery(query): PythonQuery,
 ) -> Envelope {
-    let Ok(Query(query)) = query else {
-        return Envelope::error("Invalid query string");
-    };
     sessions::sessions_page(&state, &admin.username, &query).await
 }
 
@@ -58,11 +50,8 @@ pub async fn list_sessions(
 pub async fn history(
     State(state): State<AppState>,
     Extension(admin): Extension<AdminIdentity>,
-    query: QueryMap,
+    PythonQuery(query): PythonQuery,
 ) -> Envelope {
-    let Ok(Query(query)) = query else {
-        return Envelope::error("Invalid query string");
-    };
     let session_id = query
         .get("session_id")
         .map(|id| id.trim())
@@ -105,12 +94,12 @@ pub async fn history(
 
 /// `GET /api/chat/get_attachment?attachment_id=…`: the stored bytes with
 /// the stored MIME type. Only files inside `data/attachments/` are served.
-pub async fn get_attachment(State(state): State<AppState>, query: QueryMap) -> Response {
+pub async fn get_attachment(
+    State(state): State<AppState>,
+    PythonQuery(query): PythonQuery,
+) -> Response {
     let not_found = || {
         Envelope::error_with_status(StatusCode::NOT_FOUND, "Attachment not found").into_response()
-    };
-    let Ok(Query(query)) = query else {
-        return Envelope::error("Invalid query string").into_response();
     };
     let attachment_id = query
         .get("attachment_id")

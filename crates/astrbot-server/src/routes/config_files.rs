@@ -1,12 +1,10 @@
 //! `/api/config/*`: the admin endpoints for config files, with AstrBot's
 //! paths, fields and messages. Every change is live at once.
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde_json::{json, Value};
 
-use super::python::{is_empty_body, to_str, PythonBody};
+use super::python::{is_empty_body, to_str, PythonBody, PythonQuery};
 use crate::config::{ConfigInfo, RegistryError, DEFAULT_CONFIG_ID};
 use crate::json::Envelope;
 use crate::state::AppState;
@@ -21,7 +19,7 @@ pub async fn list_configs(State(state): State<AppState>) -> Envelope {
 
 pub async fn get_config(
     State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
+    PythonQuery(query): PythonQuery,
 ) -> Envelope {
     let id = query.get("id").map(String::as_str).unwrap_or_default();
     let system = query

@@ -2,15 +2,15 @@
 //! sends a one-line prompt through one provider of a config, non-streaming,
 //! and reports whether it answered, how fast, and what went wrong.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use astrbot_core::{ChatMessage, ChatRequest};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde_json::json;
 
 use crate::config::DEFAULT_CONFIG_ID;
 use crate::json::Envelope;
+use crate::routes::python::PythonQuery;
 use crate::state::AppState;
 
 const PROMPT: &str = "Reply with OK.";
@@ -24,10 +24,7 @@ const MAX_REPLY_TOKENS: u32 = 16;
 
 const MAX_REPLY_CHARS: usize = 200;
 
-pub async fn check_one(
-    State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Envelope {
+pub async fn check_one(State(state): State<AppState>, PythonQuery(query): PythonQuery) -> Envelope {
     let id = query.get("id").map(|id| id.trim()).unwrap_or_default();
     if id.is_empty() {
         return Envelope::error("Missing provider_id parameter");

@@ -1,14 +1,13 @@
 //! `GET /api/config/providers?config_id=…` (admin JWT): the chat providers
 //! a config can answer with, for the dashboard's provider pickers.
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde_json::{json, Value};
 
 use crate::chat::LOCAL_PROVIDER_TYPE;
 use crate::config::DEFAULT_CONFIG_ID;
 use crate::json::Envelope;
+use crate::routes::python::PythonQuery;
 use crate::state::AppState;
 
 /// `{"providers": [{"id", "type", "model"}], "default_provider_id"}`: the
@@ -17,7 +16,7 @@ use crate::state::AppState;
 /// and the one a chat without `selected_provider` uses ("" when none).
 pub async fn list_providers(
     State(state): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
+    PythonQuery(query): PythonQuery,
 ) -> Envelope {
     let config_id = query
         .get("config_id")

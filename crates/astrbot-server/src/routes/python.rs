@@ -1,9 +1,13 @@
 //! Python's conversions as AstrBot applies them to request values (`str()`,
 //! `int()`, truthiness), so that edge cases answer the way they do there.
 
+use std::collections::HashMap;
+use std::convert::Infallible;
+
 use astrbot_core::json_text::from_python_json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
@@ -12,6 +16,26 @@ use crate::json::Envelope;
 
 /// What Python's `json.loads` skips at the start of a body given as bytes.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A request's query parameters as Werkzeug's `request.args.get` reads
+/// them: percent-decoded (invalid UTF-8 replaced), `+` as a space, and the
+/// first value of a parameter given twice.
+pub struct PythonQuery(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PythonQuery {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        let mut parameters = HashMap::new();
+        let query = parts.uri.query().unwrap_or_default();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            parameters
+                .entry(name.into_owned())
+                .or_insert_with(|| value.into_owned());
+        }
+        Ok(PythonQuery(parameters))
+    }
+}
 
 /// A request's JSON body, read as AstrBot's handlers read it
 /// (`request.json or {}`); see [`object_body`].

@@ -3,12 +3,11 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde_json::{json, Value};
 
 use crate::json::Envelope;
-use crate::routes::python::parse_int;
+use crate::routes::python::{parse_int, PythonQuery};
 use crate::state::AppState;
 use astrbot_core::time::iso;
 
@@ -16,11 +15,8 @@ const MAX_PAGE_SIZE: i64 = 100;
 
 pub async fn list_sessions(
     State(state): State<AppState>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    PythonQuery(query): PythonQuery,
 ) -> Envelope {
-    let Ok(Query(query)) = query else {
-        return Envelope::error("Invalid query string");
-    };
     let Some(username) = query.get("username") else {
         return Envelope::error("Missing key: username");
     };
