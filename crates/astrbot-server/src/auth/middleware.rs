@@ -173,16 +173,21 @@ async fn authenticate_key(
 
 /// The key from `X-API-Key`, else `Authorization: Bearer …` or
 /// `Authorization: ApiKey …`, trimmed; empty values count as absent.
+/// Header bytes are read as Latin-1, as Werkzeug reads them, so a value
+/// that is not ASCII is a key that matches none, not a missing one.
 fn key_from_headers(headers: &HeaderMap) -> Option<String> {
     let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::trim)
-            .filter(|value| !value.is_empty())
+        let value = headers.get(name)?;
+        let text: String = value
+            .as_bytes()
+            .iter()
+            .map(|&byte| char::from(byte))
+            .collect();
+        let text = text.trim();
+        (!text.is_empty()).then(|| text.to_owned())
     };
     if let Some(key) = header("x-api-key") {
-        return Some(key.to_owned());
+        return Some(key);
     }
     let authorization = header("authorization")?;
     let key = authorization
@@ -233,5 +238,14 @@ mod tests {
             key_from_headers(&headers(&[("authorization", "Bearer  ")])),
             None
         );
+    }
+
+    #[test]
+    fn a_key_that_is_not_ascii_is_read_not_dropped() {
+        let mut map = HeaderMap::new();
+        let latin1 = axum::http::HeaderValue::from_bytes(b"abk_caf\xe9").unwrap();
+        map.insert("x-api-key", latin1);
+
+        assert_eq!(key_from_headers(&map), Some("abk_caf\u{e9}".into()));
     }
 }
