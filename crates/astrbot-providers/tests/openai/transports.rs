@@ -191,6 +191,42 @@ const WHOLE_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\
 const STREAMED: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n30\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
 
 #[tokio::test]
+async fn keep_alive_comments_alone_do_not_keep_a_stream_open() {
+    // One token, then only SSE comments, forever.
+    const TOKEN: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"one\"}}]}\n\n";
+    let base = raw_server(|mut socket| async move {
+        if !read_request(&mut socket).await || socket.write_all(TOKEN).await.is_err() {
+            return;
+        }
+        while socket.write_all(b": keep-alive\n\n").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+
+    for lean in [true, false] {
+        let provider = with_client(
+            OpenAiConfig {
+                timeout: Duration::from_secs(1),
+                ..raw_config(base.clone())
+            },
+            lean,
+        );
+        let stream = provider.chat_stream(ask("x")).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), collect(stream))
+            .await
+            .expect("the stream must end");
+
+        assert_eq!(got.text, "one", "lean {lean}");
+        assert_eq!(
+            got.error,
+            Some(ProviderError::Timeout { seconds: 1 }),
+            "lean {lean}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_kept_alive_connection_is_reused() {
     let (base, connections) = raw_provider(WHOLE_ANSWER, usize::MAX, Close::AtOnce).await;
     let provider = with_client(raw_config(base), true);

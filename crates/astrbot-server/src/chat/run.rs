@@ -506,16 +506,8 @@ impl ChatService {
             is_admin: config.admins_id.contains(&turn.username),
             is_group: false,
         };
-        let answer = Answer {
-            text: commands::run(command, context).await,
-            reasoning: String::new(),
-            usage: TokenUsage::default(),
-            failed: false,
-        };
-        events
-            .send(plain(answer.text.as_str().into(), false, None, turn))
-            .await;
-        self.save_bot_turn(turn, &answer, None, events, None).await;
+        let reply = commands::run(command, context).await;
+        self.answer_without_model(turn, reply, false, events).await;
     }
 
     /// Tells the user that the turn could not go to the model because its
@@ -528,13 +520,27 @@ impl ChatService {
         turn: &ChatTurn,
         events: &EventSink,
     ) {
+        let streaming = turn.streaming.unwrap_or(config.chat.streaming_response);
+        let text = UNLOADED_CONVERSATION.to_owned();
+        self.answer_without_model(turn, text, streaming, events)
+            .await;
+    }
+
+    /// Answers with `text` of the server's own: one `plain` event, kept in
+    /// the history but not in the conversation.
+    async fn answer_without_model(
+        &self,
+        turn: &ChatTurn,
+        text: String,
+        streaming: bool,
+        events: &EventSink,
+    ) {
         let answer = Answer {
-            text: UNLOADED_CONVERSATION.to_owned(),
+            text,
             reasoning: String::new(),
             usage: TokenUsage::default(),
             failed: true,
         };
-        let streaming = turn.streaming.unwrap_or(config.chat.streaming_response);
         events
             .send(plain(answer.text.as_str().into(), streaming, None, turn))
             .await;
