@@ -14,6 +14,9 @@ pub struct SseParser {
     /// says.
     data: String,
     has_data: bool,
+    /// Bytes of the lines read so far that were fields (not comments nor
+    /// blank lines): see [`SseParser::field_progress`].
+    field_bytes: u64,
 }
 
 impl SseParser {
@@ -43,6 +46,18 @@ impl SseParser {
         self.partial.extend_from_slice(rest);
     }
 
+    /// How far the stream has got in anything but comments: bytes of
+    /// field lines read, plus an unfinished line unless it is a comment.
+    /// It stays put while a provider sends only keep-alive comments, even
+    /// when they arrive in pieces.
+    pub fn field_progress(&self) -> u64 {
+        let partial_field = match self.partial.first() {
+            None | Some(b':') => 0,
+            Some(_) => self.partial.len() as u64,
+        };
+        self.field_bytes + partial_field
+    }
+
     /// Bytes held for an event that has not ended yet.
     pub fn pending_bytes(&self) -> usize {
         self.partial.len() + self.data.len()
@@ -69,6 +84,7 @@ impl SseParser {
             // A comment, e.g. OpenRouter's `: OPENROUTER PROCESSING` keep-alive.
             return;
         }
+        self.field_bytes += line.len() as u64;
         // The field name is found on the bytes (`:` never sits inside a
         // UTF-8 sequence), and only a `data` value is checked as UTF-8:
         // the other fields carry nothing a chat completion needs.

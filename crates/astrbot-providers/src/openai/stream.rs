@@ -1,9 +1,9 @@
 //! Turns a streamed chat-completions body into a `ChatStream`.
 //!
-//! The body is read chunk by chunk with a limit on the gap between pieces
-//! of data (keep-alive comments do not count), so an upstream that stops
-//! sending mid-answer ends the stream with a `Timeout` error instead of
-//! hanging the session forever.
+//! The body is read chunk by chunk with a limit on the gap between chunks,
+//! so an upstream that stops sending mid-answer ends the stream with a
+//! `Timeout` error instead of hanging the session forever. Keep-alive
+//! comments count as chunks, but only for so long after the last data.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -14,6 +14,7 @@ use astrbot_core::json_text::from_python_json;
 use astrbot_core::{ChatStream, IdleTimer, ProviderError, StreamChunk, TokenUsage};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use tokio::time::Instant;
 
 use super::fast_chunk::{ChunkFields, ChunkReader};
 use super::keys::{truncate, KeyRing};
@@ -29,6 +30,10 @@ const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
 /// 200,000 tokens of OpenAI's chunks). The answer is kept in memory and
 /// stored whole, so a provider that never stops must not fill memory.
 const MAX_STREAM_BYTES: usize = 32 * 1024 * 1024;
+
+/// How long a stream may send nothing but keep-alive comments before it
+/// is given up on (or the provider's timeout, when that is longer).
+const COMMENTS_ALONE: Duration = Duration::from_secs(600);
 
 /// A response body as it arrives, from either HTTP client.
 pub(super) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send>>;
@@ -68,6 +73,8 @@ struct State {
     gap: IdleTimer,
     /// Body bytes read so far.
     received: usize,
+    /// When the body last brought anything but comments.
+    last_field: Instant,
 }
 
 /// What the events decoded so far amount to.
@@ -96,6 +103,7 @@ pub fn chat_stream(body: Body, gap_timeout: Duration, keys: Arc<KeyRing>) -> Cha
         },
         gap: IdleTimer::new(gap_timeout),
         received: 0,
+        last_field: Instant::now(),
     };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         loop {
@@ -138,18 +146,22 @@ impl State {
                         MAX_STREAM_BYTES >> 20
                     )));
                 }
-                // Only data counts as progress: an event, or more of one.
-                // A provider that sends nothing but keep-alive comments
-                // would otherwise hold the turn, and its session, forever.
-                let partial_before = self.parser.pending_bytes();
-                let mut any_event = false;
-                self.parser.push(&bytes, &mut |data| {
-                    any_event = true;
-                    decoded.event(chunks, data)
-                });
-                if any_event || self.parser.pending_bytes() != partial_before {
-                    self.gap.touch();
+                let comments_limit = self.gap.limit().max(COMMENTS_ALONE);
+                let progress_before = self.parser.field_progress();
+                self.parser
+                    .push(&bytes, &mut |data| decoded.event(chunks, data));
+                if self.parser.field_progress() != progress_before {
+                    self.last_field = Instant::now();
+                } else if self.last_field.elapsed() >= comments_limit {
+                    // Keep-alive comments hold a slow model's request open
+                    // (OpenRouter sends them while a model thinks), but not
+                    // forever: the turn holds its session.
+                    return decoded.fail(ProviderError::Other(format!(
+                        "the provider sent nothing but keep-alive comments for {} s",
+                        comments_limit.as_secs()
+                    )));
                 }
+                self.gap.touch();
                 if self.parser.pending_bytes() > MAX_EVENT_BYTES {
                     decoded.fail(ProviderError::Decode(format!(
                         "an event of the provider's stream is larger than {} MiB",

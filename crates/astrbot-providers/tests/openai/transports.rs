@@ -13,6 +13,7 @@ use crate::common::{ask, collect, config, Collected};
 use astrbot_core::{ChatProvider, ProviderError};
 use astrbot_providers::{OpenAiCompatible, OpenAiConfig};
 use fake_openai::{Behaviour, FakeOpenAi};
+use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -190,37 +191,69 @@ const WHOLE_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\
 
 const STREAMED: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n30\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
 
-#[tokio::test]
-async fn keep_alive_comments_alone_do_not_keep_a_stream_open() {
-    // One token, then only SSE comments, forever.
-    const TOKEN: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"one\"}}]}\n\n";
-    let base = raw_server(|mut socket| async move {
-        if !read_request(&mut socket).await || socket.write_all(TOKEN).await.is_err() {
+/// A provider at the returned base that sends `before` comments, one
+/// `interval` apart, then one token, then only comments, forever; each
+/// comment in two writes, as a slow network may deliver it.
+async fn commenting_provider(before: usize, interval: Duration) -> String {
+    const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
+    const TOKEN: &[u8] = b"data: {\"choices\":[{\"delta\":{\"content\":\"one\"}}]}\n\n";
+    raw_server(move |mut socket| async move {
+        if !read_request(&mut socket).await || socket.write_all(HEAD).await.is_err() {
             return;
         }
-        while socket.write_all(b": keep-alive\n\n").await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        for sent in 0.. {
+            if sent == before && socket.write_all(TOKEN).await.is_err() {
+                return;
+            }
+            for piece in [&b": keep"[..], b"-alive\n\n"] {
+                if socket.write_all(piece).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(interval / 2).await;
+            }
         }
     })
-    .await;
+    .await
+}
 
+fn with_timeout(base: &str, timeout: Duration, lean: bool) -> OpenAiCompatible {
+    let config = OpenAiConfig {
+        timeout,
+        ..raw_config(base.to_owned())
+    };
+    with_client(config, lean)
+}
+
+#[tokio::test]
+async fn keep_alive_comments_hold_a_slow_first_token_past_the_timeout() {
+    // As OpenRouter does while a model thinks: comments for longer than the
+    // provider's timeout, then the answer.
+    let base = commenting_provider(4, Duration::from_millis(400)).await;
     for lean in [true, false] {
-        let provider = with_client(
-            OpenAiConfig {
-                timeout: Duration::from_secs(1),
-                ..raw_config(base.clone())
-            },
-            lean,
+        let provider = with_timeout(&base, Duration::from_secs(1), lean);
+        let mut stream = provider.chat_stream(ask("x")).await.unwrap();
+
+        let first = stream.next().await.expect("a token comes");
+        assert_eq!(
+            first.unwrap(),
+            astrbot_core::StreamChunk::Text("one".into()),
+            "lean {lean}"
         );
-        let stream = provider.chat_stream(ask("x")).await.unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(10), collect(stream))
-            .await
-            .expect("the stream must end");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn keep_alive_comments_alone_do_not_keep_a_stream_open_forever() {
+    let base = commenting_provider(0, Duration::from_secs(5)).await;
+    for lean in [true, false] {
+        let provider = with_timeout(&base, Duration::from_secs(30), lean);
+        let got = collect(provider.chat_stream(ask("x")).await.unwrap()).await;
 
         assert_eq!(got.text, "one", "lean {lean}");
+        let expected = "the provider sent nothing but keep-alive comments for 600 s";
         assert_eq!(
             got.error,
-            Some(ProviderError::Timeout { seconds: 1 }),
+            Some(ProviderError::Other(expected.into())),
             "lean {lean}"
         );
     }
