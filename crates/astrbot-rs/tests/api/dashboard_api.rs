@@ -94,6 +94,25 @@ async fn username_change_and_plain_passwords_are_stored_as_md5() {
 }
 
 #[tokio::test]
+async fn an_admin_name_with_a_bang_is_refused() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+
+    // The admin chats in the dashboard under this name; with `!` in it,
+    // another user's conversation key could be reached (see the chat tests).
+    let (_, body) = app
+        .admin_post(
+            &token,
+            "/api/auth/account/edit",
+            json!({"password": "astrbot", "new_password": "hunter22", "new_username": "a!b"}),
+        )
+        .await;
+
+    assert_eq!(body["message"], "username must not contain '!'", "{body}");
+    assert_eq!(dashboard_on_disk(&app)["dashboard"]["username"], "astrbot");
+}
+
+#[tokio::test]
 async fn password_change_errors() {
     let app = spawn_app().await;
     let token = app.admin_token().await;

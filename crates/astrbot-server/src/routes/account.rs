@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use super::python::{to_str, PythonBody};
 use crate::auth::password::{md5_hex, same};
 use crate::json::Envelope;
+use crate::routes::open_api::chat::BANG_IN_NAME;
 use crate::state::AppState;
 
 /// A wrong current password is answered this late, like a failed login,
@@ -34,6 +35,10 @@ pub async fn edit_account(State(state): State<AppState>, PythonBody(body): Pytho
     }
     if new_password.is_empty() {
         return Envelope::error("新密码不能为空");
+    }
+    // The admin chats in the dashboard under this name.
+    if new_username.contains('!') {
+        return Envelope::error(BANG_IN_NAME);
     }
     // AstrBot's newer UI also sends a confirmation; older clients do not.
     if body

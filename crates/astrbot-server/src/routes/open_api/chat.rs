@@ -18,6 +18,9 @@ use crate::state::AppState;
 use astrbot_core::store::NewHistory;
 use astrbot_core::{StoreError, Umo};
 
+/// Why a user name with `!` cannot chat; see [`accept_turn`].
+pub(crate) const BANG_IN_NAME: &str = "username must not contain '!'";
+
 /// Part types that carry content (a reply alone does not).
 const CONTENT_TYPES: [&str; 5] = ["plain", "image", "record", "file", "video"];
 
@@ -31,12 +34,6 @@ pub async fn chat(State(state): State<AppState>, PythonBody(payload): PythonBody
     if username.is_empty() {
         return Envelope::error("username is empty").into_response();
     }
-    // A session's conversation is keyed by `webchat!<username>!<session_id>`:
-    // with a `!` in the name, user `a!b`'s session `c` and user `a`'s
-    // session `b!c` would share one. Without it the key splits one way.
-    if username.contains('!') {
-        return Envelope::error("username must not contain '!'").into_response();
-    }
     accept_turn(&state, username, payload).await
 }
 
@@ -47,6 +44,12 @@ pub(crate) async fn accept_turn(
     username: String,
     payload: Map<String, Value>,
 ) -> Response {
+    // A session's conversation is keyed by `webchat!<username>!<session_id>`:
+    // with a `!` in the name, user `a!b`'s session `c` and user `a`'s
+    // session `b!c` would share one. Without it the key splits one way.
+    if username.contains('!') {
+        return Envelope::error(BANG_IN_NAME).into_response();
+    }
     match prepare(state, username, payload).await {
         Ok((turn, place)) => stream_response(state, turn, place),
         Err(envelope) => envelope.into_response(),
