@@ -626,6 +626,7 @@ async fn settings_of_the_wrong_kind_are_refused_instead_of_defaulted() {
         ("astrbot_rs", json!({"provider_timeout_seconds": 0})),
         ("dashboard", json!({"port": "abc"})),
         ("dashboard", json!({"port": 70_000})),
+        ("dashboard", json!({"port": -1})),
     ] {
         let (_, answer) = app
             .admin_post(
@@ -641,11 +642,29 @@ async fn settings_of_the_wrong_kind_are_refused_instead_of_defaulted() {
     }
     assert_eq!(saved_file(), before, "nothing was saved");
 
+    // Whole numbers as Python's int() takes them are fine.
+    for setting in [
+        json!({"max_upload_mb": 1}),
+        json!({"max_upload_mb": "64"}),
+        json!({"max_upload_mb": 128.0}),
+    ] {
+        let (_, answer) = app
+            .admin_post(
+                &token,
+                "/api/config/astrbot/update",
+                json!({"conf_id": "default", "config": {"astrbot_rs": setting}}),
+            )
+            .await;
+        assert_eq!(answer["status"], "ok", "{setting}: {answer}");
+    }
+
+    // Another config's `dashboard` is never read, so it is not checked.
+    let other = new_config(&app, &token, "other", json!({})).await;
     let (_, answer) = app
         .admin_post(
             &token,
             "/api/config/astrbot/update",
-            json!({"conf_id": "default", "config": {"astrbot_rs": {"max_upload_mb": 1}}}),
+            json!({"conf_id": other, "config": {"dashboard": {"port": "x"}}}),
         )
         .await;
     assert_eq!(answer["status"], "ok", "{answer}");

@@ -73,6 +73,20 @@ pub struct DashboardSettings {
     pub port: u16,
 }
 
+/// A whole number as a setting may be written: `8`, `8.0` or `"8"`, as
+/// Python's `int()` takes them. Anything else (a fraction, a word) is none.
+pub(crate) fn whole_number(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(number) => number.as_u64().or_else(|| {
+            let float = number.as_f64()?;
+            let whole = float >= 0.0 && float.fract() == 0.0 && float < u64::MAX as f64;
+            whole.then_some(float as u64)
+        }),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 /// AstrBot's default admin password, md5("astrbot").
 pub const DEFAULT_PASSWORD_MD5: &str = "77b90590a8945a7d36c963981a307dc9";
 
@@ -93,11 +107,11 @@ impl LoadedConfig {
         };
         let default_timeout = document
             .pointer("/astrbot_rs/provider_timeout_seconds")
-            .and_then(Value::as_u64)
+            .and_then(whole_number)
             .unwrap_or(120);
         let max_upload_mb = document
             .pointer("/astrbot_rs/max_upload_mb")
-            .and_then(Value::as_u64)
+            .and_then(whole_number)
             .unwrap_or(128);
         LoadedConfig {
             id: id.to_owned(),
@@ -144,11 +158,7 @@ impl LoadedConfig {
             host: str_at(dashboard, "host", "127.0.0.1"),
             port: dashboard
                 .and_then(|d| d.get("port"))
-                .and_then(|port| match port {
-                    Value::Number(n) => n.as_u64(),
-                    Value::String(s) => s.trim().parse().ok(),
-                    _ => None,
-                })
+                .and_then(whole_number)
                 .and_then(|port| u16::try_from(port).ok())
                 .unwrap_or(6185),
         }

@@ -13,6 +13,7 @@ use astrbot_core::{Store, StoreError};
 use rand::RngCore;
 use serde_json::{json, Map, Value};
 
+use super::model::whole_number;
 use super::{
     default_config, fill_defaults, read_config_file, umo_pattern_matches, write_config_file,
     ConfigError, LoadedConfig,
@@ -80,6 +81,11 @@ impl ConfigRegistry {
     pub async fn load(root: DataRoot, store: Arc<dyn Store>) -> Result<Self, RegistryError> {
         let default_path = root.default_config();
         let existing = read_checked(&default_path)?;
+        if let Some(document) = &existing {
+            check_default_settings(document).map_err(|problem| {
+                RegistryError::Invalid(format!("{}: {problem}", default_path.display()))
+            })?;
+        }
         let mut document = existing.clone().unwrap_or_else(|| json!({}));
         let mut changed = fill_defaults(&mut document, &default_config());
         changed |= ensure_jwt_secret(&mut document);
@@ -285,7 +291,11 @@ impl ConfigRegistry {
         let Value::Object(mut incoming) = document else {
             return Err(RegistryError::Invalid("config must be an object".into()));
         };
-        check_sections(&Value::Object(incoming.clone())).map_err(RegistryError::Invalid)?;
+        let incoming_document = Value::Object(incoming.clone());
+        check_sections(&incoming_document).map_err(RegistryError::Invalid)?;
+        if id == DEFAULT_CONFIG_ID {
+            check_default_settings(&incoming_document).map_err(RegistryError::Invalid)?;
+        }
         let current = self
             .get(id)
             .ok_or_else(|| RegistryError::NotFound(id.to_owned()))?;
@@ -328,6 +338,8 @@ impl ConfigRegistry {
                 path.display()
             )));
         };
+        check_default_settings(&Value::Object(incoming.clone()))
+            .map_err(|problem| RegistryError::Invalid(format!("{}: {problem}", path.display())))?;
         keep_secret(&mut incoming, &self.default_config().document);
         let mut document = Value::Object(incoming);
         fill_defaults(&mut document, &default_config());
@@ -483,9 +495,11 @@ const ARRAY_SECTIONS: [&str; 5] = [
     "admins_id",
 ];
 
-/// Settings that must be whole numbers in a range when present, with the
-/// name an admin reads in the error. Any other value used to fall back to
-/// the default without a word: `"max_upload_mb": 0.5` allowed 128 MiB.
+/// Settings of the default config (the only one whose `dashboard` and
+/// `astrbot_rs` sections are read) that must be whole numbers in a range
+/// when present, with the name an admin reads in the error. Any other value
+/// used to fall back to the default without a word: `"max_upload_mb": 0.5`
+/// allowed 128 MiB.
 const WHOLE_NUMBER_SETTINGS: [(&str, &str, u64, u64); 3] = [
     (
         "/astrbot_rs/max_upload_mb",
@@ -499,8 +513,24 @@ const WHOLE_NUMBER_SETTINGS: [(&str, &str, u64, u64); 3] = [
         1,
         1 << 31,
     ),
-    ("/dashboard/port", "dashboard.port", 1, 65_535),
+    // 0 asks the system for a free port, as `DASHBOARD_PORT=0` does.
+    ("/dashboard/port", "dashboard.port", 0, 65_535),
 ];
+
+/// Checks the default config's own settings; see [`WHOLE_NUMBER_SETTINGS`].
+fn check_default_settings(document: &Value) -> Result<(), String> {
+    for (pointer, name, least, most) in WHOLE_NUMBER_SETTINGS {
+        let Some(value) = document.pointer(pointer) else {
+            continue;
+        };
+        if !whole_number(value).is_some_and(|number| (least..=most).contains(&number)) {
+            return Err(format!(
+                "`{name}` must be a whole number from {least} to {most}, not {value}"
+            ));
+        }
+    }
+    Ok(())
+}
 
 fn check_sections(document: &Value) -> Result<(), String> {
     for key in OBJECT_SECTIONS {
@@ -511,21 +541,6 @@ fn check_sections(document: &Value) -> Result<(), String> {
     for key in ARRAY_SECTIONS {
         if document.get(key).is_some_and(|value| !value.is_array()) {
             return Err(format!("`{key}` must be a list"));
-        }
-    }
-    for (pointer, name, least, most) in WHOLE_NUMBER_SETTINGS {
-        let Some(value) = document.pointer(pointer) else {
-            continue;
-        };
-        // The port may be written as a string; its reader takes one.
-        let number = match value {
-            Value::String(text) if pointer == "/dashboard/port" => text.trim().parse().ok(),
-            other => other.as_u64(),
-        };
-        if !number.is_some_and(|number| (least..=most).contains(&number)) {
-            return Err(format!(
-                "`{name}` must be a whole number from {least} to {most}, not {value}"
-            ));
         }
     }
     Ok(())
