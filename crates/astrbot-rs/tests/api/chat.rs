@@ -1004,10 +1004,12 @@ async fn a_hanging_provider_times_out_instead_of_hanging_the_stream() {
 
 #[tokio::test]
 async fn an_answer_without_text_is_reported_not_shown_empty() {
-    // A content filter's stop: a 200 whose answer holds no text.
+    // A content filter's stop: a 200 whose answer holds no text, here
+    // after some reasoning.
     let app = spawn_app_with(
         Behaviour {
             text: Some(String::new()),
+            reasoning: Some("thinking hard".into()),
             ..Default::default()
         },
         |_| {},
@@ -1028,8 +1030,16 @@ async fn an_answer_without_text_is_reported_not_shown_empty() {
         );
         assert_eq!(answer.types().last().unwrap(), "end");
     }
-    // Kept out of what the model sees next, as any failed answer.
     let store = store_of(&app).await;
+    for session in ["empty-true", "empty-false"] {
+        let history = store.list_history("webchat", session).await.unwrap();
+        let bot = &history.last().unwrap().content;
+        assert_eq!(
+            bot["reasoning"], "thinking hard",
+            "what came is kept: {bot}"
+        );
+    }
+    // Kept out of what the model sees next, as any failed answer.
     let umo = "webchat:FriendMessage:webchat!u!empty-true";
     let conversation = store
         .get_preference("umo", umo, "sel_conv_id")

@@ -443,14 +443,14 @@ impl ChatService {
             () = interrupt => Err(shutting_down()),
             called = provider.chat(request) => called,
         };
-        let called = called.and_then(|response| {
-            if response.text.is_empty() {
-                Err(no_text())
-            } else {
-                Ok(response)
-            }
-        });
         let answer = match called {
+            // Failed, but what came with it (reasoning, usage) is kept.
+            Ok(response) if response.text.is_empty() => Answer {
+                text: failure_text(provider, &no_text(), turn),
+                reasoning: response.reasoning,
+                usage: response.usage,
+                failed: true,
+            },
             Ok(response) => Answer {
                 text: response.text,
                 reasoning: response.reasoning,
