@@ -254,6 +254,11 @@ async fn file_names_are_read_as_werkzeug_reads_them() {
 
     assert_eq!(extended["data"]["filename"], "日 notes.txt", "{extended}");
     assert_eq!(latin["data"]["filename"], "café.txt", "{latin}");
+    let (_, broken) = upload_raw(&app, &key, b"; filename*=UTF-8''%FF%FE.txt", b"x").await;
+    assert_eq!(
+        broken["data"]["filename"], "\u{fffd}\u{fffd}.txt",
+        "{broken}"
+    );
     assert_eq!(plain_field, error("Missing key: file"));
 }
 

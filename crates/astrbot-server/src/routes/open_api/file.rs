@@ -143,7 +143,8 @@ fn declared_file_name(field: &Field<'_>) -> Option<String> {
     let (_language, encoded) = rest.split_once('\'')?;
     let bytes = percent_decoded(encoded);
     if charset.eq_ignore_ascii_case("utf-8") {
-        String::from_utf8(bytes).ok()
+        // Werkzeug replaces what does not decode; the upload is kept.
+        Some(String::from_utf8_lossy(&bytes).into_owned())
     } else {
         // ISO-8859-1, the only other charset RFC 5987 names.
         Some(bytes.into_iter().map(char::from).collect())
