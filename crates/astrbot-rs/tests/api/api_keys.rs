@@ -263,6 +263,11 @@ async fn an_expiry_past_year_9999_is_refused_and_the_latest_one_works() {
         .strip_prefix("expires_in_days must be at most ")
         .and_then(|days| days.parse().ok())
         .unwrap_or_else(|| panic!("{refused}"));
+    // Python's int() takes numbers of any size: too far, not "not an integer".
+    for huge in [json!(1e20), json!("9999999999999999999999")] {
+        let refused = create(&app, &token, json!({"expires_in_days": huge})).await;
+        assert_eq!(refused["message"], message, "{huge}");
+    }
     assert!(list(&app, &token).await.is_empty(), "nothing was created");
 
     let latest = create(&app, &token, json!({"expires_in_days": most})).await;

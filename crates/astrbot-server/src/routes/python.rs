@@ -98,13 +98,16 @@ pub fn to_str(value: &Value) -> String {
 
 /// Python's `int(value)`: integers, truncated floats, booleans, and strings
 /// of an integer with surrounding whitespace, an optional sign and `_`
-/// digit separators.
+/// digit separators. Python's integers have no bounds; one past `i64`'s
+/// reads as `i64::MAX` (or `MIN`), which every caller's range refuses or
+/// clamps as it would the exact value.
 pub fn to_int(value: &Value) -> Option<i64> {
     match value {
         Value::Bool(flag) => Some(i64::from(*flag)),
         Value::Number(number) => number.as_i64().or_else(|| {
             let float = number.as_f64()?;
-            (float.is_finite() && float.abs() < 9.2e18).then_some(float.trunc() as i64)
+            // `as` saturates at the bounds.
+            float.is_finite().then_some(float.trunc() as i64)
         }),
         Value::String(text) => parse_int(text),
         _ => None,
@@ -127,8 +130,9 @@ pub fn parse_int(text: &str) -> Option<i64> {
     if !valid {
         return None;
     }
-    let number: i64 = digits.replace('_', "").parse().ok()?;
-    Some(sign * number)
+    let digits = digits.replace('_', "");
+    let number = digits.parse::<i64>().unwrap_or(i64::MAX);
+    Some(if sign < 0 { number.saturating_neg() } else { number })
 }
 
 /// Python truthiness.
@@ -160,6 +164,11 @@ mod tests {
         assert_eq!(to_int(&json!("abc")), None);
         assert_eq!(to_int(&json!("")), None);
         assert_eq!(to_int(&json!([1])), None);
+        // Past i64, as far as any caller can tell.
+        assert_eq!(to_int(&json!(1e20)), Some(i64::MAX));
+        assert_eq!(to_int(&json!(-1e20)), Some(i64::MIN));
+        assert_eq!(to_int(&json!("99999999999999999999999")), Some(i64::MAX));
+        assert_eq!(to_int(&json!("-99999999999999999999999")), Some(-i64::MAX));
     }
 
     #[test]
