@@ -3,6 +3,8 @@
 //! its next request: it keeps verified keys in memory only until the
 //! database records a commit, from any process.
 
+use std::io::Write;
+
 use anyhow::{bail, Context};
 use astrbot_core::store::ApiKeyRecord;
 use astrbot_core::Store;
@@ -90,7 +92,7 @@ async fn create(
     eprintln!(
         "Created key {} ({}) with scopes {}, {}. This is the only time the key is shown.",
         record.key_id,
-        record.name,
+        printable(&record.name),
         record.scopes.clone().unwrap_or_default().join(","),
         match record.expires_at {
             Some(at) => format!("expiring {}", astrbot_core::time::iso(at)),
@@ -102,21 +104,31 @@ async fn create(
 
 async fn list(store: &SqliteStore) -> anyhow::Result<()> {
     let keys = store.list_api_keys().await?;
-    println!(
-        "{:<36}  {:<12}  {:<8}  {:<20}  {:<19}  {:<19}  NAME",
+    let mut table = format!(
+        "{:<36}  {:<12}  {:<8}  {:<20}  {:<19}  {:<19}  NAME\n",
         "KEY_ID", "PREFIX", "STATUS", "SCOPES", "EXPIRES", "LAST_USED"
     );
     for key in &keys {
-        println!(
-            "{:<36}  {:<12}  {:<8}  {:<20}  {:<19}  {:<19}  {}",
-            key.key_id,
-            key.key_prefix,
+        // Every column but the times can be written to the database by
+        // hand, so each is shown escaped.
+        let scopes = key.scopes.clone().map_or("*".to_owned(), |s| s.join(","));
+        table.push_str(&format!(
+            "{:<36}  {:<12}  {:<8}  {:<20}  {:<19}  {:<19}  {}\n",
+            printable(&key.key_id),
+            printable(&key.key_prefix),
             status(key),
-            key.scopes.clone().map_or("*".to_owned(), |s| s.join(",")),
+            printable(&scopes),
             short_time(key.expires_at, "never"),
             short_time(key.last_used_at, "-"),
             printable(&key.name)
-        );
+        ));
+    }
+    // A reader that stops early (`apikey list | head`) is not an error.
+    let written = std::io::stdout().lock().write_all(table.as_bytes());
+    if let Err(error) = written {
+        if error.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(error.into());
+        }
     }
     if keys.is_empty() {
         eprintln!("no API keys yet: create one with `astrbot-rs apikey create --name NAME`");

@@ -316,6 +316,10 @@ fn key_names_cannot_write_to_the_terminal() {
     let name = "multi\nline\u{1b}[31mred\u{202e}";
     let (ok, _, stderr) = run(&root, &["apikey", "create", "--name", name]);
     assert!(ok, "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "the echo is escaped too: {stderr:?}"
+    );
 
     let (ok, listed, _) = run(&root, &["apikey", "list"]);
 
@@ -333,6 +337,32 @@ fn key_names_cannot_write_to_the_terminal() {
         listed.contains(r"multi\nline\u{1b}[31mred\u{202e}"),
         "{listed:?}"
     );
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn a_list_read_only_in_part_is_not_a_crash() {
+    let root = temp_root();
+    for n in 0..3 {
+        let (ok, _, stderr) = run(&root, &["apikey", "create", "--name", &format!("k{n}")]);
+        assert!(ok, "{stderr}");
+    }
+
+    // `apikey list | head -0`: the reader is gone before the table comes.
+    let mut child = binary()
+        .arg("--root")
+        .arg(&root)
+        .args(["apikey", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
     let _ = std::fs::remove_dir_all(root);
 }
 

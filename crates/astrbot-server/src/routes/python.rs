@@ -132,7 +132,11 @@ pub fn parse_int(text: &str) -> Option<i64> {
     }
     let digits = digits.replace('_', "");
     let number = digits.parse::<i64>().unwrap_or(i64::MAX);
-    Some(if sign < 0 { number.saturating_neg() } else { number })
+    Some(if sign < 0 {
+        number.saturating_neg()
+    } else {
+        number
+    })
 }
 
 /// Python truthiness.
