@@ -121,7 +121,7 @@ impl ChatService {
         let config = self.configs.resolve_for_umo(&turn.umo);
         let has_content = turn.parts.iter().any(UserPart::is_content);
         let command = (turn.platform_id == WEBCHAT)
-            .then(|| commands::webchat_command(&turn.parts))
+            .then(|| commands::webchat_command(&config, &turn.parts))
             .flatten();
         if let Some(command) = command {
             self.answer_command(&config, command, &turn, &events).await;

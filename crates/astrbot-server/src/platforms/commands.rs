@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use astrbot_core::Umo;
 
+use super::wake::wake_prefixes;
 use crate::chat::{ChatService, UserPart};
 use crate::config::LoadedConfig;
 
@@ -50,8 +51,9 @@ pub fn parse(text: &str) -> Option<Command> {
 }
 
 /// The command a webchat message (from the developer API or the
-/// dashboard) gives: text alone, starting with AstrBot's wake prefix `/`.
-pub fn webchat_command(parts: &[UserPart]) -> Option<Command> {
+/// dashboard) gives: text alone, starting with one of the config's wake
+/// prefixes (`/` unless set otherwise), as on the platforms.
+pub fn webchat_command(config: &LoadedConfig, parts: &[UserPart]) -> Option<Command> {
     let mut text = String::new();
     for part in parts {
         let UserPart::Plain { text: piece } = part else {
@@ -59,7 +61,11 @@ pub fn webchat_command(parts: &[UserPart]) -> Option<Command> {
         };
         text.push_str(piece);
     }
-    parse(text.trim_start().strip_prefix('/')?)
+    let text = text.trim_start();
+    wake_prefixes(config)
+        .iter()
+        .find_map(|prefix| text.strip_prefix(prefix.as_str()))
+        .and_then(parse)
 }
 
 /// Runs a command and returns the reply text.
@@ -178,12 +184,19 @@ mod tests {
     }
 
     #[test]
-    fn webchat_commands_are_text_after_a_slash() {
+    fn webchat_commands_are_text_after_a_wake_prefix() {
+        let default = LoadedConfig::new("d", "d", serde_json::json!({}));
+        let hash = LoadedConfig::new("h", "h", serde_json::json!({"wake_prefix": ["#"]}));
         let text = |text: &str| vec![UserPart::Plain { text: text.into() }];
-        assert_eq!(webchat_command(&text("/reset")), Some(Command::Reset));
-        assert_eq!(webchat_command(&text(" /new please")), Some(Command::New));
-        assert_eq!(webchat_command(&text("reset")), None);
-        assert_eq!(webchat_command(&text("/unknown")), None);
-        assert_eq!(webchat_command(&text("/")), None);
+        let command =
+            |config: &LoadedConfig, message: &str| webchat_command(config, &text(message));
+
+        assert_eq!(command(&default, "/reset"), Some(Command::Reset));
+        assert_eq!(command(&default, " /new please"), Some(Command::New));
+        assert_eq!(command(&default, "reset"), None);
+        assert_eq!(command(&default, "/unknown"), None);
+        assert_eq!(command(&default, "/"), None);
+        assert_eq!(command(&hash, "#help"), Some(Command::Help));
+        assert_eq!(command(&hash, "/help"), None);
     }
 }

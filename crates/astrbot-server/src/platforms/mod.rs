@@ -8,7 +8,7 @@
 
 pub(crate) mod commands;
 mod limits;
-mod wake;
+pub(crate) mod wake;
 
 use std::sync::Arc;
 

@@ -86,7 +86,8 @@ pub fn check(config: &LoadedConfig, message: &InboundMessage) -> Option<Woken> {
     Some(Woken { text, parts })
 }
 
-fn wake_prefixes(config: &LoadedConfig) -> Vec<String> {
+/// The config's `wake_prefix` list (AstrBot's default: `/`).
+pub(crate) fn wake_prefixes(config: &LoadedConfig) -> Vec<String> {
     match config.document.get("wake_prefix") {
         Some(Value::Array(items)) => items
             .iter()
