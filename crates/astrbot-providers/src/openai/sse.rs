@@ -14,9 +14,8 @@ pub struct SseParser {
     /// says.
     data: String,
     has_data: bool,
-    /// Bytes of the lines read so far that were fields (not comments nor
-    /// blank lines): see [`SseParser::field_progress`].
-    field_bytes: u64,
+    /// `data` lines read so far: see [`SseParser::data_lines`].
+    data_lines: u64,
 }
 
 impl SseParser {
@@ -46,16 +45,11 @@ impl SseParser {
         self.partial.extend_from_slice(rest);
     }
 
-    /// How far the stream has got in anything but comments: bytes of
-    /// field lines read, plus an unfinished line unless it is a comment.
-    /// It stays put while a provider sends only keep-alive comments, even
-    /// when they arrive in pieces.
-    pub fn field_progress(&self) -> u64 {
-        let partial_field = match self.partial.first() {
-            None | Some(b':') => 0,
-            Some(_) => self.partial.len() as u64,
-        };
-        self.field_bytes + partial_field
+    /// How many `data` lines have been read: it grows only with the
+    /// answer itself, not with comments, blank lines or other fields,
+    /// however a provider cuts them into pieces.
+    pub fn data_lines(&self) -> u64 {
+        self.data_lines
     }
 
     /// Bytes held for an event that has not ended yet.
@@ -84,7 +78,6 @@ impl SseParser {
             // A comment, e.g. OpenRouter's `: OPENROUTER PROCESSING` keep-alive.
             return;
         }
-        self.field_bytes += line.len() as u64;
         // The field name is found on the bytes (`:` never sits inside a
         // UTF-8 sequence), and only a `data` value is checked as UTF-8:
         // the other fields carry nothing a chat completion needs.
@@ -98,6 +91,7 @@ impl SseParser {
         if field != b"data" {
             return;
         }
+        self.data_lines += 1;
         if self.has_data {
             self.data.push('\n');
         }

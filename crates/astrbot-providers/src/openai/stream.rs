@@ -73,8 +73,8 @@ struct State {
     gap: IdleTimer,
     /// Body bytes read so far.
     received: usize,
-    /// When the body last brought anything but comments.
-    last_field: Instant,
+    /// When the body last brought a `data` line.
+    last_data: Instant,
 }
 
 /// What the events decoded so far amount to.
@@ -103,7 +103,7 @@ pub fn chat_stream(body: Body, gap_timeout: Duration, keys: Arc<KeyRing>) -> Cha
         },
         gap: IdleTimer::new(gap_timeout),
         received: 0,
-        last_field: Instant::now(),
+        last_data: Instant::now(),
     };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         loop {
@@ -147,17 +147,17 @@ impl State {
                     )));
                 }
                 let comments_limit = self.gap.limit().max(COMMENTS_ALONE);
-                let progress_before = self.parser.field_progress();
+                let data_before = self.parser.data_lines();
                 self.parser
                     .push(&bytes, &mut |data| decoded.event(chunks, data));
-                if self.parser.field_progress() != progress_before {
-                    self.last_field = Instant::now();
-                } else if self.last_field.elapsed() >= comments_limit {
+                if self.parser.data_lines() != data_before {
+                    self.last_data = Instant::now();
+                } else if self.last_data.elapsed() >= comments_limit {
                     // Keep-alive comments hold a slow model's request open
                     // (OpenRouter sends them while a model thinks), but not
                     // forever: the turn holds its session.
                     return decoded.fail(ProviderError::Other(format!(
-                        "the provider sent nothing but keep-alive comments for {} s",
+                        "the provider sent keep-alive lines but no answer for {} s",
                         comments_limit.as_secs()
                     )));
                 }

@@ -191,10 +191,18 @@ const WHOLE_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\
 
 const STREAMED: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n30\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\r\ne\r\ndata: [DONE]\n\n\r\n0\r\n\r\n";
 
-/// A provider at the returned base that sends `before` comments, one
-/// `interval` apart, then one token, then only comments, forever; each
-/// comment in two writes, as a slow network may deliver it.
-async fn commenting_provider(before: usize, interval: Duration) -> String {
+/// Keep-alive comments, cut into two writes as a slow network may deliver
+/// them.
+const SPLIT_COMMENT: [&[u8]; 2] = [b": keep", b"-alive\n\n"];
+
+/// A provider at the returned base that sends `before` fillers (each in
+/// its pieces, one `interval` apart), then one token, then only fillers,
+/// forever.
+async fn stalling_provider(
+    filler: [&'static [u8]; 2],
+    before: usize,
+    interval: Duration,
+) -> String {
     const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
     const TOKEN: &[u8] = b"data: {\"choices\":[{\"delta\":{\"content\":\"one\"}}]}\n\n";
     raw_server(move |mut socket| async move {
@@ -205,7 +213,7 @@ async fn commenting_provider(before: usize, interval: Duration) -> String {
             if sent == before && socket.write_all(TOKEN).await.is_err() {
                 return;
             }
-            for piece in [&b": keep"[..], b"-alive\n\n"] {
+            for piece in filler {
                 if socket.write_all(piece).await.is_err() {
                     return;
                 }
@@ -228,7 +236,7 @@ fn with_timeout(base: &str, timeout: Duration, lean: bool) -> OpenAiCompatible {
 async fn keep_alive_comments_hold_a_slow_first_token_past_the_timeout() {
     // As OpenRouter does while a model thinks: comments for longer than the
     // provider's timeout, then the answer.
-    let base = commenting_provider(4, Duration::from_millis(400)).await;
+    let base = stalling_provider(SPLIT_COMMENT, 4, Duration::from_millis(400)).await;
     for lean in [true, false] {
         let provider = with_timeout(&base, Duration::from_secs(1), lean);
         let mut stream = provider.chat_stream(ask("x")).await.unwrap();
@@ -244,18 +252,28 @@ async fn keep_alive_comments_hold_a_slow_first_token_past_the_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn keep_alive_comments_alone_do_not_keep_a_stream_open_forever() {
-    let base = commenting_provider(0, Duration::from_secs(5)).await;
-    for lean in [true, false] {
-        let provider = with_timeout(&base, Duration::from_secs(30), lean);
-        let got = collect(provider.chat_stream(ask("x")).await.unwrap()).await;
+    // Comments, a CRLF blank line cut between its CR and LF, and fields
+    // other than `data`: none of them is answer.
+    let fillers: [[&[u8]; 2]; 3] = [
+        SPLIT_COMMENT,
+        [b": processing\r\n\r", b"\n"],
+        [b"id: 1\n", b"event: ping\n\n"],
+    ];
+    for filler in fillers {
+        let base = stalling_provider(filler, 0, Duration::from_secs(5)).await;
+        for lean in [true, false] {
+            let provider = with_timeout(&base, Duration::from_secs(30), lean);
+            let got = collect(provider.chat_stream(ask("x")).await.unwrap()).await;
 
-        assert_eq!(got.text, "one", "lean {lean}");
-        let expected = "the provider sent nothing but keep-alive comments for 600 s";
-        assert_eq!(
-            got.error,
-            Some(ProviderError::Other(expected.into())),
-            "lean {lean}"
-        );
+            let case = format!("{filler:?}, lean {lean}");
+            assert_eq!(got.text, "one", "{case}");
+            let expected = "the provider sent keep-alive lines but no answer for 600 s";
+            assert_eq!(
+                got.error,
+                Some(ProviderError::Other(expected.into())),
+                "{case}"
+            );
+        }
     }
 }
 
