@@ -58,7 +58,7 @@ async fn create(
     store: &SqliteStore,
     name: String,
     scopes: Vec<String>,
-    expires_in_days: Option<u32>,
+    expires_in_days: Option<u64>,
 ) -> anyhow::Result<()> {
     let mut chosen: Vec<String> = Vec::new();
     for scope in scopes.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
@@ -76,9 +76,10 @@ async fn create(
         bail!("At least one valid scope is required");
     }
     let expires_at = match expires_in_days {
-        Some(days) => {
-            Some(api_key::expiry_after_days(i64::from(days)).map_err(anyhow::Error::msg)?)
-        }
+        Some(days) => Some(
+            api_key::expiry_after_days(i64::try_from(days).unwrap_or(i64::MAX))
+                .map_err(anyhow::Error::msg)?,
+        ),
         None => None,
     };
     let name = match name.trim() {
@@ -88,7 +89,12 @@ async fn create(
 
     let (record, plaintext) =
         api_key::issue(store, name, chosen, expires_at, "cli".to_owned()).await?;
-    println!("{plaintext}");
+    // The key is shown once; a key nobody could see must not stay active.
+    let shown = writeln!(std::io::stdout().lock(), "{plaintext}");
+    if let Err(error) = shown {
+        store.delete_api_key(&record.key_id).await?;
+        bail!("could not print the new key ({error}); it was deleted");
+    }
     eprintln!(
         "Created key {} ({}) with scopes {}, {}. This is the only time the key is shown.",
         record.key_id,
@@ -143,8 +149,13 @@ async fn list(store: &SqliteStore) -> anyhow::Result<()> {
 fn printable(text: &str) -> String {
     let mut shown = String::with_capacity(text.len());
     for character in text.chars() {
-        let reorders = matches!(character, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-        if character.is_control() || reorders {
+        // Line and paragraph separators, and the marks that reorder text.
+        let layout = matches!(
+            character,
+            '\u{2028}' | '\u{2029}' | '\u{061C}' | '\u{200E}' | '\u{200F}'
+                | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        );
+        if character.is_control() || layout {
             shown.extend(character.escape_default());
         } else {
             shown.push(character);

@@ -49,8 +49,8 @@ pub enum ApikeyCommand {
         #[arg(long, value_delimiter = ',', default_value = "chat,config,file,im")]
         scopes: Vec<String>,
         /// Days until the key expires; omit for a permanent key.
-        #[arg(long)]
-        expires_in_days: Option<u32>,
+        #[arg(long, value_parser = whole_days)]
+        expires_in_days: Option<u64>,
     },
     /// List all keys (never their secrets).
     List,
@@ -58,4 +58,15 @@ pub enum ApikeyCommand {
     Revoke { key_id: String },
     /// Delete a key by id.
     Delete { key_id: String },
+}
+
+/// A count of days: digits, any number of them. One too large for any
+/// expiry is kept as the largest count, so that the key command answers
+/// with the real limit instead of the parser's "too large".
+fn whole_days(text: &str) -> Result<u64, String> {
+    let digits = text.trim();
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(format!("{text:?} is not a whole number of days"));
+    }
+    Ok(digits.parse().unwrap_or(u64::MAX))
 }

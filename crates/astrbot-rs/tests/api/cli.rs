@@ -313,7 +313,7 @@ fn a_missing_data_root_is_refused_instead_of_created() {
 #[test]
 fn key_names_cannot_write_to_the_terminal() {
     let root = temp_root();
-    let name = "multi\nline\u{1b}[31mred\u{202e}";
+    let name = "multi\nline\u{2028}\u{1b}[31mred\u{202e}";
     let (ok, _, stderr) = run(&root, &["apikey", "create", "--name", name]);
     assert!(ok, "{stderr}");
     assert!(
@@ -334,7 +334,7 @@ fn key_names_cannot_write_to_the_terminal() {
         "a header and one row: {listed:?}"
     );
     assert!(
-        listed.contains(r"multi\nline\u{1b}[31mred\u{202e}"),
+        listed.contains(r"multi\nline\u{2028}\u{1b}[31mred\u{202e}"),
         "{listed:?}"
     );
     let _ = std::fs::remove_dir_all(root);
@@ -349,21 +349,34 @@ fn a_list_read_only_in_part_is_not_a_crash() {
     }
 
     // `apikey list | head -0`: the reader is gone before the table comes.
+    let (ok, stderr) = run_unread(&root, &["apikey", "list"]);
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // A new key that could not be shown is not kept.
+    let (ok, stderr) = run_unread(&root, &["apikey", "create", "--name", "unseen"]);
+    assert!(!ok && !stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("it was deleted"), "{stderr}");
+    let (_, listed, _) = run(&root, &["apikey", "list"]);
+    assert!(!listed.contains("unseen"), "{listed}");
+    let _ = std::fs::remove_dir_all(root);
+}
+
+/// Runs a command whose standard output nobody reads (closed at once);
+/// whether it succeeded, and its standard error.
+fn run_unread(root: &Path, args: &[&str]) -> (bool, String) {
     let mut child = binary()
         .arg("--root")
-        .arg(&root)
-        .args(["apikey", "list"])
+        .arg(root)
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the binary runs");
     drop(child.stdout.take());
     let output = child.wait_with_output().unwrap();
-
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let _ = std::fs::remove_dir_all(root);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), stderr)
 }
 
 #[test]
@@ -371,7 +384,7 @@ fn an_absurd_expiry_is_refused_not_a_crash() {
     let root = temp_root();
 
     // The second is past the end of year 9999, which stored timestamps end at.
-    for days in ["4294967295", "2932897"] {
+    for days in ["4294967295", "2932897", "99999999999999999999"] {
         let (ok, _, stderr) = run(&root, &["apikey", "create", "--expires-in-days", days]);
 
         assert!(!ok);
