@@ -658,16 +658,32 @@ async fn settings_of_the_wrong_kind_are_refused_instead_of_defaulted() {
         assert_eq!(answer["status"], "ok", "{setting}: {answer}");
     }
 
-    // Another config's `dashboard` is never read, so it is not checked.
+    // Another config's `dashboard` is never read, so it is not checked; its
+    // provider timeout is read (for its own providers), so it is.
     let other = new_config(&app, &token, "other", json!({})).await;
-    let (_, answer) = app
+    let mut answers = Vec::new();
+    for config in [
+        json!({"dashboard": {"port": "x"}}),
+        json!({"astrbot_rs": {"provider_timeout_seconds": 0}}),
+    ] {
+        let body = json!({"conf_id": other, "config": config});
+        answers.push(
+            app.admin_post(&token, "/api/config/astrbot/update", body)
+                .await
+                .1,
+        );
+    }
+    let (unread, read) = (&answers[0], &answers[1]);
+    assert_eq!(unread["status"], "ok", "{unread}");
+    assert_eq!(read["status"], "error", "{read}");
+    let (_, created) = app
         .admin_post(
             &token,
-            "/api/config/astrbot/update",
-            json!({"conf_id": other, "config": {"dashboard": {"port": "x"}}}),
+            "/api/config/abconf/new",
+            json!({"name": "x", "config": {"astrbot_rs": {"provider_timeout_seconds": "soon"}}}),
         )
         .await;
-    assert_eq!(answer["status"], "ok", "{answer}");
+    assert_eq!(created["status"], "error", "{created}");
 }
 
 #[tokio::test]

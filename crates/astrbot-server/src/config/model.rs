@@ -248,7 +248,7 @@ fn provider_spec(entry: &Map<String, Value>, default_timeout: u64) -> Option<Pro
         .unwrap_or_default();
     let timeout = entry
         .get("timeout")
-        .and_then(|t| t.as_u64().or_else(|| t.as_str()?.trim().parse().ok()))
+        .and_then(whole_number)
         .filter(|&seconds| seconds > 0)
         .unwrap_or(default_timeout);
     let lean_http_client = lean_http_client(entry, &id);

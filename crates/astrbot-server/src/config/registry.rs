@@ -82,7 +82,7 @@ impl ConfigRegistry {
         let default_path = root.default_config();
         let existing = read_checked(&default_path)?;
         if let Some(document) = &existing {
-            check_default_settings(document).map_err(|problem| {
+            check_whole_numbers(document, DEFAULT_CONFIG_ID).map_err(|problem| {
                 RegistryError::Invalid(format!("{}: {problem}", default_path.display()))
             })?;
         }
@@ -118,6 +118,9 @@ impl ConfigRegistry {
                 missing.insert(id, entry);
                 continue;
             };
+            check_whole_numbers(&document, &id).map_err(|problem| {
+                RegistryError::Invalid(format!("{}: {problem}", path.display()))
+            })?;
             fill_defaults(&mut document, &default_config());
             extras.push(Extra {
                 config: Arc::new(LoadedConfig::new(&id, name, document)),
@@ -223,6 +226,7 @@ impl ConfigRegistry {
             None => default_config(),
         };
         check_sections(&document).map_err(RegistryError::Invalid)?;
+        check_whole_numbers(&document, &id).map_err(RegistryError::Invalid)?;
         fill_defaults(&mut document, &default_config());
         let file_name = format!("abconf_{id}.json");
         write_config_file(&self.root.config_dir().join(&file_name), &document)?;
@@ -293,9 +297,7 @@ impl ConfigRegistry {
         };
         let incoming_document = Value::Object(incoming.clone());
         check_sections(&incoming_document).map_err(RegistryError::Invalid)?;
-        if id == DEFAULT_CONFIG_ID {
-            check_default_settings(&incoming_document).map_err(RegistryError::Invalid)?;
-        }
+        check_whole_numbers(&incoming_document, id).map_err(RegistryError::Invalid)?;
         let current = self
             .get(id)
             .ok_or_else(|| RegistryError::NotFound(id.to_owned()))?;
@@ -338,7 +340,7 @@ impl ConfigRegistry {
                 path.display()
             )));
         };
-        check_default_settings(&Value::Object(incoming.clone()))
+        check_whole_numbers(&Value::Object(incoming.clone()), DEFAULT_CONFIG_ID)
             .map_err(|problem| RegistryError::Invalid(format!("{}: {problem}", path.display())))?;
         keep_secret(&mut incoming, &self.default_config().document);
         let mut document = Value::Object(incoming);
@@ -495,35 +497,50 @@ const ARRAY_SECTIONS: [&str; 5] = [
     "admins_id",
 ];
 
-/// Settings of the default config (the only one whose `dashboard` and
-/// `astrbot_rs` sections are read) that must be whole numbers in a range
-/// when present, with the name an admin reads in the error. Any other value
-/// used to fall back to the default without a word: `"max_upload_mb": 0.5`
-/// allowed 128 MiB.
-const WHOLE_NUMBER_SETTINGS: [(&str, &str, u64, u64); 3] = [
-    (
-        "/astrbot_rs/max_upload_mb",
-        "astrbot_rs.max_upload_mb",
-        1,
-        1 << 20,
-    ),
-    (
-        "/astrbot_rs/provider_timeout_seconds",
-        "astrbot_rs.provider_timeout_seconds",
-        1,
-        1 << 31,
-    ),
+/// Settings that must be whole numbers in a range when present, with the
+/// name an admin reads in the error and whether only the default config's
+/// copy is read (the `dashboard` section, and the upload limit, are the
+/// server's; every config's providers take its own provider timeout). Any
+/// other value used to fall back to the default without a word:
+/// `"max_upload_mb": 0.5` allowed 128 MiB.
+const WHOLE_NUMBER_SETTINGS: [WholeNumberSetting; 3] = [
+    WholeNumberSetting {
+        pointer: "/astrbot_rs/max_upload_mb",
+        range: (1, 1 << 20),
+        default_only: true,
+    },
+    WholeNumberSetting {
+        pointer: "/astrbot_rs/provider_timeout_seconds",
+        range: (1, 1 << 31),
+        default_only: false,
+    },
     // 0 asks the system for a free port, as `DASHBOARD_PORT=0` does.
-    ("/dashboard/port", "dashboard.port", 0, 65_535),
+    WholeNumberSetting {
+        pointer: "/dashboard/port",
+        range: (0, 65_535),
+        default_only: true,
+    },
 ];
 
-/// Checks the default config's own settings; see [`WHOLE_NUMBER_SETTINGS`].
-fn check_default_settings(document: &Value) -> Result<(), String> {
-    for (pointer, name, least, most) in WHOLE_NUMBER_SETTINGS {
-        let Some(value) = document.pointer(pointer) else {
+struct WholeNumberSetting {
+    pointer: &'static str,
+    range: (u64, u64),
+    default_only: bool,
+}
+
+/// Checks the settings of [`WHOLE_NUMBER_SETTINGS`] that `config_id` reads.
+fn check_whole_numbers(document: &Value, config_id: &str) -> Result<(), String> {
+    let is_default = config_id == DEFAULT_CONFIG_ID;
+    for setting in WHOLE_NUMBER_SETTINGS {
+        if setting.default_only && !is_default {
+            continue;
+        }
+        let Some(value) = document.pointer(setting.pointer) else {
             continue;
         };
+        let (least, most) = setting.range;
         if !whole_number(value).is_some_and(|number| (least..=most).contains(&number)) {
+            let name = setting.pointer[1..].replace('/', ".");
             return Err(format!(
                 "`{name}` must be a whole number from {least} to {most}, not {value}"
             ));
