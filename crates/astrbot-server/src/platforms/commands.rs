@@ -72,16 +72,7 @@ pub fn webchat_command(config: &LoadedConfig, parts: &[UserPart]) -> Option<Comm
 pub async fn run(command: Command, context: Context<'_>) -> String {
     let umo = context.umo.to_string();
     match command {
-        Command::Help => [
-            "Commands:",
-            "/help  this list",
-            "/sid  this chat's UMO, for the developer API",
-            "/new  start a new conversation",
-            "/reset  forget the current conversation",
-            "/provider [n|id]  list or switch the chat provider",
-            "/model [name]  show or switch the model",
-        ]
-        .join("\n"),
+        Command::Help => help_text(context.config),
         Command::Sid => format!(
             "UMO: {umo}\nSender ID: {}\nUse the UMO with POST /api/v1/im/message to send to this chat.",
             context.sender_id
@@ -121,6 +112,31 @@ pub async fn run(command: Command, context: Context<'_>) -> String {
     }
 }
 
+/// The wake prefix commands are shown with: the config's first.
+fn first_prefix(config: &LoadedConfig) -> String {
+    wake_prefixes(config).into_iter().next().unwrap_or_default()
+}
+
+/// The command list, written with the config's first wake prefix.
+fn help_text(config: &LoadedConfig) -> String {
+    let prefix = wake_prefixes(config).into_iter().next().unwrap_or_default();
+    let commands = [
+        ("help", "this list"),
+        ("sid", "this chat's UMO, for the developer API"),
+        ("new", "start a new conversation"),
+        ("reset", "forget the current conversation"),
+        ("provider [n|id]", "list or switch the chat provider"),
+        ("model [name]", "show or switch the model"),
+    ];
+    let mut lines = vec!["Commands:".to_owned()];
+    lines.extend(
+        commands
+            .iter()
+            .map(|(command, what)| format!("{prefix}{command}  {what}")),
+    );
+    lines.join("\n")
+}
+
 async fn list_providers(context: &Context<'_>, umo: &str) -> String {
     let ids = context.chat.providers().for_config(context.config).ids();
     if ids.is_empty() {
@@ -140,7 +156,8 @@ async fn list_providers(context: &Context<'_>, umo: &str) -> String {
         };
         lines.push(format!("{}. {id}{marker}", index + 1));
     }
-    lines.push("Switch with /provider <number or id>.".to_owned());
+    let prefix = first_prefix(context.config);
+    lines.push(format!("Switch with {prefix}provider <number or id>."));
     lines.join("\n")
 }
 
@@ -153,7 +170,8 @@ async fn switch_provider(context: &Context<'_>, umo: &str, choice: &str) -> Stri
         .and_then(|index| ids.get(index))
         .or_else(|| ids.iter().find(|id| *id == choice));
     let Some(id) = chosen else {
-        return format!("No chat provider {choice}; /provider lists them.");
+        let prefix = first_prefix(context.config);
+        return format!("No chat provider {choice}; {prefix}provider lists them.");
     };
     match context.chat.set_session_provider(umo, id).await {
         Ok(()) => format!("This chat now uses the provider {id}."),
@@ -198,5 +216,12 @@ mod tests {
         assert_eq!(command(&default, "/"), None);
         assert_eq!(command(&hash, "#help"), Some(Command::Help));
         assert_eq!(command(&hash, "/help"), None);
+
+        assert!(
+            help_text(&hash).contains("\n#reset  "),
+            "{}",
+            help_text(&hash)
+        );
+        assert!(help_text(&default).contains("\n/reset  "));
     }
 }
