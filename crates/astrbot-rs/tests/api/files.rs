@@ -259,6 +259,12 @@ async fn file_names_are_read_as_werkzeug_reads_them() {
         broken["data"]["filename"], "\u{fffd}\u{fffd}.txt",
         "{broken}"
     );
+    let quoted_alias = b"; filename*=\"utf8''%C3%A9.txt\"";
+    let (_, quoted) = upload_raw(&app, &key, quoted_alias, b"x").await;
+    assert_eq!(quoted["data"]["filename"], "\u{e9}.txt", "{quoted}");
+    let both = b"; filename=\"fallback.txt\"; filename*=UTF-8''%E6%97%A5.txt";
+    let (_, preferred) = upload_raw(&app, &key, both, b"x").await;
+    assert_eq!(preferred["data"]["filename"], "\u{65e5}.txt", "{preferred}");
     assert_eq!(plain_field, error("Missing key: file"));
 }
 

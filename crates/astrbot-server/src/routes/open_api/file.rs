@@ -120,13 +120,15 @@ async fn write_field(
     file.flush().await.map_err(io_failed)
 }
 
-/// The file name a part declares, as Werkzeug reads it: `filename`, else
-/// RFC 5987's `filename*` (`UTF-8''%E6%97%A5.txt`), percent-decoded.
-/// `None` when it declares neither.
+/// The file name a part declares, as Werkzeug reads it: RFC 5987's
+/// `filename*` (`UTF-8''%E6%97%A5.txt`, percent-decoded) when given, as
+/// RFC 6266 prefers it, else `filename`. `None` when it declares neither.
 fn declared_file_name(field: &Field<'_>) -> Option<String> {
-    if let Some(name) = field.file_name() {
-        return Some(name.to_owned());
-    }
+    extended_file_name(field).or_else(|| field.file_name().map(str::to_owned))
+}
+
+/// A part's `filename*`, decoded.
+fn extended_file_name(field: &Field<'_>) -> Option<String> {
     let disposition = field.headers().get(header::CONTENT_DISPOSITION)?;
     let extended = disposition
         .to_str()
@@ -139,10 +141,15 @@ fn declared_file_name(field: &Field<'_>) -> Option<String> {
                 .eq_ignore_ascii_case("filename*")
                 .then_some(value.trim())
         })?;
+    // Some clients quote it, though the RFC does not.
+    let extended = extended
+        .strip_prefix('"')
+        .and_then(|unquoted| unquoted.strip_suffix('"'))
+        .unwrap_or(extended);
     let (charset, rest) = extended.split_once('\'')?;
     let (_language, encoded) = rest.split_once('\'')?;
     let bytes = percent_decoded(encoded);
-    if charset.eq_ignore_ascii_case("utf-8") {
+    if charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("utf8") {
         // Werkzeug replaces what does not decode; the upload is kept.
         Some(String::from_utf8_lossy(&bytes).into_owned())
     } else {
