@@ -3,6 +3,7 @@
 //! with the path's scope, except the OpenAPI document; every other `/api*`
 //! path except a few public ones needs the admin JWT.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -176,25 +177,29 @@ async fn authenticate_key(
 /// Header bytes are read as Latin-1, as Werkzeug reads them, so a value
 /// that is not ASCII is a key that matches none, not a missing one.
 fn key_from_headers(headers: &HeaderMap) -> Option<String> {
-    let header = |name: &str| {
-        let value = headers.get(name)?;
-        let text: String = value
-            .as_bytes()
-            .iter()
-            .map(|&byte| char::from(byte))
-            .collect();
-        let text = text.trim();
-        (!text.is_empty()).then(|| text.to_owned())
-    };
-    if let Some(key) = header("x-api-key") {
-        return Some(key);
+    if let Some(key) = header_text(headers, "x-api-key") {
+        return Some(key.into_owned());
     }
-    let authorization = header("authorization")?;
+    let authorization = header_text(headers, "authorization")?;
     let key = authorization
         .strip_prefix("Bearer ")
         .or_else(|| authorization.strip_prefix("ApiKey "))?
         .trim();
     (!key.is_empty()).then(|| key.to_owned())
+}
+
+/// A header's value, trimmed, as Werkzeug reads it (Latin-1); `None` when
+/// absent or empty. Nearly every value is ASCII and is read in place.
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
+    let value = headers.get(name)?;
+    let text = match value.to_str() {
+        Ok(ascii) => Cow::Borrowed(ascii.trim()),
+        Err(_) => {
+            let latin1: String = value.as_bytes().iter().map(|&b| char::from(b)).collect();
+            Cow::Owned(latin1.trim().to_owned())
+        }
+    };
+    (!text.is_empty()).then_some(text)
 }
 
 #[cfg(test)]

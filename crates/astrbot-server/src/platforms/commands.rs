@@ -3,11 +3,12 @@
 //! prefix (`/sid`). Switching the provider or model, and resetting a
 //! group's conversation, are for admins (`admins_id`), as in AstrBot.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use astrbot_core::Umo;
 
-use super::wake::wake_prefixes;
+use super::wake::{strip_wake_prefix, wake_prefixes};
 use crate::chat::{ChatService, UserPart};
 use crate::config::LoadedConfig;
 
@@ -54,18 +55,21 @@ pub fn parse(text: &str) -> Option<Command> {
 /// dashboard) gives: text alone, starting with one of the config's wake
 /// prefixes (`/` unless set otherwise), as on the platforms.
 pub fn webchat_command(config: &LoadedConfig, parts: &[UserPart]) -> Option<Command> {
-    let mut text = String::new();
-    for part in parts {
-        let UserPart::Plain { text: piece } = part else {
-            return None;
-        };
-        text.push_str(piece);
-    }
-    let text = text.trim_start();
-    wake_prefixes(config)
-        .iter()
-        .find_map(|prefix| text.strip_prefix(prefix.as_str()))
-        .and_then(parse)
+    // One text part is the usual message, read in place.
+    let text = match parts {
+        [UserPart::Plain { text }] => Cow::Borrowed(text.as_str()),
+        _ => {
+            let mut joined = String::new();
+            for part in parts {
+                let UserPart::Plain { text } = part else {
+                    return None;
+                };
+                joined.push_str(text);
+            }
+            Cow::Owned(joined)
+        }
+    };
+    strip_wake_prefix(config, text.trim_start()).and_then(parse)
 }
 
 /// Runs a command and returns the reply text.

@@ -86,6 +86,19 @@ pub fn check(config: &LoadedConfig, message: &InboundMessage) -> Option<Woken> {
     Some(Woken { text, parts })
 }
 
+/// `text` after the first of the config's wake prefixes it starts with;
+/// [`wake_prefixes`] without copying them, for every webchat message.
+pub(crate) fn strip_wake_prefix<'t>(config: &LoadedConfig, text: &'t str) -> Option<&'t str> {
+    match config.document.get("wake_prefix") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .find_map(|prefix| text.strip_prefix(prefix)),
+        Some(Value::String(prefix)) => text.strip_prefix(prefix.as_str()),
+        _ => text.strip_prefix('/'),
+    }
+}
+
 /// The config's `wake_prefix` list (AstrBot's default: `/`).
 pub(crate) fn wake_prefixes(config: &LoadedConfig) -> Vec<String> {
     match config.document.get("wake_prefix") {
