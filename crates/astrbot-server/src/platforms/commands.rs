@@ -117,13 +117,13 @@ pub async fn run(command: Command, context: Context<'_>) -> String {
 }
 
 /// The wake prefix commands are shown with: the config's first.
-fn first_prefix(config: &LoadedConfig) -> String {
-    wake_prefixes(config).into_iter().next().unwrap_or_default()
+fn first_prefix(config: &LoadedConfig) -> &str {
+    wake_prefixes(config).next().unwrap_or_default()
 }
 
 /// The command list, written with the config's first wake prefix.
 fn help_text(config: &LoadedConfig) -> String {
-    let prefix = wake_prefixes(config).into_iter().next().unwrap_or_default();
+    let prefix = first_prefix(config);
     let commands = [
         ("help", "this list"),
         ("sid", "this chat's UMO, for the developer API"),

@@ -24,9 +24,8 @@ pub struct Woken {
 pub fn check(config: &LoadedConfig, message: &InboundMessage) -> Option<Woken> {
     let text = message.plain_text();
     let prefix = wake_prefixes(config)
-        .into_iter()
         .filter(|prefix| !prefix.is_empty())
-        .find(|prefix| text.trim_start().starts_with(prefix.as_str()));
+        .find(|prefix| text.trim_start().starts_with(prefix));
     let private_wakes = message.message_type == MessageType::Friend
         && !config
             .document
@@ -45,7 +44,7 @@ pub fn check(config: &LoadedConfig, message: &InboundMessage) -> Option<Woken> {
                 let mut text = text.as_str();
                 if let Some(wake) = prefix.take() {
                     text = text.trim_start();
-                    text = text.strip_prefix(wake.as_str()).unwrap_or(text);
+                    text = text.strip_prefix(wake).unwrap_or(text);
                 }
                 if !text.trim().is_empty() {
                     parts.push(UserPart::Plain {
@@ -86,29 +85,20 @@ pub fn check(config: &LoadedConfig, message: &InboundMessage) -> Option<Woken> {
     Some(Woken { text, parts })
 }
 
-/// `text` after the first of the config's wake prefixes it starts with;
-/// [`wake_prefixes`] without copying them, for every webchat message.
+/// `text` after the first of the config's wake prefixes it starts with.
 pub(crate) fn strip_wake_prefix<'t>(config: &LoadedConfig, text: &'t str) -> Option<&'t str> {
-    match config.document.get("wake_prefix") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .find_map(|prefix| text.strip_prefix(prefix)),
-        Some(Value::String(prefix)) => text.strip_prefix(prefix.as_str()),
-        _ => text.strip_prefix('/'),
-    }
+    wake_prefixes(config).find_map(|prefix| text.strip_prefix(prefix))
 }
 
-/// The config's `wake_prefix` list (AstrBot's default: `/`).
-pub(crate) fn wake_prefixes(config: &LoadedConfig) -> Vec<String> {
-    match config.document.get("wake_prefix") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|item| item.as_str().map(str::to_owned))
-            .collect(),
-        Some(Value::String(prefix)) => vec![prefix.clone()],
-        _ => vec!["/".to_owned()],
-    }
+/// The config's `wake_prefix` list as written (AstrBot's default: `/`),
+/// read in place: webchat checks it on every message.
+pub(crate) fn wake_prefixes(config: &LoadedConfig) -> impl Iterator<Item = &str> {
+    let (listed, single): (&[Value], Option<&str>) = match config.document.get("wake_prefix") {
+        Some(Value::Array(items)) => (items, None),
+        Some(Value::String(prefix)) => (&[], Some(prefix)),
+        _ => (&[], Some("/")),
+    };
+    listed.iter().filter_map(Value::as_str).chain(single)
 }
 
 /// An image the model can read: platform URLs as they are, inline bytes as
