@@ -19,4 +19,4 @@ pub use provider::{
     MessageContent, ProviderError, StreamChunk, TokenUsage,
 };
 pub use store::{ChangeStamp, Store, StoreError, StoreResult};
-pub use umo::{MessageType, Umo, UmoError};
+pub use umo::{MessageType, Umo, UmoError, WEBCHAT_PLATFORM_ID};

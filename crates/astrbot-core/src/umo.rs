@@ -4,6 +4,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// The platform id of chats through the developer API and the dashboard.
+pub const WEBCHAT_PLATFORM_ID: &str = "webchat";
+
 /// The kind of chat a UMO points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageType {
@@ -54,7 +57,7 @@ impl Umo {
     /// `webchat:FriendMessage:webchat!<username>!<session_id>`.
     pub fn webchat(username: &str, session_id: &str) -> Self {
         Umo::new(
-            "webchat",
+            WEBCHAT_PLATFORM_ID,
             MessageType::Friend,
             &format!("webchat!{username}!{session_id}"),
         )

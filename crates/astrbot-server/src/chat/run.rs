@@ -10,7 +10,7 @@ use astrbot_core::store::{
 };
 use astrbot_core::{
     ChatMessage, ChatProvider, ChatRequest, Delta, ProviderError, StoreError, StoreResult,
-    StreamChunk, TokenUsage, Umo,
+    StreamChunk, TokenUsage, Umo, WEBCHAT_PLATFORM_ID,
 };
 use futures::StreamExt;
 use serde_json::value::RawValue;
@@ -26,9 +26,6 @@ use super::turns::{Interrupt, Turn};
 use super::{ChatService, ChatTurn};
 use crate::config::LoadedConfig;
 use crate::platforms::commands::{self, Command};
-
-/// The platform id of chats through the developer API and the dashboard.
-const WEBCHAT: &str = "webchat";
 
 /// Preference holding a session's chosen provider, as AstrBot names it.
 pub(super) const PROVIDER_PREFERENCE: &str = "provider_perf_chat_completion";
@@ -120,7 +117,7 @@ impl ChatService {
         let _session = place.wait().await;
         let config = self.configs.resolve_for_umo(&turn.umo);
         let has_content = turn.parts.iter().any(UserPart::is_content);
-        let command = (turn.platform_id == WEBCHAT)
+        let command = (turn.platform_id == WEBCHAT_PLATFORM_ID)
             .then(|| commands::webchat_command(&config, &turn.parts))
             .flatten();
         if let Some(command) = command {

@@ -16,7 +16,7 @@ use crate::json::Envelope;
 use crate::routes::python::{to_str, truthy, PythonBody};
 use crate::state::AppState;
 use astrbot_core::store::NewHistory;
-use astrbot_core::{StoreError, Umo};
+use astrbot_core::{StoreError, Umo, WEBCHAT_PLATFORM_ID};
 
 /// Why a user name with `!` cannot chat; see [`accept_turn`].
 pub(crate) const BANG_IN_NAME: &str = "username must not contain '!'";
@@ -119,7 +119,7 @@ async fn prepare(
     .await?;
 
     let turn = ChatTurn {
-        platform_id: "webchat".to_owned(),
+        platform_id: WEBCHAT_PLATFORM_ID.to_owned(),
         username,
         session_id,
         umo,

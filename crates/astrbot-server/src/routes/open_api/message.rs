@@ -14,9 +14,7 @@ use crate::platforms::group_of_session;
 use crate::routes::python::{to_str, PythonBody};
 use crate::state::AppState;
 use astrbot_core::store::NewHistory;
-use astrbot_core::{MessageType, Umo};
-
-const WEBCHAT: &str = "webchat";
+use astrbot_core::{MessageType, Umo, WEBCHAT_PLATFORM_ID};
 
 /// How many `!` positions of a webchat session id are tried as the
 /// user/session boundary.
@@ -103,7 +101,7 @@ pub async fn send_message(
         Ok(umo) => umo,
         Err(error) => return Envelope::error(format!("Invalid umo: {error}")),
     };
-    let adapter = if umo.platform_id == WEBCHAT {
+    let adapter = if umo.platform_id == WEBCHAT_PLATFORM_ID {
         None
     } else {
         match state.platforms.get(&umo.platform_id) {
@@ -150,7 +148,7 @@ async fn store_in_webchat(state: &AppState, umo: &Umo, chain: &[ChainPart]) -> E
     let saved = state
         .store
         .insert_history(NewHistory {
-            platform_id: WEBCHAT.to_owned(),
+            platform_id: WEBCHAT_PLATFORM_ID.to_owned(),
             user_id: session_id,
             sender_id: Some("bot".to_owned()),
             sender_name: Some("bot".to_owned()),
