@@ -80,12 +80,7 @@ impl ConfigRegistry {
     /// and the routing table.
     pub async fn load(root: DataRoot, store: Arc<dyn Store>) -> Result<Self, RegistryError> {
         let default_path = root.default_config();
-        let existing = read_checked(&default_path)?;
-        if let Some(document) = &existing {
-            check_whole_numbers(document, DEFAULT_CONFIG_ID).map_err(|problem| {
-                RegistryError::Invalid(format!("{}: {problem}", default_path.display()))
-            })?;
-        }
+        let existing = read_checked(&default_path, DEFAULT_CONFIG_ID)?;
         let mut document = existing.clone().unwrap_or_else(|| json!({}));
         let mut changed = fill_defaults(&mut document, &default_config());
         changed |= ensure_jwt_secret(&mut document);
@@ -113,14 +108,11 @@ impl ConfigRegistry {
                 .unwrap_or_else(|| format!("abconf_{id}.json"));
             let name = entry.get("name").and_then(Value::as_str).unwrap_or(&id);
             let path = root.config_dir().join(&file_name);
-            let Some(mut document) = read_checked(&path)? else {
+            let Some(mut document) = read_checked(&path, &id)? else {
                 tracing::warn!(config.id = %id, path = %path.display(), "registered config file is missing; skipping it");
                 missing.insert(id, entry);
                 continue;
             };
-            check_whole_numbers(&document, &id).map_err(|problem| {
-                RegistryError::Invalid(format!("{}: {problem}", path.display()))
-            })?;
             fill_defaults(&mut document, &default_config());
             extras.push(Extra {
                 config: Arc::new(LoadedConfig::new(&id, name, document)),
@@ -225,8 +217,7 @@ impl ConfigRegistry {
             Some(_) => return Err(RegistryError::Invalid("config must be an object".into())),
             None => default_config(),
         };
-        check_sections(&document).map_err(RegistryError::Invalid)?;
-        check_whole_numbers(&document, &id).map_err(RegistryError::Invalid)?;
+        check_config(&document, &id).map_err(RegistryError::Invalid)?;
         fill_defaults(&mut document, &default_config());
         let file_name = format!("abconf_{id}.json");
         write_config_file(&self.root.config_dir().join(&file_name), &document)?;
@@ -295,9 +286,7 @@ impl ConfigRegistry {
         let Value::Object(mut incoming) = document else {
             return Err(RegistryError::Invalid("config must be an object".into()));
         };
-        let incoming_document = Value::Object(incoming.clone());
-        check_sections(&incoming_document).map_err(RegistryError::Invalid)?;
-        check_whole_numbers(&incoming_document, id).map_err(RegistryError::Invalid)?;
+        check_config(&Value::Object(incoming.clone()), id).map_err(RegistryError::Invalid)?;
         let current = self
             .get(id)
             .ok_or_else(|| RegistryError::NotFound(id.to_owned()))?;
@@ -334,14 +323,12 @@ impl ConfigRegistry {
     pub async fn reload_default_file(&self) -> Result<(), RegistryError> {
         let _guard = self.writes.lock().await;
         let path = self.root.default_config();
-        let Some(Value::Object(mut incoming)) = read_checked(&path)? else {
+        let Some(Value::Object(mut incoming)) = read_checked(&path, DEFAULT_CONFIG_ID)? else {
             return Err(RegistryError::Invalid(format!(
                 "{} is missing",
                 path.display()
             )));
         };
-        check_whole_numbers(&Value::Object(incoming.clone()), DEFAULT_CONFIG_ID)
-            .map_err(|problem| RegistryError::Invalid(format!("{}: {problem}", path.display())))?;
         keep_secret(&mut incoming, &self.default_config().document);
         let mut document = Value::Object(incoming);
         fill_defaults(&mut document, &default_config());
@@ -549,6 +536,13 @@ fn check_whole_numbers(document: &Value, config_id: &str) -> Result<(), String> 
     Ok(())
 }
 
+/// Everything a config document is checked for before it is used: its
+/// sections' types, and the whole-number settings config `config_id` reads.
+fn check_config(document: &Value, config_id: &str) -> Result<(), String> {
+    check_sections(document)?;
+    check_whole_numbers(document, config_id)
+}
+
 fn check_sections(document: &Value) -> Result<(), String> {
     for key in OBJECT_SECTIONS {
         if document.get(key).is_some_and(|value| !value.is_object()) {
@@ -595,13 +589,13 @@ fn ensure_jwt_secret(document: &mut Value) -> bool {
     true
 }
 
-/// A config file's document (`None` when there is no file), with its
-/// sections checked; errors name the file.
-fn read_checked(path: &std::path::Path) -> Result<Option<Value>, RegistryError> {
+/// A config file's document (`None` when there is no file), checked as
+/// config `config_id`'s (see [`check_config`]); errors name the file.
+fn read_checked(path: &std::path::Path, config_id: &str) -> Result<Option<Value>, RegistryError> {
     let Some(document) = read_config_file(path)? else {
         return Ok(None);
     };
-    check_sections(&document)
+    check_config(&document, config_id)
         .map_err(|problem| RegistryError::Invalid(format!("{}: {problem}", path.display())))?;
     Ok(Some(document))
 }
