@@ -6,6 +6,7 @@
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
+use percent_encoding::percent_decode_str;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
@@ -148,7 +149,7 @@ fn extended_file_name(field: &Field<'_>) -> Option<String> {
         .unwrap_or(extended);
     let (charset, rest) = extended.split_once('\'')?;
     let (_language, encoded) = rest.split_once('\'')?;
-    let bytes = percent_decoded(encoded);
+    let bytes: Vec<u8> = percent_decode_str(encoded).collect();
     if charset.eq_ignore_ascii_case("utf-8") || charset.eq_ignore_ascii_case("utf8") {
         // Werkzeug replaces what does not decode; the upload is kept.
         Some(String::from_utf8_lossy(&bytes).into_owned())
@@ -156,31 +157,6 @@ fn extended_file_name(field: &Field<'_>) -> Option<String> {
         // ISO-8859-1, the only other charset RFC 5987 names.
         Some(bytes.into_iter().map(char::from).collect())
     }
-}
-
-/// `%XX` escapes decoded; a `%` not followed by two hex digits is kept.
-fn percent_decoded(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let escaped = bytes
-            .get(index + 1..index + 3)
-            .filter(|hex| bytes[index] == b'%' && hex.iter().all(u8::is_ascii_hexdigit))
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                decoded.push(byte);
-                index += 3;
-            }
-            None => {
-                decoded.push(bytes[index]);
-                index += 1;
-            }
-        }
-    }
-    decoded
 }
 
 /// The last component of the client's name (both `/` and `\` separate,
@@ -250,10 +226,11 @@ mod tests {
 
     #[test]
     fn percent_escapes_decode_and_stray_percents_stay() {
-        assert_eq!(percent_decoded("%E6%97%A5.txt"), "日.txt".as_bytes());
-        assert_eq!(percent_decoded("100%"), b"100%");
-        assert_eq!(percent_decoded("%zz%4"), b"%zz%4");
-        assert_eq!(percent_decoded("%+1"), b"%+1");
+        let decoded = |text: &str| percent_decode_str(text).collect::<Vec<u8>>();
+        assert_eq!(decoded("%E6%97%A5.txt"), "日.txt".as_bytes());
+        assert_eq!(decoded("100%"), b"100%");
+        assert_eq!(decoded("%zz%4"), b"%zz%4");
+        assert_eq!(decoded("%+1"), b"%+1");
     }
 
     #[test]
