@@ -7,6 +7,7 @@ pub mod errors;
 pub mod idle;
 pub mod json_text;
 pub mod persona;
+pub mod private_file;
 pub mod provider;
 pub mod store;
 pub mod time;

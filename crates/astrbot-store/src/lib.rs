@@ -83,23 +83,11 @@ struct Shared {
 /// there is none yet: it holds every user's chats, and SQLite gives its
 /// WAL and shared-memory files the same permissions. An existing file is
 /// left as it is (another server may share it).
-#[cfg(unix)]
 fn create_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let created = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path);
-    match created {
+    match astrbot_core::private_file::create_new(path) {
         Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => Err(error),
         _ => Ok(()),
     }
-}
-
-#[cfg(not(unix))]
-fn create_private(_path: &Path) -> std::io::Result<()> {
-    Ok(())
 }
 
 impl SqliteStore {

@@ -91,31 +91,13 @@ pub fn write_config_file(path: &Path, value: &Value) -> Result<(), ConfigError> 
         std::fs::create_dir_all(parent).map_err(failed)?;
     }
     let temporary = path.with_extension(format!("json.{}.tmp", uuid::Uuid::new_v4().simple()));
-    let mut file = open_private(&temporary).map_err(failed)?;
+    let mut file = astrbot_core::private_file::create_new(&temporary).map_err(failed)?;
     file.write_all(text.as_bytes()).map_err(failed)?;
     file.sync_all().map_err(failed)?;
     std::fs::rename(&temporary, path).map_err(|error| {
         let _ = std::fs::remove_file(&temporary);
         failed(error)
     })
-}
-
-#[cfg(unix)]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
 }
 
 #[cfg(test)]
