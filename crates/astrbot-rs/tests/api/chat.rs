@@ -1147,35 +1147,27 @@ async fn replies_quote_the_saved_turn() {
         )
         .await;
     let saved_id = first.first_of("message_saved").unwrap()["data"]["id"].clone();
-
-    app.chat(
-        &key,
-        json!({"username": "u", "session_id": "r", "message": [
+    // Sends a reply to the saved turn and returns the prompt the model got.
+    let reply = |username: &'static str, session: &'static str, text: &'static str| {
+        let body = json!({"username": username, "session_id": session, "message": [
             {"type": "reply", "message_id": saved_id},
-            {"type": "plain", "text": "what did you say?"}
-        ]}),
-    )
-    .await;
+            {"type": "plain", "text": text}
+        ]});
+        let (app, key) = (&app, &key);
+        async move {
+            app.chat(key, body).await;
+            let last = app.chat_requests().pop().unwrap();
+            last["messages"].as_array().unwrap().last().unwrap()["content"].clone()
+        }
+    };
 
-    let last = app.chat_requests().pop().unwrap();
-    let prompt = last["messages"].as_array().unwrap().last().unwrap()["content"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let prompt = reply("u", "r", "what did you say?").await;
+    let prompt = prompt.as_str().unwrap();
     assert!(prompt.contains("Echo: remember me"), "{prompt}");
     assert!(prompt.contains("what did you say?"), "{prompt}");
 
     // Another user's session cannot quote it: history ids are shared.
-    app.chat(
-        &key,
-        json!({"username": "eve", "session_id": "e", "message": [
-            {"type": "reply", "message_id": saved_id},
-            {"type": "plain", "text": "what did they say?"}
-        ]}),
-    )
-    .await;
-    let last = app.chat_requests().pop().unwrap();
-    let prompt = last["messages"].as_array().unwrap().last().unwrap()["content"].clone();
+    let prompt = reply("eve", "e", "what did they say?").await;
     assert_eq!(prompt, "what did they say?");
 }
 
