@@ -34,6 +34,8 @@ pub(super) struct ChunkFields {
     pub text: Delta,
     pub reasoning: Delta,
     pub usage: Option<Usage>,
+    /// The provider's content filter stopped the answer here.
+    pub content_filtered: bool,
 }
 
 /// Nesting deeper than this in a field we skip is left to serde, whose own
@@ -145,6 +147,7 @@ impl Template {
             text,
             reasoning,
             usage: self.usage.clone(),
+            content_filtered: false,
         })
     }
 
@@ -260,6 +263,7 @@ fn read_in_full(data: &str, make_template: bool) -> Option<(ChunkFields, Option<
             .map(Delta::from)
             .unwrap_or_default(),
         usage,
+        content_filtered: false,
     };
     Some((fields, template))
 }
@@ -402,6 +406,7 @@ impl<'a> Reader<'a> {
             let (seen, field) = match key {
                 "message" => (&mut seen[0], &mut message),
                 "delta" => (&mut seen[1], &mut delta),
+                "finish_reason" => return reader.finish_reason(),
                 _ => return reader.skip_field_value(3),
             };
             first_time(seen)?;
@@ -409,6 +414,17 @@ impl<'a> Reader<'a> {
             Some(())
         })?;
         Some(message.or(delta))
+    }
+
+    /// A choice's `finish_reason`, stepped over without a hole: a template
+    /// then fits only chunks with the same one, so a template's chunk is
+    /// never a content filter's stop. That stop, rare, is left to serde.
+    fn finish_reason(&mut self) -> Option<()> {
+        self.skip_whitespace();
+        let start = self.at;
+        self.skip_value(3)?;
+        let value = &self.text[start..self.at];
+        (value != "\"content_filter\"" && !value.contains('\\')).then_some(())
     }
 
     /// A `delta` or `message`: `null`, or an object whose text fields are
@@ -693,6 +709,8 @@ mod tests {
             r#"{"choices":[],}"#,
             "{\"choices\":[{\"delta\":{\"content\":\"a\tb\"}}]}",
             r#"[[{"delta":{"content":"a"}}]]"#,
+            r#"{"choices":[{"delta":{"content":"a"},"finish_reason":"content_filter"}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"content\u005ffilter"}]}"#,
             "data",
             "",
         ];
@@ -701,6 +719,27 @@ mod tests {
         }
         let deep = format!(r#"{{"x":{}1{}}}"#, "[".repeat(40), "]".repeat(40));
         assert_eq!(read(&deep), None);
+    }
+
+    #[test]
+    fn a_content_filters_stop_never_reads_as_a_template_chunk() {
+        // The stop comes in the place where the earlier chunks had `null`.
+        let mut reader = ChunkReader::default();
+        let usual = r#"{"choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#;
+        assert_eq!(reader.read(usual).unwrap().text, "a");
+        assert_eq!(
+            reader
+                .read(&usual.replace(r#""a""#, r#""b""#))
+                .unwrap()
+                .text,
+            "b"
+        );
+
+        let stopped = usual.replace("null", r#""content_filter""#);
+        assert_eq!(reader.read(&stopped), None);
+        let by_serde = fields_of(serde_json::from_str(&stopped).unwrap()).unwrap();
+        assert!(by_serde.content_filtered);
+        assert_eq!(by_serde.text, "a");
     }
 
     /// Damages the usual chunks byte by byte (dropping, doubling, replacing

@@ -349,6 +349,10 @@ impl OpenAiCompatible {
                 "the provider reported an error: {message}"
             )));
         }
+        // AstrBot refuses such an answer whole, whatever text it holds.
+        if completion.is_content_filtered() {
+            return Err(wire::content_filtered());
+        }
         let message = completion.first();
         Ok(ChatResponse {
             text: message.map(wire::Message::text).unwrap_or_default(),

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::fast_chunk::{ChunkFields, ChunkReader};
 use super::keys::{truncate, KeyRing};
 use super::sse::{is_done, SseParser};
-use super::wire::Completion;
+use super::wire::{content_filtered, Completion};
 
 /// The largest single event of a stream (a token is a few bytes; a whole
 /// answer in one event a few kilobytes). A provider sending one event
@@ -232,6 +232,11 @@ impl Decoded {
         if let Some(usage) = chunk.usage {
             self.usage = Some(usage.to_token_usage());
         }
+        // What came before stays shown, as in AstrBot, which streams the
+        // text and then fails the answer.
+        if chunk.content_filtered {
+            self.fail(content_filtered());
+        }
     }
 
     fn end(&mut self) {
@@ -285,6 +290,7 @@ pub(super) fn fields_of(mut chunk: Completion) -> Result<ChunkFields, String> {
         return Err(message);
     }
     let usage = chunk.usage.take();
+    let content_filtered = chunk.is_content_filtered();
     let (reasoning, text) = chunk
         .into_first()
         .map(|delta| (delta.reasoning_text(), delta.into_text()))
@@ -293,6 +299,7 @@ pub(super) fn fields_of(mut chunk: Completion) -> Result<ChunkFields, String> {
         text: text.into(),
         reasoning: reasoning.into(),
         usage,
+        content_filtered,
     })
 }
 

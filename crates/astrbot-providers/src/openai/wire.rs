@@ -4,7 +4,7 @@
 //! "Lenient" because OpenAI-compatible servers differ: every field is
 //! optional, `null` is as good as absent, and unknown fields are ignored.
 
-use astrbot_core::{ChatMessage, ContentPart, MessageContent, TokenUsage};
+use astrbot_core::{ChatMessage, ContentPart, MessageContent, ProviderError, TokenUsage};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -129,6 +129,18 @@ pub struct Completion {
 pub struct Choice {
     pub message: Option<Message>,
     pub delta: Option<Message>,
+    /// Why the answer stopped; only [`CONTENT_FILTER`] matters here.
+    pub finish_reason: Option<Value>,
+}
+
+/// The `finish_reason` of an answer the provider's content filter stopped
+/// (Azure OpenAI and others).
+pub const CONTENT_FILTER: &str = "content_filter";
+
+/// AstrBot's words for an answer its provider's filter stopped, so that a
+/// user sees the same message from either server.
+pub fn content_filtered() -> ProviderError {
+    ProviderError::Other("API 返回的 completion 由于内容安全过滤被拒绝(非 AstrBot)。".to_owned())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,6 +165,16 @@ impl Completion {
     pub fn into_first(self) -> Option<Message> {
         let choice = self.choices?.into_iter().next()?;
         choice.message.or(choice.delta)
+    }
+
+    /// Whether the provider's content filter stopped the first choice.
+    pub fn is_content_filtered(&self) -> bool {
+        let finish_reason = self
+            .choices
+            .as_ref()
+            .and_then(|choices| choices.first())
+            .and_then(|choice| choice.finish_reason.as_ref());
+        finish_reason.and_then(Value::as_str) == Some(CONTENT_FILTER)
     }
 
     /// A readable message for an `error` object, if there is one.

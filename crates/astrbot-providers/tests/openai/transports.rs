@@ -691,3 +691,26 @@ async fn a_provider_that_answers_a_stream_request_whole_is_read_whole() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_content_filters_stop_fails_the_answer_in_astrbots_words() {
+    // Azure OpenAI stops an answer it filters with `finish_reason:
+    // "content_filter"`, streamed after the text so far or in a whole
+    // answer. AstrBot fails such an answer; so does this client, keeping
+    // what was streamed before the stop.
+    const STREAMED: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Once\"},\"finish_reason\":null}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" upon\"},\"finish_reason\":null}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"},\"finish_reason\":\"content_filter\"}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" time\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n";
+    const WHOLE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 82\r\n\r\n{\"choices\":[{\"message\":{\"content\":\"Once upon\"},\"finish_reason\":\"content_filter\"}]}";
+    let filtered = "API 返回的 completion 由于内容安全过滤被拒绝(非 AstrBot)。";
+    for lean in [true, false] {
+        let (streamed, _) = raw_provider(STREAMED, 1, Close::AtOnce).await;
+        let got = stream_from(&streamed, lean).await;
+        assert_eq!(got.text, "Once upon a", "lean {lean}");
+        let error = got.error.map(|error| error.to_string());
+        assert_eq!(error.as_deref(), Some(filtered), "lean {lean}");
+
+        let (whole, _) = raw_provider(WHOLE, 1, Close::AtOnce).await;
+        let provider = with_client(raw_config(whole), lean);
+        let refused = provider.chat(ask("x")).await.unwrap_err();
+        assert_eq!(refused.to_string(), filtered, "lean {lean}");
+    }
+}
