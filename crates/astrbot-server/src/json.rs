@@ -46,6 +46,17 @@ impl Envelope {
         }
     }
 
+    /// The response to a request whose body was refused before it was read
+    /// whole: the rest of the body is still on the connection, so the
+    /// connection cannot carry another request, and the client is told so.
+    pub fn closing_connection(self) -> Response {
+        let mut response = self.into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }

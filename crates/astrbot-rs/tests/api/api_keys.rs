@@ -310,6 +310,33 @@ async fn a_body_that_is_not_json_creates_no_key() {
 }
 
 #[tokio::test]
+async fn a_body_over_16_mib_is_refused_in_the_envelope_and_closes_the_connection() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let padding = "x".repeat(16 * 1024 * 1024);
+    let body = format!(r#"{{"name": "big", "padding": "{padding}"}}"#);
+
+    let response = reqwest::Client::new()
+        .post(app.url("/api/apikey/create"))
+        .bearer_auth(&token)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+
+    let closes = response.headers().get("connection").cloned();
+    let (status, answer) = into_json(response).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer, error("Request body is larger than 16 MiB"));
+    assert_eq!(
+        closes.as_ref().map(|value| value.to_str().unwrap()),
+        Some("close")
+    );
+    assert!(list(&app, &token).await.is_empty(), "nothing was created");
+}
+
+#[tokio::test]
 async fn an_empty_name_becomes_untitled_and_names_are_trimmed() {
     let app = spawn_app().await;
     let token = app.admin_token().await;

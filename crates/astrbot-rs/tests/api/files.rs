@@ -423,6 +423,7 @@ async fn an_upload_over_the_configured_limit_is_refused_with_413_and_leaves_noth
         .send()
         .await
         .unwrap();
+    let closes = response.headers().get("connection").cloned();
     let (status, body) = into_json(response).await;
     let small = app
         .upload(
@@ -434,6 +435,11 @@ async fn an_upload_over_the_configured_limit_is_refused_with_413_and_leaves_noth
         .await;
 
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        closes.as_ref().map(|value| value.to_str().unwrap()),
+        Some("close"),
+        "the rest of the file is not read"
+    );
     assert_eq!(body["status"], "error");
     assert!(body["message"].is_string(), "{body}");
     assert!(body["data"].is_null());

@@ -29,7 +29,7 @@ use crate::json::Envelope;
 use crate::state::AppState;
 
 /// JSON bodies larger than this are refused (uploads have their own limit).
-const MAX_JSON_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_JSON_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Builds the whole HTTP application.
 pub fn router(state: AppState) -> Router {

@@ -6,12 +6,14 @@ use std::convert::Infallible;
 
 use astrbot_core::json_text::from_python_json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use super::MAX_JSON_BODY_BYTES;
 use crate::json::Envelope;
 
 /// What Python's `json.loads` skips at the start of a body given as bytes.
@@ -47,11 +49,26 @@ impl<S: Send + Sync> FromRequest<S> for PythonBody {
     async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
         let bytes = Bytes::from_request(request, state)
             .await
-            .map_err(IntoResponse::into_response)?;
+            .map_err(unread_body)?;
         object_body(&bytes)
             .map(PythonBody)
             .map_err(IntoResponse::into_response)
     }
+}
+
+/// A body that could not be read whole, in the API's envelope: one over
+/// the size limit, or one the client stopped sending.
+fn unread_body(rejection: BytesRejection) -> Response {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let message = format!(
+            "Request body is larger than {} MiB",
+            MAX_JSON_BODY_BYTES >> 20
+        );
+        return Envelope::error_with_status(StatusCode::PAYLOAD_TOO_LARGE, message)
+            .closing_connection();
+    }
+    let message = format!("Request body could not be read: {}", rejection.body_text());
+    Envelope::error_with_status(StatusCode::BAD_REQUEST, message).closing_connection()
 }
 
 /// The request body as a JSON object. An empty body, and JSON that Python

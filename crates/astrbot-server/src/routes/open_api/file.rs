@@ -6,6 +6,7 @@
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
@@ -16,7 +17,16 @@ use crate::state::AppState;
 /// File names are cut to this many bytes (file systems allow 255).
 const MAX_NAME_BYTES: usize = 200;
 
-pub async fn upload_file(State(state): State<AppState>, request: Request) -> Envelope {
+pub async fn upload_file(State(state): State<AppState>, request: Request) -> Response {
+    let answer = upload(&state, request).await;
+    if answer.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the file is still on its way.
+        return answer.closing_connection();
+    }
+    answer.into_response()
+}
+
+async fn upload(state: &AppState, request: Request) -> Envelope {
     let Ok(mut multipart) = Multipart::from_request(request, &()).await else {
         return Envelope::error("Missing key: file");
     };
@@ -26,7 +36,7 @@ pub async fn upload_file(State(state): State<AppState>, request: Request) -> Env
             // Werkzeug's `request.files` holds only parts that declare a
             // file name: a plain `file` field is form data, not an upload.
             Ok(Some(field)) if field.name() == Some("file") => match declared_file_name(&field) {
-                Some(name) => return store_upload(&state, field, &name).await,
+                Some(name) => return store_upload(state, field, &name).await,
                 None => fields_seen += 1,
             },
             Ok(Some(_)) => fields_seen += 1,
