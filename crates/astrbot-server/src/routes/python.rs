@@ -67,8 +67,7 @@ fn unread_body(rejection: BytesRejection) -> Response {
         return Envelope::error_with_status(StatusCode::PAYLOAD_TOO_LARGE, message)
             .closing_connection();
     }
-    let message = format!("Request body could not be read: {}", rejection.body_text());
-    Envelope::error_with_status(StatusCode::BAD_REQUEST, message).closing_connection()
+    Envelope::error_with_status(rejection.status(), rejection.body_text()).closing_connection()
 }
 
 /// The request body as a JSON object. An empty body, and JSON that Python
