@@ -166,6 +166,55 @@ test("chat: the answer streams in token by token and survives a reload", async (
   assert.equal(await page.locator("#chat-sessions button.session").count() >= 1, true);
 });
 
+test("chat: a new chat uses the default config and a session keeps its own", async () => {
+  // Two extra configs, listed before the default as AstrBot lists them, and a
+  // session bound to the second through the API.
+  const api = (method, url, body) => page.evaluate(async ([method, url, body]) => {
+    const response = await fetch(url, {
+      method,
+      headers: { Authorization: "Bearer " + sessionStorage.getItem("astrbot.token"), "Content-Type": "application/json" },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return response.text();
+  }, [method, url, body]);
+  const created = [];
+  for (const name of ["first extra", "second extra"]) {
+    created.push(JSON.parse(await api("POST", "/api/config/abconf/new", { name })).data.conf_id);
+  }
+  await api("POST", "/api/chat/send", { message: "bind me", session_id: "bound-to-second", config_id: created[1] });
+  const boundConfig = async (sessionId) =>
+    JSON.parse(await api("GET", "/api/chat/history?session_id=" + encodeURIComponent(sessionId))).data.config_id;
+  assert.equal(await boundConfig("bound-to-second"), created[1]);
+
+  // The page lists configs as it opens.
+  await page.click("#nav a[data-route=chat]");
+  await page.reload();
+  await page.click("#chat-new");
+  await page.waitForSelector(`#chat-config option[value="${created[1]}"]`, { state: "attached" });
+  assert.equal(await page.inputValue("#chat-config"), "default");
+  await page.fill("#chat-input", "a new chat");
+  await page.press("#chat-input", "Enter");
+  await page.waitForFunction(() => document.querySelector("#chat-messages .msg-bot:last-child:not(.streaming)"));
+  const newSession = await page.evaluate(() => sessionStorage.getItem("astrbot.chat_session"));
+  assert.equal(await boundConfig(newSession), "default");
+
+  // Opening the bound session shows its config, and talking in it keeps it.
+  await page.reload();
+  await page.click('#chat-sessions [data-session-id="bound-to-second"]');
+  await page.waitForFunction((id) => document.querySelector("#chat-config").value === id, created[1]);
+  await page.fill("#chat-input", "still the second");
+  await page.press("#chat-input", "Enter");
+  await page.waitForFunction(() => document.querySelectorAll("#chat-messages .msg-bot:not(.streaming)").length >= 2);
+  assert.equal(await boundConfig("bound-to-second"), created[1]);
+
+  // Choosing another config in the page moves the session to it.
+  await page.selectOption("#chat-config", "default");
+  await page.fill("#chat-input", "now the default");
+  await page.press("#chat-input", "Enter");
+  await page.waitForFunction(() => document.querySelectorAll("#chat-messages .msg-bot:not(.streaming)").length >= 3);
+  assert.equal(await boundConfig("bound-to-second"), "default");
+});
+
 test("chat: model output is rendered as safe Markdown", async () => {
   await page.click("#chat-new");
   await page.selectOption("#chat-provider", "fake-md");

@@ -164,12 +164,13 @@ async fn history_returns_both_turns_in_order() {
         .to_string()
         .contains("Echo: first"));
     assert!(user["created_at"].as_str().unwrap().ends_with("+00:00"));
+    assert_eq!(body["data"]["config_id"], "default", "{body}");
 
     let (_, body) = app
         .admin_get(&token, "/api/chat/history?session_id=unknown")
         .await;
     assert_eq!(body["status"], "ok");
-    assert_eq!(body["data"], json!({"history": []}));
+    assert_eq!(body["data"], json!({"history": [], "config_id": "default"}));
 }
 
 #[tokio::test]

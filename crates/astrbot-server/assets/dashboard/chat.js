@@ -169,10 +169,11 @@
       messages.replaceChildren();
       drawSessions();
       updateTitle();
-      if (!id) { input.focus(); return; }
+      if (!id) { showConfig("default"); input.focus(); return; }
       messages.appendChild(el("p", { class: "muted", text: t("common.loading") }));
       h.api("GET", "/api/chat/history?session_id=" + encodeURIComponent(id)).then(function (json) {
         if (!state.alive || state.sessionId !== id) return;
+        showConfig(json.data && json.data.config_id);
         messages.replaceChildren();
         var jwt = h.token();
         ((json.data && json.data.history) || []).forEach(function (record) {
@@ -197,6 +198,18 @@
     more.addEventListener("click", function () { loadSessions(false); });
 
     // ---- selectors -------------------------------------------------------
+    // The config shown is the open session's own (its history says which)
+    // or, for a new chat, the default. It is sent with a message only once
+    // changed here, so that opening a session never rebinds it.
+    var config = { shown: "default", changed: false, listed: false };
+    function showConfig(id) {
+      config.shown = id || "default";
+      config.changed = false;
+      if (!config.listed) return;
+      configSelect.value = config.shown;
+      loadProviders();
+    }
+
     function loadProviders() {
       var configId = configSelect.value || "default";
       return h.api("GET", "/api/config/providers?config_id=" + encodeURIComponent(configId)).then(function (json) {
@@ -214,9 +227,14 @@
       configSelect.replaceChildren(...configs.map(function (c) {
         return el("option", { value: c.id, text: c.name || c.id });
       }));
+      config.listed = true;
+      configSelect.value = config.shown;
       return loadProviders();
     }).catch(h.reportError);
-    configSelect.addEventListener("change", loadProviders);
+    configSelect.addEventListener("change", function () {
+      config.changed = true;
+      loadProviders();
+    });
 
     // ---- attachments -----------------------------------------------------
     function drawThumbs() {
@@ -284,9 +302,9 @@
           message: ready.length ? parts.map(function (p) {
             return p.type === "image" ? { type: "image", attachment_id: p.attachment_id } : p;
           }) : text,
-          enable_streaming: true,
-          config_id: configSelect.value || "default"
+          enable_streaming: true
         };
+        if (config.changed) body.config_id = configSelect.value || "default";
         if (state.sessionId) body.session_id = state.sessionId;
         if (providerSelect.value) body.selected_provider = providerSelect.value;
         if (modelInput.value.trim()) body.selected_model = modelInput.value.trim();

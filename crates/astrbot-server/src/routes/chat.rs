@@ -21,6 +21,7 @@ use crate::routes::open_api::{chat, sessions};
 use crate::routes::python::{PythonBody, PythonQuery};
 use crate::state::AppState;
 use astrbot_core::time::iso;
+use astrbot_core::Umo;
 
 /// How long a browser may keep an attachment it previewed.
 const ATTACHMENT_CACHE: &str = "private, max-age=3600";
@@ -83,7 +84,12 @@ pub async fn history(
                     })
                 })
                 .collect();
-            Envelope::ok(json!({"history": history}))
+            // The config the session's next turn will use, for the chat
+            // page's selector: the page sends a config only when it is
+            // changed, so opening a session never rebinds it.
+            let umo = Umo::webchat(&admin.username, session_id).to_string();
+            let config_id = state.configs.resolve_for_umo(&umo).id.clone();
+            Envelope::ok(json!({"history": history, "config_id": config_id}))
         }
         Err(error) => {
             tracing::error!(%error, "listing history failed");
