@@ -614,6 +614,31 @@ async fn saving_a_non_object_dashboard_is_refused_and_logins_keep_working() {
 }
 
 #[tokio::test]
+async fn an_admin_name_with_a_bang_is_refused_as_the_account_page_refuses_it() {
+    // The dashboard's chat would refuse such an admin on every message.
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let saved_file = || std::fs::read(app.data_dir().join("cmd_config.json")).unwrap();
+    let before = saved_file();
+
+    let (_, answer) = app
+        .admin_post(
+            &token,
+            "/api/config/astrbot/update",
+            json!({"conf_id": "default", "config": {"dashboard": {"username": "boss!x"}}}),
+        )
+        .await;
+
+    assert_eq!(answer["status"], "error", "{answer}");
+    assert_eq!(
+        answer["message"],
+        "`dashboard.username` must not contain '!'"
+    );
+    assert_eq!(saved_file(), before, "nothing was saved");
+    app.admin_token().await;
+}
+
+#[tokio::test]
 async fn settings_of_the_wrong_kind_are_refused_instead_of_defaulted() {
     let app = spawn_app().await;
     let token = app.admin_token().await;

@@ -5,6 +5,7 @@ use astrbot_core::store::NewApiKey;
 use astrbot_core::Store;
 use astrbot_server::auth::{api_key, jwt};
 use astrbot_store::SqliteStore;
+use fake_openai::Behaviour;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -611,6 +612,37 @@ async fn a_wrong_login_answers_the_compact_ascii_escaped_error() {
     );
     let body: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(body["message"], "用户名或密码错误");
+}
+
+#[tokio::test]
+async fn blank_admin_credentials_in_the_file_are_the_defaults_not_an_open_door() {
+    let app = spawn_app_with(Behaviour::default(), |config| {
+        config["dashboard"] = json!({"username": "", "password": " "});
+    })
+    .await;
+
+    let (_, empty_form) = app.post_json("/api/auth/login", None, json!({})).await;
+    let (_, blanks) = app
+        .post_json(
+            "/api/auth/login",
+            None,
+            json!({"username": "", "password": ""}),
+        )
+        .await;
+
+    assert_eq!(empty_form["status"], "error", "{empty_form}");
+    assert_eq!(blanks["status"], "error", "{blanks}");
+    let token = app.admin_token().await;
+    let (_, keys) = app.admin_get(&token, "/api/apikey/list").await;
+    assert_eq!(keys["status"], "ok", "the default admin signs in");
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(app.data_dir().join("cmd_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(file["dashboard"]["username"], "astrbot");
+    assert_eq!(
+        file["dashboard"]["password"],
+        "77b90590a8945a7d36c963981a307dc9"
+    );
 }
 
 #[tokio::test]

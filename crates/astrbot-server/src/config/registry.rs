@@ -84,6 +84,7 @@ impl ConfigRegistry {
         let mut document = existing.clone().unwrap_or_else(|| json!({}));
         let mut changed = fill_defaults(&mut document, &default_config());
         changed |= ensure_jwt_secret(&mut document);
+        changed |= fill_blank_credentials(&mut document);
         if changed || existing.is_none() {
             write_config_file(&default_path, &document)?;
         }
@@ -329,7 +330,12 @@ impl ConfigRegistry {
                 path.display()
             )));
         };
-        keep_secret(&mut incoming, &self.default_config().document);
+        for kept in keep_secret(&mut incoming, &self.default_config().document) {
+            tracing::warn!(
+                setting = %format_args!("dashboard.{kept}"),
+                "the reloaded file leaves this admin setting empty; the running one is kept"
+            );
+        }
         let mut document = Value::Object(incoming);
         fill_defaults(&mut document, &default_config());
         self.write().default = Arc::new(LoadedConfig::new(
@@ -537,10 +543,29 @@ fn check_whole_numbers(document: &Value, config_id: &str) -> Result<(), String> 
 }
 
 /// Everything a config document is checked for before it is used: its
-/// sections' types, and the whole-number settings config `config_id` reads.
+/// sections' types, the whole-number settings config `config_id` reads,
+/// and (in the default config) the admin's name.
 fn check_config(document: &Value, config_id: &str) -> Result<(), String> {
     check_sections(document)?;
-    check_whole_numbers(document, config_id)
+    check_whole_numbers(document, config_id)?;
+    if config_id == DEFAULT_CONFIG_ID {
+        check_admin_name(document)?;
+    }
+    Ok(())
+}
+
+/// The admin's name is the dashboard chat's user name, which may not hold
+/// `!` (see the chat's `username` check); the account page refuses such a
+/// name, and so does the file or a save, instead of a chat refusing the
+/// admin later.
+fn check_admin_name(document: &Value) -> Result<(), String> {
+    let name = document
+        .pointer("/dashboard/username")
+        .and_then(Value::as_str);
+    if name.is_some_and(|name| name.contains('!')) {
+        return Err("`dashboard.username` must not contain '!'".to_owned());
+    }
+    Ok(())
 }
 
 fn check_sections(document: &Value) -> Result<(), String> {
@@ -589,6 +614,33 @@ fn ensure_jwt_secret(document: &mut Value) -> bool {
     true
 }
 
+/// Fills an admin username or password the file leaves empty with AstrBot's
+/// default, as for a new root, and says so in the log: an empty password
+/// would let anyone sign in with an empty form, where the default one is
+/// at least announced by the dashboard's banner. True when it filled any.
+fn fill_blank_credentials(document: &mut Value) -> bool {
+    let Some(dashboard) = document.get_mut("dashboard").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    let defaults = default_config();
+    let mut filled = false;
+    for key in ["username", "password"] {
+        let blank = dashboard
+            .get(key)
+            .and_then(Value::as_str)
+            .is_some_and(|value| value.trim().is_empty());
+        if blank {
+            tracing::warn!(
+                setting = %format_args!("dashboard.{key}"),
+                "this admin setting is empty in the config file; AstrBot's default is used and written to the file"
+            );
+            dashboard.insert(key.to_owned(), defaults["dashboard"][key].clone());
+            filled = true;
+        }
+    }
+    filled
+}
+
 /// A config file's document (`None` when there is no file), checked as
 /// config `config_id`'s (see [`check_config`]); errors name the file.
 fn read_checked(path: &std::path::Path, config_id: &str) -> Result<Option<Value>, RegistryError> {
@@ -601,14 +653,15 @@ fn read_checked(path: &std::path::Path, config_id: &str) -> Result<Option<Value>
 }
 
 /// Keeps the admin username, password and JWT secret of `current` when
-/// the incoming document leaves them out or empty.
-fn keep_secret(incoming: &mut Map<String, Value>, current: &Value) {
+/// the incoming document leaves them out or empty; says which it kept.
+fn keep_secret(incoming: &mut Map<String, Value>, current: &Value) -> Vec<&'static str> {
+    let mut kept = Vec::new();
     let Some(current_dashboard) = current.get("dashboard").and_then(Value::as_object) else {
-        return;
+        return kept;
     };
     let dashboard = incoming.entry("dashboard").or_insert_with(|| json!({}));
     let Some(dashboard) = dashboard.as_object_mut() else {
-        return;
+        return kept;
     };
     for key in ["username", "password", "jwt_secret"] {
         let blank = dashboard
@@ -618,7 +671,9 @@ fn keep_secret(incoming: &mut Map<String, Value>, current: &Value) {
         if blank {
             if let Some(value) = current_dashboard.get(key) {
                 dashboard.insert(key.to_owned(), value.clone());
+                kept.push(key);
             }
         }
     }
+    kept
 }
