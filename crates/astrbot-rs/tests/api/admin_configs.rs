@@ -193,6 +193,47 @@ async fn a_config_document_is_read_back_by_id() {
 }
 
 #[tokio::test]
+async fn the_admin_secrets_are_never_shown_and_a_save_of_what_was_shown_keeps_them() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let file = || -> Value {
+        serde_json::from_slice(&std::fs::read(app.data_dir().join("cmd_config.json")).unwrap())
+            .unwrap()
+    };
+    let stored = file()["dashboard"].clone();
+
+    let mut shown = Vec::new();
+    for query in ["id=default", "system_config=1"] {
+        let (_, body) = app
+            .admin_get(&token, &format!("/api/config/abconf?{query}"))
+            .await;
+        shown.push(body["data"]["config"].clone());
+    }
+    let (_, saved) = app
+        .admin_post(
+            &token,
+            "/api/config/astrbot/update",
+            json!({"conf_id": "default", "config": shown[0]}),
+        )
+        .await;
+
+    for config in &shown {
+        assert_eq!(config["dashboard"]["password"], "", "{config}");
+        assert_eq!(config["dashboard"]["jwt_secret"], "", "{config}");
+        assert_eq!(config["dashboard"]["username"], "astrbot");
+        assert!(!config
+            .to_string()
+            .contains(stored["jwt_secret"].as_str().unwrap()));
+    }
+    assert_eq!(saved["status"], "ok", "{saved}");
+    assert_eq!(file()["dashboard"]["password"], stored["password"]);
+    assert_eq!(file()["dashboard"]["jwt_secret"], stored["jwt_secret"]);
+    let (_, keys) = app.admin_get(&token, "/api/apikey/list").await;
+    assert_eq!(keys["status"], "ok", "the token from before still works");
+    app.admin_token().await;
+}
+
+#[tokio::test]
 async fn reading_a_config_without_an_id_is_refused() {
     let app = spawn_app().await;
     let token = app.admin_token().await;

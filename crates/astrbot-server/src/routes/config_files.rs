@@ -30,9 +30,28 @@ pub async fn get_config(
         return Envelope::error(MISSING_ID);
     }
     match state.configs.get(id) {
-        Some(config) => Envelope::ok(json!({"config": config.document, "metadata": {}})),
+        Some(config) => {
+            let document = without_admin_secrets(&config.document);
+            Envelope::ok(json!({"config": document, "metadata": {}}))
+        }
         None => Envelope::error(format!("配置文件 {id} 不存在")),
     }
+}
+
+/// A config as the dashboard is shown it: the admin password's hash and
+/// the token secret left empty. With them a stolen admin token could sign
+/// in as the admin for good (login takes the hash) and mint tokens; a save
+/// that sends them back empty keeps the stored ones.
+fn without_admin_secrets(document: &Value) -> Value {
+    let mut shown = document.clone();
+    if let Some(dashboard) = shown.get_mut("dashboard").and_then(Value::as_object_mut) {
+        for secret in ["password", "jwt_secret"] {
+            if dashboard.contains_key(secret) {
+                dashboard.insert(secret.to_owned(), Value::String(String::new()));
+            }
+        }
+    }
+    shown
 }
 
 pub async fn create_config(
