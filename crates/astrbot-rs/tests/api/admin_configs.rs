@@ -269,6 +269,42 @@ async fn a_config_is_renamed_everywhere() {
 }
 
 #[tokio::test]
+async fn renaming_and_deleting_answer_in_astrbots_words() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let id = new_config(&app, &token, "Kept", config_for(&app.fake)).await;
+    let post = |path: &'static str, body: Value| {
+        let (app, token) = (&app, &token);
+        async move { app.admin_post(token, path, body).await.1 }
+    };
+
+    let default_renamed = post(
+        "/api/config/abconf/update",
+        json!({"id": "default", "name": "x"}),
+    )
+    .await;
+    let default_deleted = post("/api/config/abconf/delete", json!({"id": "default"})).await;
+    let unknown_renamed = post(
+        "/api/config/abconf/update",
+        json!({"id": "nope", "name": "x"}),
+    )
+    .await;
+    let unknown_deleted = post("/api/config/abconf/delete", json!({"id": "nope"})).await;
+    let unnamed = post("/api/config/abconf/update", json!({"id": id, "name": null})).await;
+
+    assert_eq!(default_renamed, error("不能更新默认配置文件的信息"));
+    assert_eq!(default_deleted, error("不能删除默认配置文件"));
+    assert_eq!(unknown_renamed, error("更新失败"));
+    assert_eq!(unknown_deleted, error("删除失败"));
+    assert_eq!(unnamed["status"], "ok", "{unnamed}");
+    assert_eq!(
+        info_list(&app, &token).await[0]["name"],
+        "Kept",
+        "a rename without a name keeps it"
+    );
+}
+
+#[tokio::test]
 async fn a_deleted_config_disappears_with_its_file() {
     let app = spawn_app().await;
     let token = app.admin_token().await;

@@ -229,13 +229,11 @@ impl ConfigRegistry {
         Ok(id)
     }
 
-    /// Renames an extra config.
-    pub async fn rename(&self, id: &str, name: &str) -> Result<(), RegistryError> {
+    /// Renames an extra config; with no `name`, only checks that it exists.
+    pub async fn rename(&self, id: &str, name: Option<&str>) -> Result<(), RegistryError> {
         let _guard = self.writes.lock().await;
         if id == DEFAULT_CONFIG_ID {
-            return Err(RegistryError::Invalid(
-                "the default config cannot be renamed".into(),
-            ));
+            return Err(RegistryError::Invalid("不能更新默认配置文件的信息".into()));
         }
         {
             let mut state = self.write();
@@ -244,6 +242,9 @@ impl ConfigRegistry {
                 .iter_mut()
                 .find(|extra| extra.config.id == id)
                 .ok_or_else(|| RegistryError::NotFound(id.to_owned()))?;
+            let Some(name) = name else {
+                return Ok(());
+            };
             let mut renamed = (*extra.config).clone();
             renamed.name = name.trim().to_owned();
             extra.config = Arc::new(renamed);
@@ -255,9 +256,7 @@ impl ConfigRegistry {
     pub async fn delete(&self, id: &str) -> Result<(), RegistryError> {
         let _guard = self.writes.lock().await;
         if id == DEFAULT_CONFIG_ID {
-            return Err(RegistryError::Invalid(
-                "the default config cannot be deleted".into(),
-            ));
+            return Err(RegistryError::Invalid("不能删除默认配置文件".into()));
         }
         let file_name = {
             let mut state = self.write();

@@ -82,9 +82,11 @@ pub async fn rename_config(
     let Some(id) = config_id(&body, "id") else {
         return Envelope::error(MISSING_ID);
     };
-    let name = body.get("name").map(to_str).unwrap_or_default();
-    match state.configs.rename(&id, &name).await {
+    // AstrBot leaves the name as it is when none is given.
+    let name = body.get("name").filter(|name| !name.is_null()).map(to_str);
+    match state.configs.rename(&id, name.as_deref()).await {
         Ok(()) => Envelope::ok_with_message(json!({}), Some("更新成功")),
+        Err(RegistryError::NotFound(_)) => Envelope::error("更新失败"),
         Err(error) => registry_failure(error),
     }
 }
@@ -104,6 +106,7 @@ pub async fn delete_config(
             tracing::info!(config.id = %id, "config deleted");
             Envelope::ok_with_message(json!({}), Some("删除成功"))
         }
+        Err(RegistryError::NotFound(_)) => Envelope::error("删除失败"),
         Err(error) => registry_failure(error),
     }
 }
