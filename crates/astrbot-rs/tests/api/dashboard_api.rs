@@ -137,6 +137,16 @@ async fn password_change_errors() {
             .await;
         assert_eq!(body["status"], "error", "{body}");
     }
+    for (key, value) in [
+        ("new_password", json!(["x"])),
+        ("new_password", json!({"p": 1})),
+        ("new_username", json!(["boss"])),
+    ] {
+        let mut edit = json!({"password": DEFAULT_MD5, "new_password": md5("x")});
+        edit[key] = value;
+        let (_, body) = app.admin_post(&token, "/api/auth/account/edit", edit).await;
+        assert_eq!(body["message"], format!("{key} must be a string"), "{body}");
+    }
 
     let (status, body) = app
         .post_json(

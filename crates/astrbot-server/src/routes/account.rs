@@ -22,6 +22,16 @@ pub async fn edit_account(State(state): State<AppState>, PythonBody(body): Pytho
         None | Some(Value::Null) => String::new(),
         Some(value) => to_str(value),
     };
+    // A list or an object would be stored as its text: `["x"]` as the
+    // password. AstrBot fails on them too.
+    for key in ["new_password", "new_username"] {
+        if body
+            .get(key)
+            .is_some_and(|value| !value.is_null() && !value.is_string())
+        {
+            return Envelope::error(format!("{key} must be a string"));
+        }
+    }
     let current = text("password");
     let new_password = text("new_password");
     let new_username = text("new_username").trim().to_owned();
