@@ -177,6 +177,29 @@ test("values from the server are shown as text, never as HTML", async () => {
   assert.equal(await page.evaluate(() => window.__xss), undefined);
 });
 
+test("a very long key name leaves every row's buttons in view", async () => {
+  const jwt = await page.evaluate(() => sessionStorage.getItem("astrbot.token"));
+  const name = "L".repeat(20000);
+  const created = await fetch(`${base}/api/apikey/create`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${jwt}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ name, scopes: ["chat"], expires_in_days: 1 }),
+  }).then((r) => r.json());
+  assert.equal(created.status, "ok");
+  await page.reload();
+  await page.waitForSelector(`#keys-table tr[data-key-id="${created.data.key_id}"]`);
+
+  const width = await page.evaluate(() => window.innerWidth);
+  const buttons = page.locator("#keys-table button.delete");
+  for (let i = 0; i < await buttons.count(); i++) {
+    const box = await buttons.nth(i).boundingBox();
+    assert.ok(box && box.x + box.width <= width, `delete button ${i} at ${JSON.stringify(box)}`);
+  }
+  const cell = page.locator(`#keys-table tr[data-key-id="${created.data.key_id}"] td`).first();
+  assert.equal(await cell.getAttribute("title"), name, "the whole name is the tooltip");
+  await screenshot("api-keys-long-name");
+});
+
 test("the bots page lists the built-in webchat bot", async () => {
   await page.click("#nav a[data-route=bots]");
   await page.waitForSelector("#bots-table");

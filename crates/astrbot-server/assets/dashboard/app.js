@@ -343,7 +343,7 @@
         }).catch(reportError);
       } }));
       return el("tr", { "data-key-id": key.key_id },
-        el("td", { "data-label": t("keys.col_name"), text: key.name }),
+        el("td", { "data-label": t("keys.col_name"), title: key.name }, el("span", { class: "clip", text: key.name })),
         el("td", { "data-label": t("keys.col_prefix") }, el("code", { text: key.key_prefix })),
         el("td", { "data-label": t("keys.col_scopes"), text: (key.scopes || []).join(", ") }),
         el("td", { "data-label": t("keys.col_status") },
