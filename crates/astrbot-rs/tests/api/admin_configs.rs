@@ -716,6 +716,48 @@ async fn an_admin_name_with_a_bang_is_refused_as_the_account_page_refuses_it() {
 }
 
 #[tokio::test]
+async fn a_save_never_writes_over_an_edit_of_the_file_not_yet_loaded() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let path = app.data_dir().join("cmd_config.json");
+    let loaded = std::fs::read(&path).unwrap();
+    let mut edited: Value = serde_json::from_slice(&loaded).unwrap();
+    edited["provider"][0]["model"] = json!("edited-by-hand");
+    let edited = serde_json::to_vec_pretty(&edited).unwrap();
+    std::fs::write(&path, &edited).unwrap();
+    let save = json!({"conf_id": "default", "config": {"provider_settings": {"prompt_prefix": "P {{prompt}}"}}});
+
+    let (_, refused) = app
+        .admin_post(&token, "/api/config/astrbot/update", save.clone())
+        .await;
+    let (_, account) = app
+        .admin_post(
+            &token,
+            "/api/auth/account/edit",
+            json!({"password": "astrbot", "new_password": "another-one"}),
+        )
+        .await;
+
+    for answer in [&refused, &account] {
+        assert_eq!(answer["status"], "error", "{answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.contains("was edited since the server read it; send the server SIGHUP"),
+            "{message}"
+        );
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), edited, "the edit is kept");
+    app.admin_token().await;
+
+    // The file as the server last wrote it saves as before.
+    std::fs::write(&path, &loaded).unwrap();
+    let (_, saved) = app
+        .admin_post(&token, "/api/config/astrbot/update", save)
+        .await;
+    assert_eq!(saved["status"], "ok", "{saved}");
+}
+
+#[tokio::test]
 async fn settings_of_the_wrong_kind_are_refused_instead_of_defaulted() {
     let app = spawn_app().await;
     let token = app.admin_token().await;

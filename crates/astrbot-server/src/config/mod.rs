@@ -8,6 +8,7 @@ mod file;
 mod glob;
 mod model;
 mod registry;
+mod seen_file;
 
 pub use defaults::default_config;
 pub use file::{fill_defaults, read_config_file, write_config_file, ConfigError};

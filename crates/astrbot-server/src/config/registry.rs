@@ -14,6 +14,7 @@ use rand::RngCore;
 use serde_json::{json, Map, Value};
 
 use super::model::whole_number;
+use super::seen_file::SeenFile;
 use super::{
     default_config, fill_defaults, read_config_file, umo_pattern_matches, write_config_file,
     ConfigError, LoadedConfig,
@@ -72,6 +73,8 @@ pub struct ConfigRegistry {
     store: Arc<dyn Store>,
     state: RwLock<State>,
     writes: tokio::sync::Mutex<()>,
+    /// The default config file as last read or written here.
+    default_file: SeenFile,
 }
 
 impl ConfigRegistry {
@@ -140,6 +143,7 @@ impl ConfigRegistry {
                 routes,
             }),
             writes: tokio::sync::Mutex::new(()),
+            default_file: SeenFile::new(default_path),
         })
     }
 
@@ -304,7 +308,13 @@ impl ConfigRegistry {
         fill_defaults(&mut document, &default_config());
 
         let path = self.file_path(id)?;
+        if id == DEFAULT_CONFIG_ID {
+            self.check_default_file_unchanged()?;
+        }
         write_config_file(&path, &document)?;
+        if id == DEFAULT_CONFIG_ID {
+            self.default_file.note();
+        }
         let saved = Arc::new(LoadedConfig::new(id, &current.name, document));
         let mut state = self.write();
         if id == DEFAULT_CONFIG_ID {
@@ -342,7 +352,21 @@ impl ConfigRegistry {
             DEFAULT_CONFIG_ID,
             document,
         ));
+        self.default_file.note();
         Ok(())
+    }
+
+    /// Refuses to write the default config file over an edit made to it
+    /// since the server last read or wrote it: AstrBot writes the file
+    /// from memory and the edit is lost without a word.
+    fn check_default_file_unchanged(&self) -> Result<(), RegistryError> {
+        if self.default_file.unchanged() {
+            return Ok(());
+        }
+        Err(RegistryError::Invalid(format!(
+            "{} was edited since the server read it; send the server SIGHUP (or restart it) to load the edit, then save again",
+            self.root.default_config().display()
+        )))
     }
 
     /// Sets the admin password (MD5 hex, AstrBot's stored form) and, when
@@ -369,7 +393,9 @@ impl ConfigRegistry {
         if let Some(username) = username {
             dashboard.insert("username".into(), Value::String(username.to_owned()));
         }
+        self.check_default_file_unchanged()?;
         write_config_file(&self.root.default_config(), &document)?;
+        self.default_file.note();
         self.write().default = Arc::new(LoadedConfig::new(
             DEFAULT_CONFIG_ID,
             &current.name,
