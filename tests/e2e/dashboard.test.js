@@ -248,6 +248,11 @@ test("changing the default password clears the banner; log out and in again", as
   await page.waitForSelector("#message.ok:not([hidden])");
   assert.equal(await page.isVisible("#pwd-banner"), false);
 
+  // The change ends the tokens issued before it; the page signed in again.
+  await page.click("#nav a[data-route=keys]");
+  await page.waitForSelector("#keys-table");
+  assert.notEqual(await page.evaluate(() => location.hash), "#/login");
+
   await page.click("#logout");
   await page.waitForSelector("#login-form");
   assert.equal(await page.evaluate(() => sessionStorage.getItem("astrbot.token")), null);

@@ -33,7 +33,7 @@ fn dashboard_on_disk(app: &TestApp) -> Value {
 }
 
 #[tokio::test]
-async fn password_change_takes_effect_and_keeps_tokens_valid() {
+async fn password_change_takes_effect_and_ends_older_tokens() {
     let app = spawn_app().await;
     let token = app.admin_token().await;
     let before = dashboard_on_disk(&app);
@@ -64,8 +64,13 @@ async fn password_change_takes_effect_and_keeps_tokens_valid() {
     let old = login(&app, "astrbot", DEFAULT_MD5).await;
     assert_eq!(old["status"], "error", "{old}");
 
-    // Same secret: the token issued before the change still works.
+    // A token issued before the change (a stolen one too) no longer works;
+    // one issued after it does.
     let (status, body) = app.admin_get(&token, "/api/apikey/list").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["message"], "Token 无效", "{body}");
+    let fresh = fresh["data"]["token"].as_str().unwrap();
+    let (status, body) = app.admin_get(fresh, "/api/apikey/list").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ok", "{body}");
 }

@@ -94,16 +94,20 @@
 
   function token() { return sessionStorage.getItem(TOKEN_KEY); }
 
-  // The JWT's expiry, read from its payload (not verified: the server does).
-  function tokenExpired(jwt) {
+  // The JWT's payload, read but not verified (the server does).
+  function tokenPayload(jwt) {
     try {
       var part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
       while (part.length % 4) part += "=";
-      var payload = JSON.parse(atob(part));
-      return typeof payload.exp === "number" && payload.exp * 1000 <= Date.now();
+      return JSON.parse(atob(part));
     } catch (e) {
-      return false;
+      return {};
     }
+  }
+
+  function tokenExpired(jwt) {
+    var payload = tokenPayload(jwt);
+    return typeof payload.exp === "number" && payload.exp * 1000 <= Date.now();
   }
 
   function signOut(reasonKey) {
@@ -409,7 +413,13 @@
       };
       if (newName.value.trim()) body.new_username = newName.value.trim();
       submit.disabled = true;
+      var username = body.new_username || tokenPayload(token()).username;
       api("POST", "/api/auth/account/edit", body).then(function () {
+        // The change ends every token issued before it, this page's too:
+        // sign in again with the new credentials.
+        return api("POST", "/api/auth/login", { username: username, password: body.new_password });
+      }).then(function (json) {
+        sessionStorage.setItem(TOKEN_KEY, json.data.token);
         sessionStorage.setItem(HINT_KEY, "0");
         updateChrome();
         current.value = newPassword.value = confirmPassword.value = "";

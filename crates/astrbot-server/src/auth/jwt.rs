@@ -1,6 +1,7 @@
 //! The admin session token: a JWT signed with HS256, payload
 //! `{"username", "exp"}`, valid 7 days, exactly as AstrBot issues it, so
-//! tokens are interchangeable for a shared secret.
+//! tokens are interchangeable for a shared secret (those issued before the
+//! admin's credentials last changed are refused by the middleware).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -48,8 +49,16 @@ pub fn issue(secret: &str, username: &str, now: i64) -> String {
     format!("{signing_input}.{signature}")
 }
 
-/// Verifies a token and returns its username.
-pub fn verify(secret: &str, token: &str, now: i64) -> Result<String, TokenError> {
+/// A token that verified.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub username: String,
+    /// Its expiry less the lifetime: AstrBot's tokens carry no `iat`.
+    pub issued_at: i64,
+}
+
+/// Verifies a token: signed with `secret`, not expired at `now`.
+pub fn verify(secret: &str, token: &str, now: i64) -> Result<Verified, TokenError> {
     // An empty key would let anyone sign tokens; the config loader never
     // leaves it empty, and this makes sure no token passes if it ever is.
     if secret.is_empty() {
@@ -77,7 +86,10 @@ pub fn verify(secret: &str, token: &str, now: i64) -> Result<String, TokenError>
     if claims.exp <= now {
         return Err(TokenError::Expired);
     }
-    Ok(claims.username)
+    Ok(Verified {
+        username: claims.username,
+        issued_at: claims.exp - TOKEN_LIFETIME_SECONDS,
+    })
 }
 
 fn decode_part<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenError> {
@@ -105,7 +117,13 @@ mod tests {
     #[test]
     fn issued_tokens_verify_until_they_expire() {
         let token = issue("secret", "astrbot", 1_000);
-        assert_eq!(verify("secret", &token, 1_001), Ok("astrbot".to_owned()));
+        assert_eq!(
+            verify("secret", &token, 1_001),
+            Ok(Verified {
+                username: "astrbot".to_owned(),
+                issued_at: 1_000
+            })
+        );
         assert_eq!(
             verify("secret", &token, 1_000 + TOKEN_LIFETIME_SECONDS),
             Err(TokenError::Expired)

@@ -88,7 +88,13 @@ async fn require_admin(
     let token = token.as_str();
     let secret = state.configs.default_config().dashboard().jwt_secret;
     match jwt::verify(&secret, token, chrono::Utc::now().timestamp()) {
-        Ok(username) => {
+        // Issued before the admin's password or name last changed (or in
+        // that second: logins after it issue later, see `login`).
+        Ok(verified) if verified.issued_at <= state.configs.admin_tokens_not_before() => {
+            Envelope::error_with_status(StatusCode::UNAUTHORIZED, "Token 无效").into_response()
+        }
+        Ok(verified) => {
+            let username = verified.username;
             request.extensions_mut().insert(AdminIdentity { username });
             next.run(request).await
         }

@@ -9,6 +9,7 @@ mod glob;
 mod model;
 mod registry;
 mod seen_file;
+mod token_cutoff;
 
 pub use defaults::default_config;
 pub use file::{fill_defaults, read_config_file, write_config_file, ConfigError};

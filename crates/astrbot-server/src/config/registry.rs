@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::model::whole_number;
 use super::seen_file::SeenFile;
+use super::token_cutoff::TokenCutoff;
 use super::{
     default_config, fill_defaults, read_config_file, umo_pattern_matches, write_config_file,
     ConfigError, LoadedConfig,
@@ -75,6 +76,8 @@ pub struct ConfigRegistry {
     writes: tokio::sync::Mutex<()>,
     /// The default config file as last read or written here.
     default_file: SeenFile,
+    /// Admin tokens issued before the credentials last changed are refused.
+    tokens: TokenCutoff,
 }
 
 impl ConfigRegistry {
@@ -133,7 +136,7 @@ impl ConfigRegistry {
             .filter_map(|(pattern, id)| Some((pattern, id.as_str()?.to_owned())))
             .collect();
 
-        Ok(ConfigRegistry {
+        let registry = ConfigRegistry {
             root,
             store,
             state: RwLock::new(State {
@@ -144,7 +147,26 @@ impl ConfigRegistry {
             }),
             writes: tokio::sync::Mutex::new(()),
             default_file: SeenFile::new(default_path),
-        })
+            tokens: TokenCutoff::default(),
+        };
+        registry.track_credentials().await;
+        Ok(registry)
+    }
+
+    /// Admin tokens issued before this (seconds since the epoch) are
+    /// refused: the admin's credentials changed since.
+    pub fn admin_tokens_not_before(&self) -> i64 {
+        self.tokens.not_before()
+    }
+
+    /// Moves the token cutoff on when the default config's credentials
+    /// are not the ones last seen.
+    async fn track_credentials(&self) {
+        let config = self.default_config();
+        let now = chrono::Utc::now().timestamp();
+        if let Err(error) = self.tokens.track(&*self.store, &config, now).await {
+            tracing::error!(%error, "could not store when the admin credentials changed");
+        }
     }
 
     pub fn default_config(&self) -> Arc<LoadedConfig> {
@@ -316,11 +338,16 @@ impl ConfigRegistry {
             self.default_file.note();
         }
         let saved = Arc::new(LoadedConfig::new(id, &current.name, document));
-        let mut state = self.write();
+        {
+            let mut state = self.write();
+            if id == DEFAULT_CONFIG_ID {
+                state.default = saved;
+            } else if let Some(extra) = state.extras.iter_mut().find(|e| e.config.id == id) {
+                extra.config = saved;
+            }
+        }
         if id == DEFAULT_CONFIG_ID {
-            state.default = saved;
-        } else if let Some(extra) = state.extras.iter_mut().find(|e| e.config.id == id) {
-            extra.config = saved;
+            self.track_credentials().await;
         }
         Ok(())
     }
@@ -353,6 +380,7 @@ impl ConfigRegistry {
             document,
         ));
         self.default_file.note();
+        self.track_credentials().await;
         Ok(())
     }
 
@@ -371,7 +399,8 @@ impl ConfigRegistry {
 
     /// Sets the admin password (MD5 hex, AstrBot's stored form) and, when
     /// given, the username in the default config. Everything else, the JWT
-    /// secret included, is kept, so issued tokens stay valid until expiry.
+    /// secret included, is kept. Tokens issued before the change stop
+    /// working (see [`ConfigRegistry::admin_tokens_not_before`]).
     pub async fn set_admin_credentials(
         &self,
         password_md5: &str,
@@ -401,6 +430,7 @@ impl ConfigRegistry {
             &current.name,
             document,
         ));
+        self.track_credentials().await;
         Ok(())
     }
 

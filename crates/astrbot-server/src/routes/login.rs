@@ -30,11 +30,13 @@ pub async fn login(State(state): State<AppState>, PythonBody(body): PythonBody) 
         return Envelope::error("用户名或密码错误");
     }
 
-    let token = jwt::issue(
-        &dashboard.jwt_secret,
-        &dashboard.username,
-        chrono::Utc::now().timestamp(),
-    );
+    // Tokens count as issued in whole seconds, and those issued up to the
+    // second the credentials last changed are refused; a login in that
+    // same second issues its token as of the next one.
+    let issued_at = chrono::Utc::now()
+        .timestamp()
+        .max(state.configs.admin_tokens_not_before() + 1);
+    let token = jwt::issue(&dashboard.jwt_secret, &dashboard.username, issued_at);
     Envelope::ok(json!({
         "token": token,
         "username": dashboard.username,
