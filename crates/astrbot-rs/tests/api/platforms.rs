@@ -325,6 +325,44 @@ async fn the_whitelist_keeps_other_chats_out() {
 }
 
 #[tokio::test]
+async fn a_whitelist_written_with_numbers_keeps_other_chats_out() {
+    // QQ ids are numbers, and AstrBot reads `[777]` as the id "777".
+    let (_app, mut onebot) = onebot_with(|config| {
+        config["platform_settings"] = json!({"id_whitelist": [777]});
+    })
+    .await;
+
+    onebot
+        .send_event(message_event("group", 555, "/hello"))
+        .await;
+    assert!(stays_quiet(&mut onebot).await);
+    onebot
+        .send_event(message_event("group", 777, "/hello"))
+        .await;
+    let action = onebot.next_action().await;
+    onebot.answer(&action, 0, "").await;
+
+    assert_eq!(action["params"]["group_id"], 777);
+}
+
+#[tokio::test]
+async fn a_whitelist_turned_off_lets_every_chat_in() {
+    let (_app, mut onebot) = onebot_with(|config| {
+        config["platform_settings"] =
+            json!({"id_whitelist": ["777"], "enable_id_white_list": false});
+    })
+    .await;
+
+    onebot
+        .send_event(message_event("group", 555, "/hello"))
+        .await;
+    let action = onebot.next_action().await;
+    onebot.answer(&action, 0, "").await;
+
+    assert_eq!(action["params"]["group_id"], 555);
+}
+
+#[tokio::test]
 async fn the_rate_limit_discards_what_exceeds_it_and_replies_carry_the_prefix() {
     let (_app, mut onebot) = onebot_with(|config| {
         config["platform_settings"] = json!({

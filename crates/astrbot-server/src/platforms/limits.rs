@@ -12,18 +12,20 @@ use astrbot_platforms::InboundMessage;
 use serde_json::Value;
 
 use crate::config::LoadedConfig;
+use crate::routes::python::to_str;
 
-/// `platform_settings.id_whitelist`: when not empty, only the listed UMOs,
-/// chat ids or sender ids are answered. Admins pass unless
-/// `wl_ignore_admin_on_group` / `wl_ignore_admin_on_friend` are false.
-pub struct Whitelist<'a> {
-    ids: Vec<&'a str>,
+/// `platform_settings.id_whitelist`: when not empty (and
+/// `enable_id_white_list` is not false), only the listed UMOs, chat ids or
+/// sender ids are answered. Admins pass unless `wl_ignore_admin_on_group`
+/// / `wl_ignore_admin_on_friend` are false.
+pub struct Whitelist {
+    ids: Vec<String>,
     admins_pass_in_groups: bool,
     admins_pass_in_private: bool,
 }
 
-impl<'a> Whitelist<'a> {
-    pub fn new(config: &'a LoadedConfig) -> Self {
+impl Whitelist {
+    pub fn new(config: &LoadedConfig) -> Self {
         let settings = config.document.get("platform_settings");
         let flag = |key: &str| {
             settings
@@ -31,12 +33,13 @@ impl<'a> Whitelist<'a> {
                 .and_then(Value::as_bool)
                 .unwrap_or(true)
         };
+        let ids = if flag("enable_id_white_list") {
+            listed_ids(settings.and_then(|s| s.get("id_whitelist")))
+        } else {
+            Vec::new()
+        };
         Whitelist {
-            ids: settings
-                .and_then(|s| s.get("id_whitelist"))
-                .and_then(Value::as_array)
-                .map(|ids| ids.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default(),
+            ids,
             admins_pass_in_groups: flag("wl_ignore_admin_on_group"),
             admins_pass_in_private: flag("wl_ignore_admin_on_friend"),
         }
@@ -58,6 +61,20 @@ impl<'a> Whitelist<'a> {
             .iter()
             .any(|id| *id == umo || *id == message.session_id || *id == message.sender.id)
     }
+}
+
+/// The whitelist's ids as AstrBot reads them, `str(id).strip()` with the
+/// blank ones left out: a QQ group written as a number (`[555]`) is the id
+/// `555`, not an entry to skip, which would empty the list and let every
+/// chat in.
+fn listed_ids(list: Option<&Value>) -> Vec<String> {
+    let Some(Value::Array(ids)) = list else {
+        return Vec::new();
+    };
+    ids.iter()
+        .map(|id| to_str(id).trim().to_owned())
+        .filter(|id| !id.is_empty())
+        .collect()
 }
 
 /// `platform_settings.rate_limit`: at most `count` messages per session in
@@ -146,6 +163,17 @@ mod tests {
             "default",
             json!({"platform_settings": {"rate_limit": rate_limit}}),
         )
+    }
+
+    #[test]
+    fn whitelist_ids_are_read_as_python_strings_and_blank_ones_skipped() {
+        let listed = json!([555, " 777 ", "qq:GroupMessage:1", "", "  ", 1.5, true]);
+        assert_eq!(
+            listed_ids(Some(&listed)),
+            ["555", "777", "qq:GroupMessage:1", "1.5", "True"]
+        );
+        assert!(listed_ids(Some(&json!("555"))).is_empty());
+        assert!(listed_ids(None).is_empty());
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ mod open_api;
 mod openapi_doc;
 mod provider_check;
 mod providers;
-mod python;
+pub(crate) mod python;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode, Uri};
