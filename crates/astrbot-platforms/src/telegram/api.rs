@@ -46,8 +46,48 @@ impl BotApi {
         })
     }
 
+    /// The bytes of a file `getFile` named, at most `limit` of them. The
+    /// download URL holds the bot token, so it never leaves this client:
+    /// not in errors, not to the model.
+    pub(super) async fn download(
+        &self,
+        file_path: &str,
+        limit: usize,
+    ) -> Result<Vec<u8>, PlatformError> {
+        let failed = |reason: String| PlatformError::Action {
+            action: "download".to_owned(),
+            retcode: 0,
+            message: reason,
+        };
+        let mut response = self
+            .client
+            .get(self.file_url(file_path))
+            .timeout(REQUEST_TIMEOUT)
+            .send()
+            .await
+            .map_err(|error| failed(error.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Err(failed(format!("HTTP {}", response.status())));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| failed(error.without_url().to_string()))?
+        {
+            if bytes.len() + chunk.len() > limit {
+                return Err(failed(format!(
+                    "the file is larger than {} MiB",
+                    limit >> 20
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+
     /// Where Telegram serves a file from `getFile`; contains the token.
-    pub(super) fn file_url(&self, file_path: &str) -> String {
+    fn file_url(&self, file_path: &str) -> String {
         format!(
             "{}{}/{}",
             self.file_base,

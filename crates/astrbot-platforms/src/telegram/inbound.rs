@@ -23,7 +23,8 @@ pub struct BotIdentity {
 /// A parsed message whose media still need `getFile`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
-    /// Media parts hold an empty `Media::Url` until resolved.
+    /// Media parts hold an empty `Media::Url`; photos are fetched before
+    /// the message is handed on, documents are known by their name.
     pub message: InboundMessage,
     /// `(index into message.chain, file_id)` for each media part.
     pub files: Vec<(usize, String)>,

@@ -178,29 +178,30 @@ impl TelegramAdapter {
             return;
         };
         for (index, file_id) in files {
-            let resolved = self.file_url(&file_id).await;
-            let Some(part) = message.chain.get_mut(index) else {
+            // A document reaches the model by its name only, so it is not
+            // fetched; its source stays empty.
+            let Some(part @ MessagePart::Image(_)) = message.chain.get_mut(index) else {
                 continue;
             };
-            match (resolved, part) {
-                (Ok(url), MessagePart::Image(source) | MessagePart::File { source, .. }) => {
-                    *source = Media::Url(url);
-                }
-                (Err(error), part) => {
-                    tracing::warn!(platform.id = %self.id, %error, "getFile failed; passing the file id on");
+            match self.image(&file_id).await {
+                Ok(image) => *part = MessagePart::Image(image),
+                Err(error) => {
+                    tracing::warn!(platform.id = %self.id, %error, "could not fetch a photo; passing the file id on");
                     *part = MessagePart::Other {
                         kind: "telegram_file".into(),
                         data: json!({"file_id": file_id, "error": error.to_string()}),
                     };
                 }
-                _ => {}
             }
         }
         // The receiver is gone only while the server shuts down.
         let _ = inbound.send(message).await;
     }
 
-    async fn file_url(&self, file_id: &str) -> Result<String, PlatformError> {
+    /// A photo's bytes. Telegram's download URL holds the bot token, and
+    /// handed to the model it would reach the provider (AstrBot, too,
+    /// downloads images and sends their bytes).
+    async fn image(&self, file_id: &str) -> Result<Media, PlatformError> {
         let file = self
             .api
             .call("getFile", &json!({"file_id": file_id}))
@@ -209,7 +210,26 @@ impl TelegramAdapter {
             .get("file_path")
             .and_then(Value::as_str)
             .ok_or_else(|| PlatformError::Other("getFile returned no file_path".into()))?;
-        Ok(self.api.file_url(path))
+        let data = self.api.download(path, MAX_IMAGE_BYTES).await?;
+        Ok(Media::Bytes {
+            data,
+            mime: image_type(path).to_owned(),
+        })
+    }
+}
+
+/// The largest file the Bot API lets a bot download.
+const MAX_IMAGE_BYTES: usize = 20 * 1024 * 1024;
+
+/// An image's type from its file name: Telegram serves files as
+/// `application/octet-stream`; photos are JPEG, stickers WebP.
+fn image_type(path: &str) -> &'static str {
+    let extension = path.rsplit('.').next().unwrap_or_default();
+    match extension.to_ascii_lowercase().as_str() {
+        "png" => "image/png",
+        "webp" => "image/webp",
+        "gif" => "image/gif",
+        _ => "image/jpeg",
     }
 }
 

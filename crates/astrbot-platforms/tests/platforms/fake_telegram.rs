@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
@@ -51,6 +51,7 @@ impl FakeTelegram {
         });
         let app = Router::new()
             .route("/{bot}/{method}", post(method))
+            .route("/file/{bot}/{*path}", get(file))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -122,6 +123,29 @@ impl FakeTelegram {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// The bytes the fake serves for a file: its path, after a JPEG's first
+/// bytes, so that a test can tell which file was fetched.
+pub fn file_bytes(path: &str) -> Vec<u8> {
+    [b"\xff\xd8\xff".as_slice(), path.as_bytes()].concat()
+}
+
+/// `GET /file/bot<token>/<path>`, as Telegram serves what `getFile` names
+/// (as `application/octet-stream`).
+async fn file(
+    State(shared): State<Arc<Shared>>,
+    Path((bot, path)): Path<(String, String)>,
+) -> Response {
+    if bot != format!("bot{}", shared.token) {
+        return error(404, "Not Found");
+    }
+    let mut response = file_bytes(&path).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/octet-stream"),
+    );
+    response
 }
 
 fn error(code: u16, description: &str) -> Response {

@@ -156,7 +156,10 @@ async fn photo_reply_and_mention_are_parsed() {
 
     let message = bot.next_inbound().await;
     assert!(message.mentions_bot());
-    let file_url = format!("{}{TOKEN}/photos/big-id.jpg", fake.file_base());
+    let photo = Media::Bytes {
+        data: crate::fake_telegram::file_bytes("photos/big-id.jpg"),
+        mime: "image/jpeg".into(),
+    };
     assert_eq!(
         message.chain,
         vec![
@@ -168,7 +171,7 @@ async fn photo_reply_and_mention_are_parsed() {
                 target_id: "4242".into(),
                 is_bot: true,
             },
-            MessagePart::Image(Media::Url(file_url)),
+            MessagePart::Image(photo),
             MessagePart::Text("what is this?".into()),
         ]
     );
@@ -180,9 +183,10 @@ async fn photo_reply_and_mention_are_parsed() {
         message.chain,
         vec![MessagePart::File {
             name: "notes.pdf".into(),
-            source: Media::Url(format!("{}{TOKEN}/photos/doc-id.jpg", fake.file_base())),
+            source: Media::Url(String::new()),
         }]
     );
+    assert_eq!(fake.calls("getFile").len(), 1, "a document is not fetched");
     bot.stop().await;
 }
 

@@ -10,6 +10,8 @@ mod fake_telegram;
 
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use fake_openai::Behaviour;
 use fake_telegram::FakeTelegram;
 use serde_json::{json, Value};
@@ -116,10 +118,14 @@ async fn a_photo_in_a_group_message_reaches_the_model() {
         .flatten()
         .find(|part| part["type"] == "image_url")
         .unwrap_or_else(|| panic!("no image part in {user}"));
+    // The photo's bytes, not Telegram's download URL, which holds the bot
+    // token and would hand it to the provider.
+    let bytes = fake_telegram::file_bytes("photos/big-id.jpg");
     assert_eq!(
         image["image_url"]["url"],
-        format!("{}{TOKEN}/photos/big-id.jpg", fake.file_base())
+        format!("data:image/jpeg;base64,{}", STANDARD.encode(bytes))
     );
+    assert!(!request.to_string().contains(TOKEN), "{request}");
 }
 
 #[tokio::test]

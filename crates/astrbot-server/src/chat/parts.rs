@@ -22,8 +22,8 @@ pub enum UserPart {
         path: String,
         mime_type: String,
     },
-    /// An image a chat platform hosts (an `https:` or `data:` URL), passed
-    /// to the model as is.
+    /// An image from a chat platform (an `https:` URL it hosts, or the
+    /// image's bytes as a `data:` URL), passed to the model as is.
     RemoteImage {
         url: String,
     },
@@ -44,6 +44,9 @@ impl UserPart {
                 filename,
                 ..
             } => json!({"type": kind, "attachment_id": attachment_id, "filename": filename}),
+            // An image sent inline (a Telegram photo, OneBot's `base64://`)
+            // is kept out: it may be megabytes, on every turn's row.
+            UserPart::RemoteImage { url } if url.starts_with("data:") => json!({"type": "image"}),
             UserPart::RemoteImage { url } => json!({"type": "image", "url": url}),
         }
     }
@@ -64,4 +67,25 @@ pub fn plain_text(parts: &[UserPart]) -> String {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_images_are_kept_out_of_the_history_and_hosted_ones_by_their_url() {
+        let inline = UserPart::RemoteImage {
+            url: format!("data:image/jpeg;base64,{}", "A".repeat(1000)),
+        };
+        let hosted = UserPart::RemoteImage {
+            url: "https://cdn.example/cat.png".into(),
+        };
+
+        assert_eq!(inline.to_history_json(), json!({"type": "image"}));
+        assert_eq!(
+            hosted.to_history_json(),
+            json!({"type": "image", "url": "https://cdn.example/cat.png"})
+        );
+    }
 }
