@@ -21,7 +21,7 @@ pub use segments::parse_message_event;
 
 use crate::adapter::{PlatformAdapter, PlatformError, PlatformStatus, StatusCell};
 use crate::config::PlatformConfig;
-use crate::message::{InboundMessage, OutboundChain, SessionTarget};
+use crate::message::{InboundMessage, Media, OutboundChain, OutboundPart, SessionTarget};
 use links::Links;
 use segments::{id_value, outbound_segment};
 
@@ -102,6 +102,15 @@ impl PlatformAdapter for AiocqhttpAdapter {
         if chain.is_empty() {
             return Ok(());
         }
+        // QQ's ids are numbers; sent as a string, an id like `abc` is
+        // taken by some implementations as 0 and the send "succeeds".
+        if target.session_id.parse::<i64>().is_err() {
+            return Err(PlatformError::Unsupported(format!(
+                "not a QQ user or group id: {:?}",
+                target.session_id
+            )));
+        }
+        let chain = with_local_files_inlined(chain).await?;
         let message: Vec<Value> = chain.parts.iter().map(outbound_segment).collect();
         let (action, params) = match target.message_type {
             MessageType::Group => (
@@ -124,4 +133,30 @@ impl PlatformAdapter for AiocqhttpAdapter {
     fn status(&self) -> PlatformStatus {
         self.status.get()
     }
+}
+
+/// The chain with every file on this machine (a stored attachment) read
+/// into `base64://` data, as AstrBot sends it: the OneBot side, NapCat in
+/// another container or on another host, cannot read our paths, and a path
+/// would tell it where our data lives.
+async fn with_local_files_inlined(
+    mut chain: OutboundChain,
+) -> Result<OutboundChain, PlatformError> {
+    for part in &mut chain.parts {
+        let (OutboundPart::Image(source) | OutboundPart::File { source, .. }) = part else {
+            continue;
+        };
+        let Media::Path(path) = source else {
+            continue;
+        };
+        let data = tokio::fs::read(&*path).await.map_err(|error| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            PlatformError::Other(format!("could not read the attachment {name}: {error}"))
+        })?;
+        *source = Media::Bytes {
+            data,
+            mime: "application/octet-stream".to_owned(),
+        };
+    }
+    Ok(chain)
 }

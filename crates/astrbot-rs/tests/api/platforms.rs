@@ -8,6 +8,8 @@
 #[allow(dead_code)]
 mod fake_onebot;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use fake_onebot::{free_port, Auth, FakeOneBot};
 use fake_openai::Behaviour;
 use serde_json::{json, Value};
@@ -170,6 +172,48 @@ async fn proactive_sends_reach_the_platform_with_its_errors_reported() {
     assert_eq!(refused.1["status"], "error");
     let message = refused.1["message"].as_str().unwrap();
     assert!(message.contains("bot is not in this group"), "{message}");
+}
+
+#[tokio::test]
+async fn a_pushed_attachment_goes_to_qq_as_its_bytes_and_odd_ids_are_refused() {
+    let (app, port) = app_with_onebot().await;
+    let (key, _) = app.create_key(&["im", "file"]).await;
+    let mut onebot = FakeOneBot::connect(port, Auth::Bearer(TOKEN), "10000")
+        .await
+        .unwrap();
+    let png = b"\x89PNG\r\n\x1a\nnot much of a picture".to_vec();
+    let uploaded = app
+        .upload(&key, "chart.png", "image/png", png.clone())
+        .await;
+    let attachment_id = uploaded["data"]["attachment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let push = |umo: &'static str| {
+        let body = json!({"umo": umo, "message": [
+            {"type": "plain", "text": "today's chart"},
+            {"type": "image", "attachment_id": attachment_id},
+        ]});
+        let (app, key) = (&app, &key);
+        async move { app.post_json("/api/v1/im/message", Some(key), body).await.1 }
+    };
+
+    let (delivered, action) = tokio::join!(push("qq:GroupMessage:555"), async {
+        let action = onebot.next_action().await;
+        onebot.answer(&action, 0, "").await;
+        action
+    });
+    let not_a_number = push("qq:GroupMessage:abc").await;
+
+    assert_eq!(delivered["status"], "ok", "{delivered}");
+    let image = &action["params"]["message"][1];
+    assert_eq!(image["type"], "image", "{action}");
+    let expected = format!("base64://{}", STANDARD.encode(&png));
+    assert_eq!(image["data"]["file"], expected.as_str());
+    assert!(!action.to_string().contains("attachments"), "{action}");
+    assert_eq!(not_a_number["status"], "error", "{not_a_number}");
+    let message = not_a_number["message"].as_str().unwrap();
+    assert!(message.contains("not a QQ user or group id"), "{message}");
 }
 
 #[tokio::test]
