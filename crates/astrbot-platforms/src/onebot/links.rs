@@ -101,33 +101,34 @@ impl Links {
             },
         );
         let frame = json!({"action": action, "params": params, "echo": echo});
-        if link
-            .outgoing
-            .send(Message::Text(frame.to_string().into()))
-            .await
-            .is_err()
-        {
-            guard(&self.pending).remove(&echo);
-            return Err(PlatformError::NotConnected(
-                "the OneBot connection closed".into(),
-            ));
-        }
-        let response = match tokio::time::timeout(timeout, answered).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(_)) => {
-                return Err(PlatformError::NotConnected(format!(
+        // The time limit covers the wait for room in the connection's
+        // queue too: a OneBot side that stops reading fills it, and every
+        // send behind would otherwise wait without end.
+        let sent_and_answered = async {
+            let frame = Message::Text(frame.to_string().into());
+            if link.outgoing.send(frame).await.is_err() {
+                return Err(PlatformError::NotConnected(
+                    "the OneBot connection closed".into(),
+                ));
+            }
+            answered.await.map_err(|_| {
+                PlatformError::NotConnected(format!(
                     "the OneBot connection closed before {action} was answered"
-                )))
-            }
-            Err(_) => {
-                guard(&self.pending).remove(&echo);
-                return Err(PlatformError::Timeout {
-                    action: action.to_owned(),
-                    after: timeout,
-                });
-            }
+                ))
+            })
         };
-        check_response(action, response)
+        let outcome = tokio::time::timeout(timeout, sent_and_answered).await;
+        if !matches!(outcome, Ok(Ok(_))) {
+            guard(&self.pending).remove(&echo);
+        }
+        match outcome {
+            Ok(Ok(response)) => check_response(action, response),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(PlatformError::Timeout {
+                action: action.to_owned(),
+                after: timeout,
+            }),
+        }
     }
 }
 
@@ -174,6 +175,29 @@ mod tests {
                 .to_string(),
             "send_group_msg failed: retcode 1200: not in group"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_to_a_connection_nobody_reads_times_out() {
+        let links = Links::default();
+        let (tx, _unread) = mpsc::channel(1);
+        links.register(Some("10"), tx);
+        let timeout = Duration::from_secs(10);
+
+        // The first frame fills the queue and waits for its answer; the
+        // second waits for room. Both give up in time.
+        let (first, second) = tokio::join!(
+            links.call("send_group_msg", json!({}), timeout),
+            links.call("send_group_msg", json!({}), timeout),
+        );
+
+        for outcome in [first, second] {
+            assert!(
+                matches!(outcome, Err(PlatformError::Timeout { .. })),
+                "{outcome:?}"
+            );
+        }
+        assert!(guard(&links.pending).is_empty(), "nothing is left waiting");
     }
 
     #[test]
