@@ -2,7 +2,7 @@
 //! `platform_settings`, as AstrBot applies them to platform messages.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -83,6 +83,10 @@ fn listed_ids(list: Option<&Value>) -> Vec<String> {
 #[derive(Default)]
 pub struct RateLimiter {
     windows: Mutex<HashMap<String, Window>>,
+    /// One queue per session, held across a stall, so that its messages
+    /// go on in the order they came (tokio's mutex serves in order), as
+    /// AstrBot holds a per-session lock while it waits.
+    queues: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 struct Window {
@@ -114,6 +118,8 @@ impl RateLimiter {
         }
 
         let key = umo.to_string();
+        let queue = self.queue(&key);
+        let _in_order = queue.lock().await;
         loop {
             let wait = match self.take(&key, period, count) {
                 None => return true,
@@ -124,6 +130,16 @@ impl RateLimiter {
             }
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// The session's queue. Queues nobody holds or waits on are dropped
+    /// when many sessions are tracked.
+    fn queue(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        if queues.len() >= TRACKED_SESSIONS {
+            queues.retain(|_, queue| Arc::strong_count(queue) > 1);
+        }
+        Arc::clone(queues.entry(key.to_owned()).or_default())
     }
 
     /// Counts the message if its window has room; otherwise how long until
@@ -187,6 +203,35 @@ mod tests {
         assert!(limiter.admit(&umo, &config).await);
         assert!(!limiter.admit(&umo, &config).await);
         assert!(limiter.admit(&other, &config).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stalled_messages_of_a_session_go_on_in_the_order_they_came() {
+        let limiter = Arc::new(RateLimiter::default());
+        let config = Arc::new(config(json!({"time": 1, "count": 2, "strategy": "stall"})));
+        let umo = Umo::new("qq", MessageType::Friend, "7");
+        let admitted = Arc::new(Mutex::new(Vec::new()));
+
+        let mut messages = Vec::new();
+        for number in 0..6 {
+            let (limiter, config, umo, admitted) = (
+                limiter.clone(),
+                config.clone(),
+                umo.clone(),
+                admitted.clone(),
+            );
+            messages.push(tokio::spawn(async move {
+                assert!(limiter.admit(&umo, &config).await);
+                admitted.lock().unwrap().push(number);
+            }));
+            // Each message arrives after the one before it is queued.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for message in messages {
+            message.await.unwrap();
+        }
+
+        assert_eq!(*admitted.lock().unwrap(), [0, 1, 2, 3, 4, 5]);
     }
 
     #[tokio::test(start_paused = true)]
