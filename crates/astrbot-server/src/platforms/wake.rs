@@ -19,20 +19,41 @@ pub struct Woken {
 
 /// Private messages wake the bot unless
 /// `platform_settings.friend_message_needs_wake_prefix`; group messages
-/// when they start with a wake prefix or mention the bot. `None` when the
-/// bot should stay quiet or nothing is left to answer.
+/// when they start with a wake prefix (an empty one matches everything, as
+/// in AstrBot), mention the bot, or mention everyone (unless
+/// `ignore_at_all`). A group message that opens by mentioning someone else
+/// is for them, whatever prefix follows. `None` when the bot should stay
+/// quiet or nothing is left to answer.
 pub fn check(config: &LoadedConfig, message: &InboundMessage) -> Option<Woken> {
+    let setting = |key: &str| {
+        config
+            .document
+            .get("platform_settings")
+            .and_then(|settings| settings.get(key))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    if setting("ignore_bot_self_message") && message.sender.id == message.self_id {
+        return None;
+    }
+    let group = message.message_type == MessageType::Group;
+    let for_someone_else = group
+        && matches!(
+            message.chain.first(),
+            Some(MessagePart::At { target_id, is_bot: false }) if target_id != AT_ALL
+        );
     let text = message.plain_text();
     let prefix = wake_prefixes(config)
-        .filter(|prefix| !prefix.is_empty())
+        .filter(|_| !for_someone_else)
         .find(|prefix| text.trim_start().starts_with(prefix));
-    let private_wakes = message.message_type == MessageType::Friend
-        && !config
-            .document
-            .pointer("/platform_settings/friend_message_needs_wake_prefix")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-    if !(private_wakes || prefix.is_some() || message.mentions_bot()) {
+    let private_wakes =
+        message.message_type == MessageType::Friend && !setting("friend_message_needs_wake_prefix");
+    let everyone_mentioned = !setting("ignore_at_all")
+        && message
+            .chain
+            .iter()
+            .any(|part| matches!(part, MessagePart::At { target_id, .. } if target_id == AT_ALL));
+    if !(private_wakes || prefix.is_some() || message.mentions_bot() || everyone_mentioned) {
         return None;
     }
 
@@ -42,7 +63,9 @@ pub fn check(config: &LoadedConfig, message: &InboundMessage) -> Option<Woken> {
         match part {
             MessagePart::Text(text) => {
                 let mut text = text.as_str();
-                if let Some(wake) = prefix.take() {
+                // The prefix is on the first text with something in it.
+                if let Some(wake) = prefix.filter(|_| !text.trim().is_empty()) {
+                    prefix = None;
                     text = text.trim_start();
                     text = text.strip_prefix(wake).unwrap_or(text);
                 }
@@ -85,6 +108,9 @@ pub fn check(config: &LoadedConfig, message: &InboundMessage) -> Option<Woken> {
     Some(Woken { text, parts })
 }
 
+/// The target of an @-mention of everyone (OneBot's `[CQ:at,qq=all]`).
+const AT_ALL: &str = "all";
+
 /// `text` after the first of the config's wake prefixes it starts with.
 pub(crate) fn strip_wake_prefix<'t>(config: &LoadedConfig, text: &'t str) -> Option<&'t str> {
     wake_prefixes(config).find_map(|prefix| text.strip_prefix(prefix))
@@ -111,5 +137,102 @@ fn image_url(media: &Media) -> Option<String> {
             Some(format!("data:{mime};base64,{}", STANDARD.encode(data)))
         }
         Media::Path(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use astrbot_platforms::Sender;
+    use serde_json::json;
+
+    fn group_message(chain: Vec<MessagePart>) -> InboundMessage {
+        InboundMessage {
+            platform_id: "qq".into(),
+            message_type: MessageType::Group,
+            session_id: "555".into(),
+            sender: Sender {
+                id: "7".into(),
+                name: "Ada".into(),
+            },
+            self_id: "10".into(),
+            message_id: "1".into(),
+            chain,
+        }
+    }
+
+    fn at(target: &str, is_bot: bool) -> MessagePart {
+        MessagePart::At {
+            target_id: target.into(),
+            is_bot,
+        }
+    }
+
+    fn text(text: &str) -> MessagePart {
+        MessagePart::Text(text.into())
+    }
+
+    fn woken_text(config: &LoadedConfig, chain: Vec<MessagePart>) -> Option<String> {
+        check(config, &group_message(chain)).map(|woken| woken.text)
+    }
+
+    #[test]
+    fn group_messages_wake_as_in_astrbot() {
+        let default = LoadedConfig::new("d", "d", json!({}));
+        let everything = LoadedConfig::new("e", "e", json!({"wake_prefix": [""]}));
+        let at_all_ignored = LoadedConfig::new(
+            "i",
+            "i",
+            json!({"platform_settings": {"ignore_at_all": true}}),
+        );
+
+        assert_eq!(woken_text(&default, vec![text("/sid")]), Some("sid".into()));
+        assert_eq!(woken_text(&default, vec![text("hello")]), None);
+        // An empty text part before the prefix does not hide it.
+        assert_eq!(
+            woken_text(&default, vec![text(" "), text("/sid")]),
+            Some("sid".into())
+        );
+        // For someone else, whatever the prefix; a mention of the bot wakes.
+        assert_eq!(
+            woken_text(&default, vec![at("5555", false), text(" /sid")]),
+            None
+        );
+        assert_eq!(
+            woken_text(&default, vec![at("10", true), text(" hi")]),
+            Some("hi".into())
+        );
+        // Everyone mentioned wakes the bot unless the config says not to.
+        assert_eq!(
+            woken_text(&default, vec![at("all", false), text(" news")]),
+            Some("news".into())
+        );
+        assert_eq!(
+            woken_text(&at_all_ignored, vec![at("all", false), text(" news")]),
+            None
+        );
+        // An empty wake prefix matches every message.
+        assert_eq!(
+            woken_text(&everything, vec![text("hello")]),
+            Some("hello".into())
+        );
+    }
+
+    #[test]
+    fn the_bots_own_messages_are_skipped_when_the_config_says_so() {
+        let skipping = LoadedConfig::new(
+            "s",
+            "s",
+            json!({"platform_settings": {"ignore_bot_self_message": true}}),
+        );
+        let default = LoadedConfig::new("d", "d", json!({}));
+        let mut own = group_message(vec![text("/sid")]);
+        own.sender.id = own.self_id.clone();
+
+        assert!(check(&skipping, &own).is_none());
+        assert!(
+            check(&default, &own).is_some(),
+            "AstrBot's default answers them"
+        );
     }
 }
