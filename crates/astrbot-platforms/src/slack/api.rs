@@ -119,6 +119,72 @@ impl WebApi {
         })
     }
 
+    /// Downloads a file Slack shares privately (`url_private`), which only
+    /// the bot token opens: at most `limit` bytes, with their type. The
+    /// token goes to Slack's own hosts only (or the API's, for a gateway
+    /// in front of it), never to a host an event names otherwise.
+    pub async fn download_private(
+        &self,
+        url: &str,
+        token: &str,
+        limit: usize,
+    ) -> Result<(Vec<u8>, Option<String>), PlatformError> {
+        let failed = |reason: String| PlatformError::Other(format!("file download: {reason}"));
+        let url = reqwest::Url::parse(url).map_err(|_| failed("not a URL".into()))?;
+        if !self.may_have_the_token(&url) {
+            return Err(failed(format!(
+                "{} is not a Slack host",
+                url.host_str().unwrap_or_default()
+            )));
+        }
+        let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| PlatformError::Config("the Slack token has invalid characters".into()))?;
+        auth.set_sensitive(true);
+        let mut response = self
+            .http
+            .get(url)
+            .header(AUTHORIZATION, auth)
+            .send()
+            .await
+            .map_err(|error| failed(error.without_url().to_string()))?;
+        if !response.status().is_success() {
+            return Err(failed(format!("HTTP {}", response.status())));
+        }
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| failed(error.without_url().to_string()))?
+        {
+            if bytes.len() + chunk.len() > limit {
+                return Err(failed(format!("larger than {} MiB", limit >> 20)));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((bytes, kind))
+    }
+
+    /// Whether the bot token may be sent to `url`'s host.
+    fn may_have_the_token(&self, url: &reqwest::Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        let slack = ["slack.com", "slack-edge.com"]
+            .iter()
+            .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")));
+        let api = reqwest::Url::parse(&self.base).ok();
+        let same_as_api = api.is_some_and(|api| {
+            api.host_str() == Some(host)
+                && api.port_or_known_default() == url.port_or_known_default()
+        });
+        url.scheme() == "https" && slack || same_as_api
+    }
+
     /// Uploads raw bytes to a URL from `files.getUploadURLExternal`
     /// (pre-signed: no token is sent there).
     pub async fn upload(&self, url: &str, data: Vec<u8>) -> Result<(), PlatformError> {
@@ -203,5 +269,34 @@ mod tests {
             describe("invalid_auth")
         )));
         assert_eq!(describe("weird"), "weird");
+    }
+
+    #[test]
+    fn the_bot_token_goes_to_slack_hosts_and_the_api_host_only() {
+        let api = WebApi::new("https://slack.com/api", Duration::from_secs(5)).unwrap();
+        let gateway = WebApi::new("http://127.0.0.1:8080/api", Duration::from_secs(5)).unwrap();
+        let allowed =
+            |api: &WebApi, url: &str| api.may_have_the_token(&reqwest::Url::parse(url).unwrap());
+
+        assert!(allowed(
+            &api,
+            "https://files.slack.com/files-pri/T1-F1/cat.png"
+        ));
+        assert!(allowed(&api, "https://slack.com/files-pri/T1-F1/cat.png"));
+        assert!(allowed(&api, "https://a.slack-edge.com/x.png"));
+        assert!(!allowed(
+            &api,
+            "http://files.slack.com/files-pri/T1-F1/cat.png"
+        ));
+        assert!(!allowed(
+            &api,
+            "https://files.slack.com.evil.example/cat.png"
+        ));
+        assert!(!allowed(&api, "https://evilslack.com/cat.png"));
+        assert!(allowed(&gateway, "http://127.0.0.1:8080/files-pri/cat.png"));
+        assert!(!allowed(
+            &gateway,
+            "http://127.0.0.1:9090/files-pri/cat.png"
+        ));
     }
 }

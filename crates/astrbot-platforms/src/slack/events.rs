@@ -80,8 +80,8 @@ pub fn parse_event(platform_id: &str, self_user_id: &str, event: &Value) -> Opti
     })
 }
 
-/// A shared file. `url_private` needs the bot token to download; it is
-/// passed on as is.
+/// A shared file. `url_private` needs the bot token to download; the
+/// adapter fetches images before handing the message on.
 fn file_part(file: &Value) -> Option<MessagePart> {
     let field = |key: &str| file.get(key).and_then(Value::as_str);
     let url = field("url_private").or_else(|| field("url_private_download"))?;

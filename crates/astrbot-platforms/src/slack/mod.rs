@@ -28,7 +28,7 @@ use crate::adapter::{PlatformAdapter, PlatformError, PlatformStatus, StatusCell}
 /// Slack allows about one `chat.update` per second per message.
 pub const STREAM_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
 use crate::config::PlatformConfig;
-use crate::message::{InboundMessage, OutboundChain, SessionTarget};
+use crate::message::{InboundMessage, Media, MessagePart, OutboundChain, SessionTarget};
 use api::{Body, WebApi};
 use events::Seen;
 
@@ -41,6 +41,9 @@ const INTAKE_QUEUE: usize = 256;
 
 /// A slow `users.info` must not hold up the messages behind it.
 const NAME_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest shared image passed on to the model.
+const MAX_IMAGE_BYTES: usize = 20 * 1024 * 1024;
 
 /// A Slack app (bot user) adapter.
 pub struct SlackAdapter {
@@ -149,6 +152,34 @@ impl SlackAdapter {
         name
     }
 
+    /// Images shared in Slack are private: their URL shows a provider a
+    /// sign-in page, not the picture. Each is downloaded with the bot
+    /// token and passed on as its bytes; one that cannot be is left out,
+    /// named by why.
+    async fn fetch_images(&self, message: &mut InboundMessage) {
+        for part in &mut message.chain {
+            let MessagePart::Image(Media::Url(url)) = part else {
+                continue;
+            };
+            let token = &self.config.bot_token;
+            match self.api.download_private(url, token, MAX_IMAGE_BYTES).await {
+                Ok((data, kind)) => {
+                    let mime = kind
+                        .filter(|kind| kind.starts_with("image/"))
+                        .unwrap_or_else(|| "image/png".to_owned());
+                    *part = MessagePart::Image(Media::Bytes { data, mime });
+                }
+                Err(error) => {
+                    tracing::warn!(platform.id = %self.id, %error, "could not fetch a shared image");
+                    *part = MessagePart::Other {
+                        kind: "slack_file".into(),
+                        data: serde_json::json!({"error": error.to_string()}),
+                    };
+                }
+            }
+        }
+    }
+
     /// Starts the task that turns `event` objects into inbound messages in
     /// arrival order; returns where to push them.
     fn start_intake(
@@ -168,6 +199,7 @@ impl SlackAdapter {
                     continue;
                 }
                 message.sender.name = adapter.user_name(&message.sender.id).await;
+                adapter.fetch_images(&mut message).await;
                 if inbound.send(message).await.is_err() {
                     return;
                 }

@@ -210,7 +210,7 @@ async fn socket_mode_acks_delivers_and_reconnects() {
                 "type": "app_mention", "channel": "C1", "user": "U7",
                 "text": "<@UBOT> what's up", "ts": "1700000010.000100",
                 "files": [{"name": "cat.png", "mimetype": "image/png",
-                           "url_private": "https://files.slack.com/files-pri/T1-F1/cat.png"}],
+                           "url_private": fake.private_url("cat.png")}],
             })),
         }))
         .await;
@@ -219,12 +219,18 @@ async fn socket_mode_acks_delivers_and_reconnects() {
     assert_eq!(message.umo().to_string(), "slack:GroupMessage:C1");
     assert!(message.mentions_bot());
     assert_eq!(message.plain_text(), " what's up");
+    // The image's bytes, fetched with the bot token: its URL is private.
     assert_eq!(
         message.chain.last(),
-        Some(&MessagePart::Image(Media::Url(
-            "https://files.slack.com/files-pri/T1-F1/cat.png".into()
-        )))
+        Some(&MessagePart::Image(Media::Bytes {
+            data: fake::private_file_bytes("T1-F1/cat.png"),
+            mime: "image/png".into(),
+        }))
     );
+    let fetched = fake.next_call("files-pri").await;
+    assert!(fetched
+        .authorization
+        .is_some_and(|auth| auth.starts_with("Bearer xoxb-")));
     assert!(bot.adapter.status().running);
 
     // Slack's `disconnect`: a fresh URL and a new connection.

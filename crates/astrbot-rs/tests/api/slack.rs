@@ -12,6 +12,8 @@ mod fake_slack;
 
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use fake_openai::Behaviour;
 use fake_slack::{FakeSlack, SlackSocket};
 use serde_json::{json, Value};
@@ -144,7 +146,7 @@ async fn channel_chatter_without_a_wake_is_ignored_but_dms_are_answered() {
 #[tokio::test]
 async fn an_image_file_reaches_the_model() {
     let mut bot = connected().await;
-    let url = "https://files.slack.com/files-pri/T1-F1/cat.png";
+    let url = bot.fake.private_url("cat.png");
     let mut message = channel_message("1700000001.000100", "/describe this");
     message["files"] = json!([{"name": "cat.png", "mimetype": "image/png", "url_private": url}]);
 
@@ -160,7 +162,13 @@ async fn an_image_file_reaches_the_model() {
         .flatten()
         .find(|part| part["type"] == "image_url")
         .unwrap_or_else(|| panic!("no image part in {user}"));
-    assert_eq!(image["image_url"]["url"], url);
+    // The image's bytes: its Slack URL opens only with the bot token.
+    let bytes = fake_slack::private_file_bytes("T1-F1/cat.png");
+    assert_eq!(
+        image["image_url"]["url"],
+        format!("data:image/png;base64,{}", STANDARD.encode(bytes))
+    );
+    assert!(!request.to_string().contains(BOT_TOKEN), "{request}");
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Map, Value};
@@ -65,6 +65,7 @@ impl FakeSlack {
         let app = Router::new()
             .route("/api/{method}", post(api))
             .route("/upload/{file}", post(upload))
+            .route("/files-pri/{*path}", get(private_file))
             .with_state(shared.clone());
         tokio::spawn(async move { axum::serve(http, app).await });
         let (sockets_tx, sockets) = mpsc::unbounded_channel();
@@ -85,6 +86,14 @@ impl FakeSlack {
     /// What `slack_api_base` should be.
     pub fn api_base(&self) -> String {
         format!("http://127.0.0.1:{}/api", self.shared.http_port)
+    }
+
+    /// A privately shared file's `url_private` on this fake.
+    pub fn private_url(&self, name: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/files-pri/T1-F1/{name}",
+            self.shared.http_port
+        )
     }
 
     /// Makes `method` answer `answer` from now on.
@@ -162,6 +171,34 @@ impl SlackSocket {
         })
         .await;
     }
+}
+
+/// The bytes the fake serves for a private file: a PNG's first bytes and
+/// the file's path, so that a test can tell which file was fetched.
+pub fn private_file_bytes(path: &str) -> Vec<u8> {
+    [b"\x89PNG".as_slice(), path.as_bytes()].concat()
+}
+
+/// `GET /files-pri/<path>`: only with a Bearer token, as Slack serves
+/// `url_private`; recorded as a call of `files-pri`.
+async fn private_file(
+    State(shared): State<Arc<Shared>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let authorization = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let _ = shared.calls.send(Call {
+        method: "files-pri".into(),
+        authorization: authorization.clone(),
+        body: json!({"path": path}),
+    });
+    if authorization.is_none() {
+        return (StatusCode::UNAUTHORIZED, "sign in").into_response();
+    }
+    ([("content-type", "image/png")], private_file_bytes(&path)).into_response()
 }
 
 async fn api(
