@@ -424,6 +424,21 @@ async fn the_rate_limit_discards_what_exceeds_it_and_replies_carry_the_prefix() 
 }
 
 #[tokio::test]
+async fn commands_count_against_the_rate_limit_too() {
+    let (_app, mut onebot) = onebot_with(|config| {
+        config["platform_settings"] =
+            json!({"rate_limit": {"time": 60, "count": 1, "strategy": "discard"}});
+    })
+    .await;
+
+    let first = ask(&mut onebot, 4242, "/sid").await;
+    onebot.send_event(message_event("group", 555, "/sid")).await;
+
+    assert!(first.contains("qq:GroupMessage:555"), "{first}");
+    assert!(stays_quiet(&mut onebot).await);
+}
+
+#[tokio::test]
 async fn forward_mode_connects_to_the_onebot_server_with_the_token() {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};

@@ -74,6 +74,11 @@ impl Dispatcher {
             tracing::debug!(umo = %umo, sender.id = %message.sender.id, "not on the whitelist; ignored");
             return;
         }
+        // Commands count against the limit too, as in AstrBot.
+        if !self.limiter.admit(&umo, &config).await {
+            tracing::info!(umo = %umo, "rate limit reached; message discarded");
+            return;
+        }
         if let Some(command) = commands::parse(&woken.text) {
             let context = commands::Context {
                 chat: &self.chat,
@@ -85,10 +90,6 @@ impl Dispatcher {
             };
             let reply = commands::run(command, context).await;
             self.reply(&config, &message, reply).await;
-            return;
-        }
-        if !self.limiter.admit(&umo, &config).await {
-            tracing::info!(umo = %umo, "rate limit reached; message discarded");
             return;
         }
 
