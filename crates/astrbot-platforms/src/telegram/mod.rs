@@ -101,8 +101,8 @@ impl TelegramAdapter {
 
     /// Replaces a sent message's text (`editMessageText`), for streamed
     /// answers. Edits of one message are spaced at least
-    /// [`EDIT_INTERVAL`] apart (this waits); text beyond 4096 characters is
-    /// cut; an edit that changes nothing is not an error.
+    /// [`EDIT_INTERVAL`] apart (this waits); text beyond [`MAX_TEXT`] UTF-16
+    /// units is cut; an edit that changes nothing is not an error.
     pub async fn edit_text(
         &self,
         session_id: &str,
@@ -216,6 +216,67 @@ impl TelegramAdapter {
             mime: image_type(path).to_owned(),
         })
     }
+
+    /// Brings the chat up to date with `answer.text`: full messages first,
+    /// then the current one, edited only after [`EDIT_INTERVAL`] unless
+    /// this is the `last` call.
+    async fn show(
+        &self,
+        target: &SessionTarget,
+        answer: &mut Streamed,
+        last: bool,
+    ) -> Result<(), PlatformError> {
+        while let Some(end) = first_piece_end(&answer.text[answer.start..]) {
+            self.complete(target, answer, answer.start + end).await?;
+        }
+
+        let pending = &answer.text[answer.start..];
+        // Nothing new, or only whitespace (which Telegram refuses).
+        if pending.trim().is_empty() || answer.shown == answer.text.len() {
+            return Ok(());
+        }
+        match &answer.message {
+            None => answer.message = Some(self.send_text(target, pending).await?),
+            Some(id) => {
+                let due = answer
+                    .last_edit
+                    .is_none_or(|at| at.elapsed() >= EDIT_INTERVAL);
+                if !(last || due) {
+                    return Ok(());
+                }
+                self.edit_text(&target.session_id, id, pending).await?;
+            }
+        }
+        answer.shown = answer.text.len();
+        answer.last_edit = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Gives the current message its final text, `text[start..end]`, and
+    /// starts the next one at `end`.
+    async fn complete(
+        &self,
+        target: &SessionTarget,
+        answer: &mut Streamed,
+        end: usize,
+    ) -> Result<(), PlatformError> {
+        let piece = &answer.text[answer.start..end];
+        match &answer.message {
+            Some(id) if answer.shown != end => {
+                self.edit_text(&target.session_id, id, piece).await?;
+            }
+            Some(_) => {}
+            None if !piece.trim().is_empty() => {
+                self.send_text(target, piece).await?;
+            }
+            None => {}
+        }
+        answer.start = end;
+        answer.shown = end;
+        answer.message = None;
+        answer.last_edit = None;
+        Ok(())
+    }
 }
 
 /// The largest file the Bot API lets a bot download.
@@ -282,56 +343,50 @@ impl PlatformAdapter for TelegramAdapter {
 
     /// The answer appears as one message that grows: sent on the first
     /// text, then edited at most once per [`EDIT_INTERVAL`] while more
-    /// arrives, and a last time with the whole text. Text beyond one
-    /// message's limit follows in new messages.
+    /// arrives, and a last time with the whole text. Once the text no
+    /// longer fits one message (counted in UTF-16 units, as Telegram and
+    /// [`split_text`] count), that message keeps its first piece and the
+    /// answer goes on growing in a new one.
     async fn send_streaming(
         &self,
         target: &SessionTarget,
         mut deltas: mpsc::Receiver<String>,
     ) -> Result<(), PlatformError> {
-        let mut text = String::new();
-        let mut sent: Option<String> = None;
-        let mut shown = 0;
-        let mut last_edit = Instant::now();
+        let mut answer = Streamed::default();
         while let Some(delta) = deltas.recv().await {
-            text.push_str(&delta);
-            if text.trim().is_empty() {
-                continue;
-            }
-            match &sent {
-                None => {
-                    sent = Some(self.send_text(target, &text).await?);
-                    shown = text.len();
-                    last_edit = Instant::now();
-                }
-                Some(id) => {
-                    let fits = text.chars().count() <= MAX_TEXT;
-                    if fits && last_edit.elapsed() >= EDIT_INTERVAL {
-                        self.edit_text(&target.session_id, id, &text).await?;
-                        shown = text.len();
-                        last_edit = Instant::now();
-                    }
-                }
-            }
+            answer.text.push_str(&delta);
+            self.show(target, &mut answer, false).await?;
         }
-        let Some(id) = sent else {
-            return Ok(());
-        };
-        if shown == text.len() {
-            return Ok(());
-        }
-        let head: String = text.chars().take(MAX_TEXT).collect();
-        self.edit_text(&target.session_id, &id, &head).await?;
-        let rest = &text[head.len()..];
-        if !rest.trim().is_empty() {
-            self.send_text(target, rest).await?;
-        }
-        Ok(())
+        self.show(target, &mut answer, true).await
     }
 
     fn status(&self) -> PlatformStatus {
         self.status.get()
     }
+}
+
+/// A streamed answer on its way: `text[..start]` is in full messages,
+/// `text[start..]` belongs in the current one, which shows
+/// `text[start..shown]` once it is sent.
+#[derive(Default)]
+struct Streamed {
+    text: String,
+    start: usize,
+    /// The current message's id, once sent.
+    message: Option<String>,
+    shown: usize,
+    /// When the current message was sent or last edited.
+    last_edit: Option<Instant>,
+}
+
+/// Where the first message's text ends when `text` is too long for one
+/// message; the cut is [`split_text`]'s, so streamed and whole answers are
+/// split alike.
+fn first_piece_end(text: &str) -> Option<usize> {
+    if text.encode_utf16().count() <= MAX_TEXT {
+        return None;
+    }
+    split_text(text, MAX_TEXT).first().map(String::len)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use astrbot_core::MessageType;
-use astrbot_platforms::telegram::{TelegramAdapter, TelegramConfig, TelegramMode};
+use astrbot_platforms::telegram::{TelegramAdapter, TelegramConfig, TelegramMode, MAX_TEXT};
 use astrbot_platforms::{
     Backoff, Media, MessagePart, OutboundChain, OutboundPart, PlatformAdapter, PlatformError,
     PlatformManager, PlatformRegistry, SessionTarget,
@@ -518,4 +518,70 @@ async fn edits_are_spaced_and_unchanged_text_is_fine() {
         .edit_text("-100777", &message_id, "the answer is 42")
         .await
         .unwrap();
+}
+
+/// What each sent message shows in the end, in the order sent: its last
+/// edit's text, or the text it was sent with.
+fn final_texts(fake: &FakeTelegram) -> Vec<String> {
+    let edits = fake.calls("editMessageText");
+    let sent = fake.calls("sendMessage");
+    sent.iter()
+        .enumerate()
+        .map(|(index, sent)| {
+            // The fake numbers the messages it sends from 1000.
+            let id = 1000 + index as i64;
+            let last = edits.iter().rev().find(|edit| edit["message_id"] == id);
+            last.unwrap_or(sent)["text"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// Streams `pieces` to the adapter as one answer, to its end.
+async fn stream(adapter: &TelegramAdapter, target: &SessionTarget, pieces: &[&str]) {
+    let (deltas, receiver) = mpsc::channel(pieces.len().max(1));
+    for piece in pieces {
+        deltas.send((*piece).to_owned()).await.unwrap();
+    }
+    drop(deltas);
+    adapter.send_streaming(target, receiver).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_streamed_answer_over_the_limit_in_utf16_units_arrives_whole() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    let adapter = TelegramAdapter::new("tg", config(&fake, TOKEN)).unwrap();
+    let group = SessionTarget::new(MessageType::Group, "-100777");
+    // Under 4096 characters, over 4096 UTF-16 units: an emoji counts twice.
+    let answer = format!("{} {} END", "A".repeat(3900), "😀".repeat(150));
+    assert!(answer.chars().count() <= MAX_TEXT && answer.encode_utf16().count() > MAX_TEXT);
+
+    stream(&adapter, &group, &[&answer[..3900], &answer[3900..]]).await;
+
+    let shown = final_texts(&fake);
+    assert_eq!(shown.len(), 2, "the rest goes on in a second message");
+    assert_eq!(shown.concat(), answer);
+    for text in &shown {
+        assert!(text.encode_utf16().count() <= MAX_TEXT, "{text}");
+    }
+    for edit in fake.calls("editMessageText") {
+        assert_eq!(edit["message_id"], 1000, "only the first is edited");
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_answer_that_starts_over_the_limit_goes_on_in_its_last_message() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    let adapter = TelegramAdapter::new("tg", config(&fake, TOKEN)).unwrap();
+    let group = SessionTarget::new(MessageType::Group, "-100777");
+    let first = "x".repeat(MAX_TEXT + 904);
+
+    stream(&adapter, &group, &[&first, " and more"]).await;
+
+    let shown = final_texts(&fake);
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert_eq!(shown.concat(), format!("{first} and more"));
+    assert_eq!(shown[0].len(), MAX_TEXT);
+    for edit in fake.calls("editMessageText") {
+        assert_eq!(edit["message_id"], 1001, "the full first message stays");
+    }
 }
