@@ -1,7 +1,10 @@
 //! Forward WebSocket: we connect to the OneBot implementation's own
 //! WebSocket server (`ws_forward_url`), for setups where NapCat or Lagrange
 //! listen and cannot reach us. A dropped connection is reopened with
-//! backoff until shutdown.
+//! backoff until shutdown. A connection closed before it delivered
+//! anything counts as a failed attempt (that is how implementations refuse
+//! a wrong token after the handshake), so its close reason becomes the
+//! last error and the backoff keeps growing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use super::server::pump;
+use super::server::{pump, Ended};
 use super::AiocqhttpAdapter;
 use crate::adapter::{wait_for_shutdown, PlatformError};
 use crate::message::InboundMessage;
@@ -43,8 +46,14 @@ pub(super) async fn connect(
         };
         match attempt {
             Ok((socket, _)) => {
-                retry = FIRST_RETRY;
-                pump(&adapter, socket, &url, None, &inbound, &mut shutdown).await;
+                let ended = pump(&adapter, socket, &url, None, &inbound, &mut shutdown).await;
+                if ended.delivered {
+                    retry = FIRST_RETRY;
+                } else if !*shutdown.borrow() {
+                    let message = closed_early(&url, &ended, adapter.config.token.as_deref());
+                    tracing::warn!(platform.id = %adapter.id, "{message}");
+                    adapter.status.set_error(message);
+                }
             }
             Err(error) => {
                 // The URL is shown, never the token (it is a header).
@@ -65,4 +74,56 @@ pub(super) async fn connect(
     }
     adapter.status.set_running(false);
     Ok(())
+}
+
+/// The error for a connection the OneBot implementation closed before
+/// sending anything, with its close code and reason. The reason may quote
+/// the token we presented (and the URL may hold it in its query), so the
+/// token is cut out.
+fn closed_early(url: &str, ended: &Ended, token: Option<&str>) -> String {
+    let how = match &ended.close {
+        Some(close) => format!(
+            "close code {}, reason {:?}",
+            u16::from(close.code),
+            close.reason.as_str()
+        ),
+        None => "without a close frame".to_owned(),
+    };
+    let message = format!(
+        "the OneBot implementation at {url} closed the connection before sending anything: {how}"
+    );
+    match token.filter(|token| !token.is_empty()) {
+        Some(token) => message.replace(token, "***"),
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+    use super::*;
+
+    #[test]
+    fn an_early_close_names_code_and_reason_but_not_the_token() {
+        let url = "ws://127.0.0.1:3001/?access_token=s3cret";
+        let refused = Ended {
+            delivered: false,
+            close: Some(CloseFrame {
+                code: CloseCode::Policy,
+                reason: "bad token s3cret".into(),
+            }),
+        };
+        assert_eq!(
+            closed_early(url, &refused, Some("s3cret")),
+            "the OneBot implementation at ws://127.0.0.1:3001/?access_token=*** closed the \
+             connection before sending anything: close code 1008, reason \"bad token ***\""
+        );
+        let dropped = Ended {
+            delivered: false,
+            close: None,
+        };
+        assert!(closed_early(url, &dropped, None).ends_with(": without a close frame"));
+    }
 }

@@ -117,6 +117,8 @@ async fn connection(
         }
         (Err(_), None) => return,
     };
+    // The token was ours to check and it passed: a recovery.
+    adapter.status.clear_error();
     pump(
         &adapter,
         socket,
@@ -128,9 +130,19 @@ async fn connection(
     .await;
 }
 
+/// How an established connection ended.
+pub(super) struct Ended {
+    /// Whether the OneBot implementation sent anything (an event or an
+    /// answer) first.
+    pub delivered: bool,
+    /// Its close frame, when it closed with one.
+    pub close: Option<CloseFrame>,
+}
+
 /// Carries one established OneBot connection, whichever side opened it:
 /// queued actions go out, events and action answers come in, until either
-/// side closes or the server shuts down.
+/// side closes or the server shuts down. The first thing that comes in
+/// clears the last error: the link works.
 pub(super) async fn pump<S>(
     adapter: &Arc<AiocqhttpAdapter>,
     socket: WebSocketStream<S>,
@@ -138,15 +150,19 @@ pub(super) async fn pump<S>(
     header_self_id: Option<String>,
     inbound: &mpsc::Sender<InboundMessage>,
     shutdown: &mut watch::Receiver<bool>,
-) where
+) -> Ended
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (outgoing, mut to_send) = mpsc::channel::<Message>(64);
     let link = adapter.links.register(header_self_id.as_deref(), outgoing);
-    adapter.status.clear_error();
     tracing::info!(platform.id = %adapter.id, %peer, self_id = ?header_self_id, "OneBot implementation connected");
     let (mut sink, mut frames) = socket.split();
     let mut self_id_known = header_self_id.is_some();
+    let mut ended = Ended {
+        delivered: false,
+        close: None,
+    };
     loop {
         tokio::select! {
             message = to_send.recv() => {
@@ -162,6 +178,10 @@ pub(super) async fn pump<S>(
                         tracing::debug!(platform.id = %adapter.id, "ignoring a non-JSON frame");
                         continue;
                     };
+                    if !ended.delivered {
+                        ended.delivered = true;
+                        adapter.status.clear_error();
+                    }
                     if !self_id_known {
                         if let Some(self_id) = value.get("self_id").map(|id| id_string(Some(id))) {
                             adapter.links.learn_self_id(link, &self_id);
@@ -170,7 +190,11 @@ pub(super) async fn pump<S>(
                     }
                     handle_frame(adapter, value, inbound);
                 }
-                Some(Ok(Message::Close(_))) | None => break,
+                Some(Ok(Message::Close(close))) => {
+                    ended.close = close;
+                    break;
+                }
+                None => break,
                 Some(Ok(_)) => {}
                 Some(Err(error)) => {
                     tracing::warn!(platform.id = %adapter.id, %peer, %error, "OneBot connection failed");
@@ -191,6 +215,7 @@ pub(super) async fn pump<S>(
     }
     adapter.links.unregister(link);
     tracing::info!(platform.id = %adapter.id, %peer, "OneBot implementation disconnected");
+    ended
 }
 
 /// An action answer, a message event, or something we ignore (meta

@@ -1,16 +1,20 @@
 //! The aiocqhttp adapter end to end over a real WebSocket on 127.0.0.1.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use astrbot_core::MessageType;
 use astrbot_platforms::onebot::{AiocqhttpAdapter, AiocqhttpConfig};
 use astrbot_platforms::{
     MessagePart, OutboundChain, OutboundPart, PlatformAdapter, PlatformError, SessionTarget,
 };
+use futures::{SinkExt, StreamExt};
 use serde_json::json;
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error, Message};
 
 use crate::fake_onebot::{free_port, group_event, Auth, FakeOneBot, WAIT};
@@ -244,4 +248,81 @@ async fn a_taken_port_fails_run_with_the_reason() {
     assert!(error
         .to_string()
         .starts_with(&format!("cannot listen on 127.0.0.1:{port}")));
+}
+
+/// A OneBot implementation listening for forward mode on 127.0.0.1 that
+/// accepts the first `refusals` connections and closes each at once with
+/// code 1008 and reason "bad token" (as on a wrong access token); later
+/// connections get the lifecycle event and stay open. Returns its URL and
+/// when each connection was accepted.
+async fn forward_server(refusals: usize) -> (String, mpsc::UnboundedReceiver<Instant>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let (accepted, connections) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for count in 1.. {
+            let (stream, _) = listener.accept().await.unwrap();
+            let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+                continue;
+            };
+            let _ = accepted.send(Instant::now());
+            if count <= refusals {
+                let close = CloseFrame {
+                    code: CloseCode::Policy,
+                    reason: "bad token".into(),
+                };
+                let _ = socket.close(Some(close)).await;
+            } else {
+                let lifecycle = json!({
+                    "post_type": "meta_event", "meta_event_type": "lifecycle",
+                    "sub_type": "connect", "self_id": 10, "time": 1,
+                });
+                let _ = socket
+                    .send(Message::Text(lifecycle.to_string().into()))
+                    .await;
+            }
+            // Read on, so a close from either side is answered.
+            while let Some(Ok(_)) = socket.next().await {}
+        }
+    });
+    (url, connections)
+}
+
+async fn next_connection(connections: &mut mpsc::UnboundedReceiver<Instant>) -> Instant {
+    tokio::time::timeout(WAIT, connections.recv())
+        .await
+        .expect("the adapter connects again within the wait")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_forward_connection_closed_before_any_event_is_a_failure_with_its_reason() {
+    let (url, mut connections) = forward_server(2).await;
+    let token = "wrong-s3cret";
+    let bot = start(|config| {
+        config.forward_url = Some(url);
+        config.token = Some(token.into());
+    });
+
+    next_connection(&mut connections).await;
+    let second = next_connection(&mut connections).await;
+    // The first refusal is recorded, and a handshake alone does not clear it.
+    let status = bot.adapter.status();
+    assert!(status.running);
+    let error = status.last_error.expect("the refusal is the last error");
+    assert!(
+        error.contains("1008") && error.contains("bad token"),
+        "{error}"
+    );
+    assert!(!error.contains(token), "{error}");
+
+    // The backoff grew (1 s, then 2 s) instead of starting over.
+    let third = next_connection(&mut connections).await;
+    let gap = third - second;
+    assert!(gap >= Duration::from_millis(1800), "retried after {gap:?}");
+
+    // A connection that delivers an event is a recovery.
+    crate::eventually(|| bot.adapter.status().last_error.is_none()).await;
+    assert!(bot.adapter.status().running);
+    bot.stop().await;
 }

@@ -497,6 +497,49 @@ async fn forward_mode_connects_to_the_onebot_server_with_the_token() {
 }
 
 #[tokio::test]
+async fn in_forward_mode_a_connection_closed_for_a_bad_token_shows_in_the_bot_status() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    // Accepts the WebSocket, then closes it at once, as on a wrong token.
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let Ok(mut socket) = tokio_tungstenite::accept_async(stream).await else {
+                continue;
+            };
+            let close = CloseFrame {
+                code: CloseCode::Policy,
+                reason: "bad token".into(),
+            };
+            let _ = socket.close(Some(close)).await;
+            while let Some(Ok(_)) = socket.next().await {}
+        }
+    });
+    let app = spawn_app_with(Behaviour::default(), |config| {
+        config["platform"] = json!([{
+            "id": "qq", "type": "aiocqhttp", "enable": true,
+            "ws_forward_url": url, "ws_reverse_token": TOKEN,
+        }]);
+    })
+    .await;
+    let (key, _) = app.create_key(&["im"]).await;
+
+    let status = app.wait_bot_error(&key, "qq").await;
+
+    assert_eq!(status["running"], true, "it keeps trying: {status}");
+    let error = status["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("close code 1008") && error.contains("bad token"),
+        "{error}"
+    );
+    assert!(!error.contains(TOKEN), "{error}");
+}
+
+#[tokio::test]
 async fn with_streaming_on_a_platform_without_edits_gets_the_whole_answer_once() {
     let (_app, mut onebot) = onebot_with(|config| {
         config["provider_settings"]["streaming_response"] = json!(true);
