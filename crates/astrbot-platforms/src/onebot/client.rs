@@ -27,10 +27,13 @@ pub(super) async fn connect(
     inbound: mpsc::Sender<InboundMessage>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), PlatformError> {
+    // NapCat also takes the token as `?access_token=`: the URL is shown
+    // without its query in logs, errors and the bot's status.
+    let shown = without_query(&url);
     let mut request = url
         .as_str()
         .into_client_request()
-        .map_err(|error| PlatformError::Config(format!("ws_forward_url {url:?}: {error}")))?;
+        .map_err(|error| PlatformError::Config(format!("ws_forward_url {shown:?}: {error}")))?;
     if let Some(token) = adapter.config.token.as_deref() {
         let value = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| PlatformError::Config("the access token is not a valid header".into()))?;
@@ -46,11 +49,11 @@ pub(super) async fn connect(
         };
         match attempt {
             Ok((socket, _)) => {
-                let ended = pump(&adapter, socket, &url, None, &inbound, &mut shutdown).await;
+                let ended = pump(&adapter, socket, &shown, None, &inbound, &mut shutdown).await;
                 if ended.delivered {
                     retry = FIRST_RETRY;
                 } else if !*shutdown.borrow() {
-                    let message = closed_early(&url, &ended, adapter.config.token.as_deref());
+                    let message = closed_early(&shown, &ended, adapter.config.token.as_deref());
                     tracing::warn!(platform.id = %adapter.id, "{message}");
                     adapter.status.set_error(message);
                 }
@@ -58,7 +61,7 @@ pub(super) async fn connect(
             Err(error) => {
                 // The URL is shown, never the token (it is a header).
                 let message =
-                    format!("cannot connect to the OneBot implementation at {url}: {error}");
+                    format!("cannot connect to the OneBot implementation at {shown}: {error}");
                 tracing::warn!(platform.id = %adapter.id, "{message}");
                 adapter.status.set_error(message);
             }
@@ -74,6 +77,14 @@ pub(super) async fn connect(
     }
     adapter.status.set_running(false);
     Ok(())
+}
+
+/// `url` as it may be shown: without its query, which may hold a token.
+fn without_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_owned(),
+    }
 }
 
 /// The error for a connection the OneBot implementation closed before
@@ -104,6 +115,18 @@ mod tests {
     use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
     use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_query() {
+        assert_eq!(
+            without_query("ws://127.0.0.1:3001/?access_token=s3cret"),
+            "ws://127.0.0.1:3001/?…"
+        );
+        assert_eq!(
+            without_query("ws://127.0.0.1:3001/"),
+            "ws://127.0.0.1:3001/"
+        );
+    }
 
     #[test]
     fn an_early_close_names_code_and_reason_but_not_the_token() {
