@@ -31,6 +31,20 @@ async function adminGet(apiPath) {
   return response.json();
 }
 
+/// Creates a one-day chat key named `name` through the admin API, as the
+/// signed-in admin, and reloads the page to show it.
+async function createKeyOutsideThePage(name) {
+  const jwt = await page.evaluate(() => sessionStorage.getItem("astrbot.token"));
+  const created = await fetch(`${base}/api/apikey/create`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${jwt}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ name, scopes: ["chat"], expires_in_days: 1 }),
+  }).then((r) => r.json());
+  assert.equal(created.status, "ok");
+  await page.reload();
+  return created.data;
+}
+
 async function signIn(password) {
   await page.goto(`${base}/#/login`);
   await page.fill("#login-username", "astrbot");
@@ -162,15 +176,8 @@ test("revoking the key in the page makes it fail with 401", async () => {
 });
 
 test("values from the server are shown as text, never as HTML", async () => {
-  const jwt = await page.evaluate(() => sessionStorage.getItem("astrbot.token"));
   const name = '<img src=x onerror="window.__xss=1">';
-  const created = await fetch(`${base}/api/apikey/create`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${jwt}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ name, scopes: ["chat"], expires_in_days: 1 }),
-  }).then((r) => r.json());
-  assert.equal(created.status, "ok");
-  await page.reload();
+  await createKeyOutsideThePage(name);
   const cell = page.locator("#keys-table tbody tr td", { hasText: "<img" }).first();
   assert.equal(await cell.textContent(), name);
   assert.equal(await page.locator("#keys-table img").count(), 0);
@@ -178,16 +185,9 @@ test("values from the server are shown as text, never as HTML", async () => {
 });
 
 test("a very long key name leaves every row's buttons in view", async () => {
-  const jwt = await page.evaluate(() => sessionStorage.getItem("astrbot.token"));
   const name = "L".repeat(20000);
-  const created = await fetch(`${base}/api/apikey/create`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${jwt}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ name, scopes: ["chat"], expires_in_days: 1 }),
-  }).then((r) => r.json());
-  assert.equal(created.status, "ok");
-  await page.reload();
-  await page.waitForSelector(`#keys-table tr[data-key-id="${created.data.key_id}"]`);
+  const created = await createKeyOutsideThePage(name);
+  await page.waitForSelector(`#keys-table tr[data-key-id="${created.key_id}"]`);
 
   const width = await page.evaluate(() => window.innerWidth);
   const buttons = page.locator("#keys-table button.delete");
@@ -195,7 +195,7 @@ test("a very long key name leaves every row's buttons in view", async () => {
     const box = await buttons.nth(i).boundingBox();
     assert.ok(box && box.x + box.width <= width, `delete button ${i} at ${JSON.stringify(box)}`);
   }
-  const cell = page.locator(`#keys-table tr[data-key-id="${created.data.key_id}"] td`).first();
+  const cell = page.locator(`#keys-table tr[data-key-id="${created.key_id}"] td`).first();
   assert.equal(await cell.getAttribute("title"), name, "the whole name is the tooltip");
   await screenshot("api-keys-long-name");
 });

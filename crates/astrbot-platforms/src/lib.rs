@@ -13,6 +13,7 @@
 mod adapter;
 mod config;
 pub mod discord;
+mod download;
 mod manager;
 mod message;
 pub mod onebot;

@@ -10,6 +10,7 @@ use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde_json::Value;
 
 use crate::adapter::{retry_wait, with_one_retry, PlatformError, Refusal};
+use crate::download::read_limited;
 
 /// A request body: JSON for the methods that take it, a form for the
 /// ones that do not (`files.getUploadURLExternal`, `users.info` …).
@@ -140,32 +141,12 @@ impl WebApi {
         let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|_| PlatformError::Config("the Slack token has invalid characters".into()))?;
         auth.set_sensitive(true);
-        let mut response = self
-            .http
-            .get(url)
-            .header(AUTHORIZATION, auth)
-            .send()
-            .await
-            .map_err(|error| failed(error.without_url().to_string()))?;
-        if !response.status().is_success() {
-            return Err(failed(format!("HTTP {}", response.status())));
-        }
-        let kind = response
-            .headers()
-            .get("content-type")
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|error| failed(error.without_url().to_string()))?
-        {
-            if bytes.len() + chunk.len() > limit {
-                return Err(failed(format!("larger than {} MiB", limit >> 20)));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let sent = self.http.get(url).header(AUTHORIZATION, auth).send().await;
+        let kind = sent.as_ref().ok().and_then(|response| {
+            let kind = response.headers().get("content-type")?.to_str().ok()?;
+            Some(kind.to_owned())
+        });
+        let bytes = read_limited(sent, limit).await.map_err(failed)?;
         Ok((bytes, kind))
     }
 

@@ -16,6 +16,7 @@ use reqwest::multipart::Form;
 use serde_json::Value;
 
 use crate::adapter::{retry_wait, with_one_retry, PlatformError, Refusal};
+use crate::download::read_limited;
 
 /// Requests other than long polls (uploads included) give up after this.
 pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -59,31 +60,13 @@ impl BotApi {
             retcode: 0,
             message: reason,
         };
-        let mut response = self
+        let sent = self
             .client
             .get(self.file_url(file_path))
             .timeout(REQUEST_TIMEOUT)
             .send()
-            .await
-            .map_err(|error| failed(error.without_url().to_string()))?;
-        if !response.status().is_success() {
-            return Err(failed(format!("HTTP {}", response.status())));
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|error| failed(error.without_url().to_string()))?
-        {
-            if bytes.len() + chunk.len() > limit {
-                return Err(failed(format!(
-                    "the file is larger than {} MiB",
-                    limit >> 20
-                )));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(bytes)
+            .await;
+        read_limited(sent, limit).await.map_err(failed)
     }
 
     /// Where Telegram serves a file from `getFile`; contains the token.
