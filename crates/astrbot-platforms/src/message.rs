@@ -78,9 +78,12 @@ impl InboundMessage {
         Umo::new(&self.platform_id, self.message_type, &self.session_id)
     }
 
-    /// Where replies to this message go.
+    /// Where replies to this message go: its chat, from the account that
+    /// received it.
     pub fn reply_target(&self) -> SessionTarget {
-        SessionTarget::new(self.message_type, &self.session_id)
+        let mut target = SessionTarget::new(self.message_type, &self.session_id);
+        target.account = Some(self.self_id.clone()).filter(|id| !id.is_empty());
+        target
     }
 
     /// The text parts concatenated, like AstrBot's `message_str`.
@@ -107,6 +110,9 @@ impl InboundMessage {
 pub struct SessionTarget {
     pub message_type: MessageType,
     pub session_id: String,
+    /// The bot account to send from, where one platform entry serves
+    /// several (two QQ accounts on one OneBot socket); `None`: any.
+    pub account: Option<String>,
 }
 
 impl SessionTarget {
@@ -114,6 +120,7 @@ impl SessionTarget {
         SessionTarget {
             message_type,
             session_id: session_id.to_owned(),
+            account: None,
         }
     }
 }
@@ -185,9 +192,8 @@ mod tests {
         assert_eq!(message.umo().to_string(), "qq:GroupMessage:42");
         assert_eq!(message.plain_text(), " hi there");
         assert!(message.mentions_bot());
-        assert_eq!(
-            message.reply_target(),
-            SessionTarget::new(MessageType::Group, "42")
-        );
+        let mut from_the_receiving_account = SessionTarget::new(MessageType::Group, "42");
+        from_the_receiving_account.account = Some(message.self_id.clone());
+        assert_eq!(message.reply_target(), from_the_receiving_account);
     }
 }

@@ -1,6 +1,7 @@
 //! The live reverse-WebSocket connections and the actions waiting for
-//! their `echo`. Sends go over the newest connection; a reconnecting
-//! account (same `self_id`) replaces its older one.
+//! their `echo`. A reply goes over the connection of the account that
+//! received the message, other sends over the newest connection; a
+//! reconnecting account (same `self_id`) replaces its older one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,21 +77,25 @@ impl Links {
         guard(&self.by_account).len()
     }
 
-    /// Sends an action over the newest connection and waits for the
-    /// answer with the same `echo`.
+    /// Sends an action over `account`'s connection (the newest, when it
+    /// is `None` or not connected) and waits for the answer with the same
+    /// `echo`.
     pub async fn call(
         &self,
+        account: Option<&str>,
         action: &str,
         params: Value,
         timeout: Duration,
     ) -> Result<Value, PlatformError> {
-        let link = guard(&self.by_account)
-            .values()
-            .max_by_key(|link| link.id)
-            .cloned()
-            .ok_or_else(|| {
-                PlatformError::NotConnected("no OneBot implementation is connected".into())
-            })?;
+        let link = {
+            let links = guard(&self.by_account);
+            let own = account.and_then(|account| links.get(account));
+            own.or_else(|| links.values().max_by_key(|link| link.id))
+                .cloned()
+                .ok_or_else(|| {
+                    PlatformError::NotConnected("no OneBot implementation is connected".into())
+                })?
+        };
         let echo = format!("astrbot-rs-{}", next_number(&self.next_id));
         let (answer, answered) = oneshot::channel();
         guard(&self.pending).insert(
@@ -187,8 +192,8 @@ mod tests {
         // The first frame fills the queue and waits for its answer; the
         // second waits for room. Both give up in time.
         let (first, second) = tokio::join!(
-            links.call("send_group_msg", json!({}), timeout),
-            links.call("send_group_msg", json!({}), timeout),
+            links.call(None, "send_group_msg", json!({}), timeout),
+            links.call(None, "send_group_msg", json!({}), timeout),
         );
 
         for outcome in [first, second] {
@@ -198,6 +203,29 @@ mod tests {
             );
         }
         assert!(guard(&links.pending).is_empty(), "nothing is left waiting");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_goes_from_the_account_that_received_the_message() {
+        let links = Links::default();
+        let (first_tx, mut first) = mpsc::channel(4);
+        let (second_tx, mut second) = mpsc::channel(4);
+        links.register(Some("10001"), first_tx);
+        links.register(Some("10002"), second_tx);
+        let timeout = Duration::from_secs(1);
+
+        // Nobody answers here; where each frame went is what counts.
+        for account in [Some("10001"), None, Some("not-connected")] {
+            let _ = links
+                .call(account, "send_group_msg", json!({}), timeout)
+                .await;
+        }
+
+        let frames = |queue: &mut mpsc::Receiver<Message>| {
+            std::iter::from_fn(|| queue.try_recv().ok()).count()
+        };
+        assert_eq!(frames(&mut first), 1, "the named account's own connection");
+        assert_eq!(frames(&mut second), 2, "otherwise the newest");
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl AiocqhttpAdapter {
     /// connection; returns the answer's `data`.
     pub async fn call_action(&self, action: &str, params: Value) -> Result<Value, PlatformError> {
         self.links
-            .call(action, params, self.config.action_timeout)
+            .call(None, action, params, self.config.action_timeout)
             .await
     }
 }
@@ -127,7 +127,12 @@ impl PlatformAdapter for AiocqhttpAdapter {
                 ))
             }
         };
-        self.call_action(action, params).await.map(drop)
+        let account = target.account.as_deref();
+        let timeout = self.config.action_timeout;
+        self.links
+            .call(account, action, params, timeout)
+            .await
+            .map(drop)
     }
 
     fn status(&self) -> PlatformStatus {
