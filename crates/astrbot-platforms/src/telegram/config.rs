@@ -52,6 +52,12 @@ pub struct TelegramConfig {
     /// `telegram_webhook_url`: when set, the adapter registers it (with the
     /// secret) through `setWebhook` at start; otherwise set it yourself.
     pub webhook_url: Option<String>,
+    /// `telegram_media_group_timeout` (seconds, AstrBot's 2.5): an album
+    /// is answered once no photo of it came for this long.
+    pub media_group_timeout: Duration,
+    /// `telegram_media_group_max_wait` (seconds, AstrBot's 10): or once its
+    /// first photo came this long ago.
+    pub media_group_max_wait: Duration,
 }
 
 impl fmt::Debug for TelegramConfig {
@@ -69,6 +75,8 @@ impl fmt::Debug for TelegramConfig {
                 &self.webhook_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("webhook_url", &self.webhook_url)
+            .field("media_group_timeout", &self.media_group_timeout)
+            .field("media_group_max_wait", &self.media_group_max_wait)
             .finish()
     }
 }
@@ -86,6 +94,8 @@ impl TelegramConfig {
             webhook_port: DEFAULT_WEBHOOK_PORT,
             webhook_secret: None,
             webhook_url: None,
+            media_group_timeout: Duration::from_millis(2500),
+            media_group_max_wait: Duration::from_secs(10),
         }
     }
 
@@ -122,6 +132,29 @@ impl TelegramConfig {
                 ))
             })?;
             parsed.poll_timeout = Duration::from_secs(seconds.max(1));
+        }
+        for (key, setting) in [
+            (
+                "telegram_media_group_timeout",
+                &mut parsed.media_group_timeout,
+            ),
+            (
+                "telegram_media_group_max_wait",
+                &mut parsed.media_group_max_wait,
+            ),
+        ] {
+            if let Some(seconds) = text(key) {
+                *setting = seconds
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|seconds| seconds.is_finite())
+                    .and_then(|seconds| Duration::try_from_secs_f64(seconds.min(3600.0)).ok())
+                    .ok_or_else(|| {
+                        PlatformError::Config(format!(
+                            "{key} is not a number of seconds: {seconds}"
+                        ))
+                    })?;
+            }
         }
         if let Some(host) = text("telegram_webhook_host") {
             parsed.webhook_host = host;
@@ -165,8 +198,11 @@ mod tests {
             "telegram_api_base_url": "http://127.0.0.1:1/bot",
             "telegram_mode": "Webhook", "telegram_webhook_port": "9000",
             "telegram_webhook_secret": "s3", "telegram_poll_timeout": 0,
+            "telegram_media_group_timeout": 1.5, "telegram_media_group_max_wait": "4",
         })))
         .unwrap();
+        assert_eq!(config.media_group_timeout, Duration::from_millis(1500));
+        assert_eq!(config.media_group_max_wait, Duration::from_secs(4));
         assert_eq!(config.api_base_url, "http://127.0.0.1:1/bot");
         assert_eq!(config.mode, TelegramMode::Webhook);
         assert_eq!(config.webhook_port, 9000);
@@ -182,6 +218,7 @@ mod tests {
             json!({"id": "tg", "type": "telegram", "telegram_token": "t", "telegram_mode": "push"}),
             json!({"id": "tg", "type": "telegram", "telegram_token": "t", "telegram_mode": "webhook"}),
             json!({"id": "tg", "type": "telegram", "telegram_token": "t", "telegram_poll_timeout": "x"}),
+            json!({"id": "tg", "type": "telegram", "telegram_token": "t", "telegram_media_group_timeout": "-1"}),
         ];
         for case in cases {
             let error = TelegramConfig::from_platform(&entry(case)).unwrap_err();

@@ -5,6 +5,7 @@
 //! The bot token is part of every API and file URL, so this module never
 //! logs URLs and scrubs the token from every error it returns.
 
+mod albums;
 mod api;
 mod config;
 mod inbound;
@@ -32,6 +33,7 @@ pub use updates::SECRET_HEADER;
 use crate::adapter::{PlatformAdapter, PlatformError, PlatformStatus, StatusCell};
 use crate::config::PlatformConfig;
 use crate::message::{InboundMessage, Media, MessagePart, OutboundChain, SessionTarget};
+use albums::Albums;
 use api::BotApi;
 use outbound::{send_chain, truncate_text, Chat};
 
@@ -53,11 +55,14 @@ pub struct TelegramAdapter {
     me: Mutex<Option<BotIdentity>>,
     /// When each `(chat, message)` was last edited.
     edits: Mutex<HashMap<(String, String), Instant>>,
+    /// Albums whose photos are still coming.
+    albums: Arc<Albums>,
 }
 
 impl TelegramAdapter {
     pub fn new(id: &str, config: TelegramConfig) -> Result<Self, PlatformError> {
         let api = BotApi::new(&config.api_base_url, &config.file_base_url, &config.token)?;
+        let albums = Albums::new(config.media_group_timeout, config.media_group_max_wait);
         Ok(TelegramAdapter {
             id: id.to_owned(),
             config,
@@ -66,6 +71,7 @@ impl TelegramAdapter {
             offset: AtomicI64::new(0),
             me: Mutex::new(None),
             edits: Mutex::new(HashMap::new()),
+            albums: Arc::new(albums),
         })
     }
 
@@ -193,6 +199,14 @@ impl TelegramAdapter {
                     };
                 }
             }
+        }
+        // An album's photos are answered once, together.
+        if let Some(group) = update.pointer("/message/media_group_id") {
+            let group = group
+                .as_str()
+                .map_or_else(|| group.to_string(), str::to_owned);
+            self.albums.add(&group, message, inbound);
+            return;
         }
         // The receiver is gone only while the server shuts down.
         let _ = inbound.send(message).await;

@@ -29,6 +29,7 @@ async fn app_with_telegram(token: &str) -> (TestApp, FakeTelegram) {
             "telegram_api_base_url": fake.api_base(),
             "telegram_file_base_url": fake.file_base(),
             "telegram_poll_timeout": 1,
+            "telegram_media_group_timeout": 0.3,
         }]);
     })
     .await;
@@ -126,6 +127,40 @@ async fn a_photo_in_a_group_message_reaches_the_model() {
         format!("data:image/jpeg;base64,{}", STANDARD.encode(bytes))
     );
     assert!(!request.to_string().contains(TOKEN), "{request}");
+}
+
+#[tokio::test]
+async fn an_album_is_answered_once_with_all_its_photos() {
+    let (app, fake) = app_with_telegram(TOKEN).await;
+
+    for (number, caption) in [(1, Some("what are these?")), (2, None), (3, None)] {
+        let mut message = json!({
+            "message_id": 20 + number, "date": 1700000000, "media_group_id": "album-1",
+            "chat": {"id": 55, "type": "private", "first_name": "Ada"},
+            "from": {"id": 55, "is_bot": false, "first_name": "Ada"},
+            "photo": [{"file_id": format!("photo-{number}"), "file_unique_id": "u",
+                       "width": 800, "height": 600}],
+        });
+        if let Some(caption) = caption {
+            message["caption"] = json!(caption);
+        }
+        fake.queue_message(message);
+    }
+    let sent = fake.wait_calls("sendMessage", 1).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    assert_eq!(fake.calls("sendMessage").len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["text"], "Echo: what are these?");
+    let requests = app.chat_requests();
+    assert_eq!(requests.len(), 1);
+    let user = requests[0]["messages"].as_array().unwrap().last().unwrap();
+    let images = user["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|part| part["type"] == "image_url")
+        .count();
+    assert_eq!(images, 3, "{user}");
 }
 
 #[tokio::test]
