@@ -1134,6 +1134,18 @@ async fn images_reach_the_model_and_files_become_notes() {
     assert_eq!(parts[1]["type"], "image_url");
     let url = parts[1]["image_url"]["url"].as_str().unwrap();
     assert!(url.starts_with("data:image/png;base64,"), "{url}");
+
+    // A picture alone comes with AstrBot's stand-in text, not an empty one.
+    let alone = json!({"username": "u", "message": [
+        {"type": "image", "attachment_id": image["data"]["attachment_id"]}
+    ]});
+    app.chat(&key, alone).await;
+    let request = &app.chat_requests()[1];
+    let user = request["messages"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        user["content"][0],
+        json!({"type": "text", "text": "[图片]"})
+    );
 }
 
 #[tokio::test]

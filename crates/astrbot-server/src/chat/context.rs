@@ -219,9 +219,13 @@ pub async fn user_turn(
     let for_model = if images.is_empty() {
         ChatMessage::text("user", model_text.trim().to_owned())
     } else {
-        let mut content = vec![ContentPart::Text {
-            text: model_text.trim().to_owned(),
-        }];
+        // A picture sent alone gets AstrBot's stand-in text: some
+        // providers refuse an empty text part.
+        let text = match model_text.trim() {
+            "" => IMAGE_ONLY_TEXT.to_owned(),
+            text => text.to_owned(),
+        };
+        let mut content = vec![ContentPart::Text { text }];
         content.extend(images);
         ChatMessage::new("user", MessageContent::Parts(content))
     };
@@ -230,6 +234,9 @@ pub async fn user_turn(
         ChatMessage::text("user", stored_text.trim().to_owned()),
     )
 }
+
+/// The text of a user message that is only pictures, as AstrBot writes it.
+const IMAGE_ONLY_TEXT: &str = "[图片]";
 
 fn with_notes(text: &str, notes: &[String]) -> String {
     let mut out = text.to_owned();
