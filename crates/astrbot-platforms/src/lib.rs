@@ -19,6 +19,7 @@ mod message;
 pub mod onebot;
 mod refusal_log;
 mod registry;
+mod seen;
 pub mod slack;
 pub mod telegram;
 

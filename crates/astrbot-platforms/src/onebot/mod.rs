@@ -22,6 +22,7 @@ pub use segments::parse_message_event;
 use crate::adapter::{PlatformAdapter, PlatformError, PlatformStatus, StatusCell};
 use crate::config::PlatformConfig;
 use crate::message::{InboundMessage, Media, OutboundChain, OutboundPart, SessionTarget};
+use crate::seen::Seen;
 use links::Links;
 use segments::{id_value, outbound_segment};
 
@@ -34,6 +35,8 @@ pub struct AiocqhttpAdapter {
     config: AiocqhttpConfig,
     links: Links,
     status: StatusCell,
+    /// Messages already handed on, by account, chat and message id.
+    seen: Seen,
 }
 
 impl AiocqhttpAdapter {
@@ -42,6 +45,7 @@ impl AiocqhttpAdapter {
             id: id.to_owned(),
             config,
             links: Links::default(),
+            seen: Seen::default(),
             status: StatusCell::default(),
         }
     }

@@ -230,6 +230,14 @@ fn handle_frame(adapter: &AiocqhttpAdapter, value: Value, inbound: &mpsc::Sender
     let Some(message) = parse_message_event(&adapter.id, &value) else {
         return;
     };
+    let key = format!(
+        "{}/{}/{}",
+        message.self_id, message.session_id, message.message_id
+    );
+    if !message.message_id.is_empty() && !adapter.seen.first_time(key) {
+        tracing::debug!(platform.id = %adapter.id, message.id = %message.message_id, "a message delivered again; answered once");
+        return;
+    }
     // Never wait on a busy pipeline here: this loop also reads the answers
     // to the pipeline's own sends, so blocking would deadlock them.
     if let Err(mpsc::error::TrySendError::Full(message)) = inbound.try_send(message) {

@@ -2,9 +2,6 @@
 //! [`InboundMessage`]s: `message` and `app_mention` events, mrkdwn
 //! mentions and escapes, files and thread replies.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
-
 use astrbot_core::MessageType;
 use serde_json::Value;
 
@@ -156,32 +153,6 @@ pub fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Remembers recently seen messages: Slack retries deliveries it thinks
-/// failed, and a mention in a channel arrives both as `message` and as
-/// `app_mention` with the same channel and ts.
-#[derive(Default)]
-pub struct Seen(Mutex<(VecDeque<String>, HashSet<String>)>);
-
-const SEEN_CAPACITY: usize = 1024;
-
-impl Seen {
-    /// True the first time a key is offered.
-    pub fn first_time(&self, key: String) -> bool {
-        let mut guard = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
-        let (order, set) = &mut *guard;
-        if !set.insert(key.clone()) {
-            return false;
-        }
-        order.push_back(key);
-        if order.len() > SEEN_CAPACITY {
-            if let Some(old) = order.pop_front() {
-                set.remove(&old);
-            }
-        }
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,14 +221,11 @@ mod tests {
     }
 
     #[test]
-    fn escaping_and_seen() {
+    fn escaping() {
         assert_eq!(escape("a<b>&c"), "a&lt;b&gt;&amp;c");
         assert_eq!(
             parse_text("x <#C1|general> <!subteam^S1|@devs>", "U"),
             vec![MessagePart::Text("x #general @devs".into())]
         );
-        let seen = Seen::default();
-        assert!(seen.first_time("a".into()));
-        assert!(!seen.first_time("a".into()));
     }
 }

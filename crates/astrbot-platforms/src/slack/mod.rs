@@ -29,8 +29,8 @@ use crate::adapter::{PlatformAdapter, PlatformError, PlatformStatus, StatusCell}
 pub const STREAM_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
 use crate::config::PlatformConfig;
 use crate::message::{InboundMessage, Media, MessagePart, OutboundChain, SessionTarget};
+use crate::seen::Seen;
 use api::{Body, WebApi};
-use events::Seen;
 
 /// AstrBot's `type` name for Slack.
 pub const KIND: &str = "slack";

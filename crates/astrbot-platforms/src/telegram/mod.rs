@@ -33,6 +33,7 @@ pub use updates::SECRET_HEADER;
 use crate::adapter::{PlatformAdapter, PlatformError, PlatformStatus, StatusCell};
 use crate::config::PlatformConfig;
 use crate::message::{InboundMessage, Media, MessagePart, OutboundChain, SessionTarget};
+use crate::seen::Seen;
 use albums::Albums;
 use api::BotApi;
 use outbound::{send_chain, truncate_text, Chat};
@@ -57,6 +58,8 @@ pub struct TelegramAdapter {
     edits: Mutex<HashMap<(String, String), Instant>>,
     /// Albums whose photos are still coming.
     albums: Arc<Albums>,
+    /// Updates already handed on, by `update_id`.
+    seen: Seen,
 }
 
 impl TelegramAdapter {
@@ -72,6 +75,7 @@ impl TelegramAdapter {
             me: Mutex::new(None),
             edits: Mutex::new(HashMap::new()),
             albums: Arc::new(albums),
+            seen: Seen::default(),
         })
     }
 
@@ -180,6 +184,13 @@ impl TelegramAdapter {
         update: &Value,
         inbound: &mpsc::Sender<InboundMessage>,
     ) {
+        // Telegram sends a webhook update again when it thinks the first
+        // try failed.
+        if let Some(id) = update.get("update_id").and_then(Value::as_i64) {
+            if !self.seen.first_time(id.to_string()) {
+                return;
+            }
+        }
         let Some(Parsed { mut message, files }) = parse_update(&self.id, bot, update) else {
             return;
         };

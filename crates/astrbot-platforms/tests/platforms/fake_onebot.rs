@@ -129,10 +129,14 @@ impl FakeOneBot {
     }
 }
 
+/// A group message event; each gets a message id of its own, as from a
+/// real OneBot implementation (one delivered twice is answered once).
 pub fn group_event(self_id: i64, group: i64, user: i64, text: &str) -> Value {
+    static NEXT_MESSAGE_ID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(4242);
+    let message_id = NEXT_MESSAGE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     json!({
         "time": 1700000000, "self_id": self_id, "post_type": "message",
-        "message_type": "group", "sub_type": "normal", "message_id": 4242,
+        "message_type": "group", "sub_type": "normal", "message_id": message_id,
         "group_id": group, "user_id": user,
         "sender": {"user_id": user, "nickname": "Alice", "card": "", "role": "member"},
         "message": [

@@ -55,7 +55,8 @@ async fn group_message_in_and_reply_out() {
         json!({"post_type": "meta_event", "meta_event_type": "heartbeat", "self_id": 10}),
     )
     .await;
-    fake.send_event(group_event(10, 500, 7, " hello bot")).await;
+    let event = group_event(10, 500, 7, " hello bot");
+    fake.send_event(event.clone()).await;
 
     let message = bot.next_inbound().await;
     assert_eq!(message.umo().to_string(), "qq:GroupMessage:500");
@@ -64,8 +65,8 @@ async fn group_message_in_and_reply_out() {
         ("7", "Alice")
     );
     assert_eq!(
-        (message.self_id.as_str(), message.message_id.as_str()),
-        ("10", "4242")
+        (message.self_id.as_str(), message.message_id.clone()),
+        ("10", event["message_id"].to_string())
     );
     assert!(message.mentions_bot());
     assert_eq!(message.plain_text(), " hello bot");

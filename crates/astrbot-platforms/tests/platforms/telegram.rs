@@ -484,6 +484,19 @@ async fn webhook_mode_checks_the_secret_token() {
     assert_eq!(message.umo().to_string(), "tg:GroupMessage:-100777");
     assert!(message.mentions_bot());
     assert_eq!(message.plain_text(), "hi");
+
+    // Telegram sends an update again when it thinks the first try failed;
+    // it is taken once.
+    let again = client
+        .post(&url)
+        .header("X-Telegram-Bot-Api-Secret-Token", secret)
+        .json(&update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(bot.inbound.try_recv().is_err(), "the repeat was handed on");
     bot.stop().await;
 }
 

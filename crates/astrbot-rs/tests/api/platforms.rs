@@ -31,10 +31,14 @@ async fn app_with_onebot() -> (TestApp, u16) {
     (app, port)
 }
 
+/// A message event with a message id of its own, as from a real OneBot
+/// implementation (one delivered twice is answered once).
 fn message_event(kind: &str, target: i64, text: &str) -> Value {
+    static NEXT_MESSAGE_ID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(77);
+    let message_id = NEXT_MESSAGE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut event = json!({
         "time": 1700000000, "self_id": 10000, "post_type": "message",
-        "message_type": kind, "sub_type": "normal", "message_id": 77,
+        "message_type": kind, "sub_type": "normal", "message_id": message_id,
         "user_id": 4242, "sender": {"user_id": 4242, "nickname": "Ann"},
         "message": [{"type": "text", "data": {"text": text}}],
     });
@@ -402,6 +406,21 @@ async fn the_rate_limit_discards_what_exceeds_it_and_replies_carry_the_prefix() 
     onebot.send_event(message_event("group", 555, "/two")).await;
 
     assert_eq!(first, "[bot] Echo: one");
+    assert!(stays_quiet(&mut onebot).await);
+}
+
+#[tokio::test]
+async fn a_message_delivered_twice_is_answered_once() {
+    // NapCat may send an event again after reconnecting.
+    let (_app, mut onebot) = onebot_with(|_| {}).await;
+    let event = message_event("group", 555, "/hello");
+
+    onebot.send_event(event.clone()).await;
+    let action = onebot.next_action().await;
+    onebot.answer(&action, 0, "").await;
+    onebot.send_event(event).await;
+
+    assert_eq!(action_text(&action), "Echo: hello");
     assert!(stays_quiet(&mut onebot).await);
 }
 
