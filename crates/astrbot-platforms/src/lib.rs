@@ -14,6 +14,7 @@ mod adapter;
 mod config;
 pub mod discord;
 mod download;
+mod in_order;
 mod manager;
 mod message;
 pub mod onebot;

@@ -28,6 +28,7 @@ use crate::adapter::{PlatformAdapter, PlatformError, PlatformStatus, StatusCell}
 /// Slack allows about one `chat.update` per second per message.
 pub const STREAM_UPDATE_INTERVAL: Duration = Duration::from_secs(1);
 use crate::config::PlatformConfig;
+use crate::in_order::InOrder;
 use crate::message::{InboundMessage, Media, MessagePart, OutboundChain, SessionTarget};
 use crate::seen::Seen;
 use api::{Body, WebApi};
@@ -56,6 +57,8 @@ pub struct SlackAdapter {
     names: Mutex<HashMap<String, String>>,
     seen: Seen,
     status: StatusCell,
+    /// Each chat's messages go on in the order they came.
+    in_order: Arc<InOrder>,
 }
 
 fn guard<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -73,6 +76,7 @@ impl SlackAdapter {
             names: Mutex::new(HashMap::new()),
             seen: Seen::default(),
             status: StatusCell::default(),
+            in_order: Arc::default(),
         })
     }
 
@@ -199,10 +203,25 @@ impl SlackAdapter {
                     continue;
                 }
                 message.sender.name = adapter.user_name(&message.sender.id).await;
-                adapter.fetch_images(&mut message).await;
-                if inbound.send(message).await.is_err() {
-                    return;
+                // A slow image download must not hold up the other chats;
+                // what its chat sends after it waits its turn.
+                let has_images = message
+                    .chain
+                    .iter()
+                    .any(|part| matches!(part, MessagePart::Image(Media::Url(_))));
+                let mut place = adapter.in_order.take(&message.session_id);
+                if !has_images && place.is_next() {
+                    if inbound.send(message).await.is_err() {
+                        return;
+                    }
+                    continue;
                 }
+                let (adapter, inbound) = (adapter.clone(), inbound.clone());
+                tokio::spawn(async move {
+                    adapter.fetch_images(&mut message).await;
+                    place.wait().await;
+                    let _ = inbound.send(message).await;
+                });
             }
         });
         (events, task)

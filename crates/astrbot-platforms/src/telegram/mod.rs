@@ -32,6 +32,7 @@ pub use updates::SECRET_HEADER;
 
 use crate::adapter::{PlatformAdapter, PlatformError, PlatformStatus, StatusCell};
 use crate::config::PlatformConfig;
+use crate::in_order::InOrder;
 use crate::message::{InboundMessage, Media, MessagePart, OutboundChain, SessionTarget};
 use crate::seen::Seen;
 use albums::Albums;
@@ -60,6 +61,8 @@ pub struct TelegramAdapter {
     albums: Arc<Albums>,
     /// Updates already handed on, by `update_id`.
     seen: Seen,
+    /// Each chat's messages go on in the order they came.
+    in_order: Arc<InOrder>,
 }
 
 impl TelegramAdapter {
@@ -76,6 +79,7 @@ impl TelegramAdapter {
             edits: Mutex::new(HashMap::new()),
             albums: Arc::new(albums),
             seen: Seen::default(),
+            in_order: Arc::default(),
         })
     }
 
@@ -177,9 +181,12 @@ impl TelegramAdapter {
         Ok(identity)
     }
 
-    /// Parses an update, resolves its files and hands it to the pipeline.
+    /// Parses an update and hands it to the pipeline. One with photos is
+    /// handed on from a task of its own once they are downloaded, so that
+    /// a slow download holds up neither the other chats nor the answer to
+    /// a webhook request; what its chat sends after it waits its turn.
     async fn deliver(
-        &self,
+        self: &Arc<Self>,
         bot: &BotIdentity,
         update: &Value,
         inbound: &mpsc::Sender<InboundMessage>,
@@ -191,42 +198,63 @@ impl TelegramAdapter {
                 return;
             }
         }
-        let Some(Parsed { mut message, files }) = parse_update(&self.id, bot, update) else {
+        let Some(Parsed { message, files }) = parse_update(&self.id, bot, update) else {
             return;
         };
-        for (index, file_id) in files {
-            // A document reaches the model by its name only, so it is not
-            // fetched; its source stays empty.
-            let Some(part @ MessagePart::Image(_)) = message.chain.get_mut(index) else {
-                continue;
-            };
-            match self.image(&file_id).await {
-                Ok(image) => *part = MessagePart::Image(image),
-                Err(error) => {
-                    tracing::warn!(platform.id = %self.id, %error, "could not fetch a photo; passing the file id on");
-                    *part = MessagePart::Other {
+        let album = update.pointer("/message/media_group_id").map(|group| {
+            group
+                .as_str()
+                .map_or_else(|| group.to_string(), str::to_owned)
+        });
+        // A document reaches the model by its name only, so it is not
+        // fetched; its source stays empty.
+        let photos: Vec<(usize, String)> = files
+            .into_iter()
+            .filter(|(index, _)| matches!(message.chain.get(*index), Some(MessagePart::Image(_))))
+            .collect();
+        let mut place = self.in_order.take(&message.session_id);
+        if photos.is_empty() && place.is_next() {
+            return self.hand_on(message, album, inbound).await;
+        }
+        let (adapter, inbound) = (Arc::clone(self), inbound.clone());
+        tokio::spawn(async move {
+            let mut message = message;
+            for (index, file_id) in photos {
+                let image = adapter.image(&file_id).await;
+                message.chain[index] = image.unwrap_or_else(|error| {
+                    tracing::warn!(platform.id = %adapter.id, %error, "could not fetch a photo; passing the file id on");
+                    MessagePart::Other {
                         kind: "telegram_file".into(),
                         data: json!({"file_id": file_id, "error": error.to_string()}),
-                    };
-                }
+                    }
+                });
+            }
+            place.wait().await;
+            adapter.hand_on(message, album, &inbound).await;
+        });
+    }
+
+    /// Hands a message to the pipeline; an album's photos are answered
+    /// once, together.
+    async fn hand_on(
+        self: &Arc<Self>,
+        message: InboundMessage,
+        album: Option<String>,
+        inbound: &mpsc::Sender<InboundMessage>,
+    ) {
+        match album {
+            Some(group) => self.albums.add(&group, message, inbound),
+            // The receiver is gone only while the server shuts down.
+            None => {
+                let _ = inbound.send(message).await;
             }
         }
-        // An album's photos are answered once, together.
-        if let Some(group) = update.pointer("/message/media_group_id") {
-            let group = group
-                .as_str()
-                .map_or_else(|| group.to_string(), str::to_owned);
-            self.albums.add(&group, message, inbound);
-            return;
-        }
-        // The receiver is gone only while the server shuts down.
-        let _ = inbound.send(message).await;
     }
 
     /// A photo's bytes. Telegram's download URL holds the bot token, and
     /// handed to the model it would reach the provider (AstrBot, too,
     /// downloads images and sends their bytes).
-    async fn image(&self, file_id: &str) -> Result<Media, PlatformError> {
+    async fn image(&self, file_id: &str) -> Result<MessagePart, PlatformError> {
         let file = self
             .api
             .call("getFile", &json!({"file_id": file_id}))
@@ -236,10 +264,10 @@ impl TelegramAdapter {
             .and_then(Value::as_str)
             .ok_or_else(|| PlatformError::Other("getFile returned no file_path".into()))?;
         let data = self.api.download(path, MAX_IMAGE_BYTES).await?;
-        Ok(Media::Bytes {
+        Ok(MessagePart::Image(Media::Bytes {
             data,
             mime: image_type(path).to_owned(),
-        })
+        }))
     }
 
     /// Brings the chat up to date with `answer.text`: full messages first,

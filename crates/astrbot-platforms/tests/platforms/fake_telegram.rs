@@ -34,6 +34,8 @@ struct Shared {
     /// Methods whose next call is refused with `429` and this `retry_after`.
     rate_limits: Mutex<HashMap<String, i64>>,
     next_message: AtomicI64,
+    /// How long a file download takes before its bytes come.
+    file_delay: Mutex<Duration>,
 }
 
 pub struct FakeTelegram {
@@ -65,6 +67,11 @@ impl FakeTelegram {
 
     pub fn file_base(&self) -> String {
         format!("http://127.0.0.1:{}/file/bot", self.port)
+    }
+
+    /// Makes every file download take `delay`.
+    pub fn slow_files(&self, delay: Duration) {
+        *self.shared.file_delay.lock().unwrap() = delay;
     }
 
     /// Queues a message update; returns its `update_id`.
@@ -140,6 +147,8 @@ async fn file(
     if bot != format!("bot{}", shared.token) {
         return error(404, "Not Found");
     }
+    let delay = *shared.file_delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
     let mut response = file_bytes(&path).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -125,6 +125,38 @@ async fn polling_survives_api_failures() {
 }
 
 #[tokio::test]
+async fn a_slow_photo_holds_up_its_own_chat_only() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    fake.slow_files(Duration::from_secs(2));
+    let private = |chat: i64, message_id: i64| {
+        json!({
+            "message_id": message_id, "date": 1700000000,
+            "chat": {"id": chat, "type": "private", "first_name": "Ada"},
+            "from": {"id": chat, "is_bot": false, "first_name": "Ada"},
+        })
+    };
+    let mut photo = private(1, 1);
+    photo["photo"] = json!([{"file_id": "slow", "file_unique_id": "s", "width": 9, "height": 9}]);
+    let mut after_the_photo = private(1, 2);
+    after_the_photo["text"] = json!("and this one?");
+    let mut other_chat = private(2, 3);
+    other_chat["text"] = json!("hello");
+    for message in [photo, after_the_photo, other_chat] {
+        fake.queue_message(message);
+    }
+    let started = Instant::now();
+    let mut bot = start(config(&fake, TOKEN));
+
+    let first = bot.next_inbound().await;
+    assert_eq!(first.session_id, "2", "the other chat goes first");
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    let second = bot.next_inbound().await;
+    let third = bot.next_inbound().await;
+    assert_eq!((second.message_id.as_str(), third.message_id.as_str()), ("1", "2"));
+    bot.stop().await;
+}
+
+#[tokio::test]
 async fn photo_reply_and_mention_are_parsed() {
     let fake = FakeTelegram::start(TOKEN).await;
     let caption = "@AstrTestBot what is this?";
