@@ -259,3 +259,26 @@ test("changing the default password clears the banner; log out and in again", as
   await signIn(NEW_PASSWORD);
   assert.equal(await page.isVisible("#pwd-banner"), false, "no banner after the change");
 });
+
+test("an admin with a non-ASCII name changes the password and stays signed in", async () => {
+  const changeAccount = async (current, next, name) => {
+    await page.goto(`${base}/#/account`);
+    await page.waitForSelector("#account-form");
+    await page.fill("#account-current", current);
+    await page.fill("#account-username", name || "");
+    await page.fill("#account-new", next);
+    await page.fill("#account-confirm", next);
+    const before = await page.evaluate(() => sessionStorage.getItem("astrbot.token"));
+    await page.click("#account-form button[type=submit]");
+    // The page signs in again with the new credentials: a new token.
+    await page.waitForFunction(
+      (before) => sessionStorage.getItem("astrbot.token") !== before, before, { timeout: 8000 });
+  };
+  await changeAccount(NEW_PASSWORD, "second-password-2", "管理员");
+  // Only the password this time: the page reads the name from its token.
+  await changeAccount("second-password-2", "third-password-3");
+
+  await page.goto(`${base}/#/keys`);
+  await page.waitForSelector("#keys-table");
+  assert.notEqual(await page.evaluate(() => location.hash), "#/login");
+});

@@ -99,7 +99,10 @@
     try {
       var part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
       while (part.length % 4) part += "=";
-      return JSON.parse(atob(part));
+      // atob gives one character per byte; the payload is UTF-8 (a name
+      // such as 管理员).
+      var bytes = Uint8Array.from(atob(part), function (c) { return c.charCodeAt(0); });
+      return JSON.parse(new TextDecoder().decode(bytes));
     } catch (e) {
       return {};
     }
