@@ -149,10 +149,17 @@ async fn a_slow_photo_holds_up_its_own_chat_only() {
 
     let first = bot.next_inbound().await;
     assert_eq!(first.session_id, "2", "the other chat goes first");
-    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
     let second = bot.next_inbound().await;
     let third = bot.next_inbound().await;
-    assert_eq!((second.message_id.as_str(), third.message_id.as_str()), ("1", "2"));
+    assert_eq!(
+        (second.message_id.as_str(), third.message_id.as_str()),
+        ("1", "2")
+    );
     bot.stop().await;
 }
 

@@ -617,7 +617,7 @@ async fn a_wrong_login_answers_the_compact_ascii_escaped_error() {
 #[tokio::test]
 async fn blank_admin_credentials_in_the_file_are_the_defaults_not_an_open_door() {
     let app = spawn_app_with(Behaviour::default(), |config| {
-        config["dashboard"] = json!({"username": "", "password": " "});
+        config["dashboard"] = json!({"username": null, "password": " ", "jwt_secret": "  "});
     })
     .await;
 
@@ -643,6 +643,26 @@ async fn blank_admin_credentials_in_the_file_are_the_defaults_not_an_open_door()
         file["dashboard"]["password"],
         "77b90590a8945a7d36c963981a307dc9"
     );
+    assert_eq!(file["dashboard"]["jwt_secret"].as_str().unwrap().len(), 64);
+
+    // A save cannot blank them either: whitespace keeps the stored ones.
+    let (_, saved) = app
+        .admin_post(
+            &token,
+            "/api/config/astrbot/update",
+            json!({"conf_id": "default", "config": {"dashboard": {"password": "   ", "username": " "}}}),
+        )
+        .await;
+    assert_eq!(saved["status"], "ok", "{saved}");
+    let (_, spaces) = app
+        .post_json(
+            "/api/auth/login",
+            None,
+            json!({"username": " ", "password": "   "}),
+        )
+        .await;
+    assert_eq!(spaces["status"], "error", "{spaces}");
+    app.admin_token().await;
 }
 
 #[tokio::test]

@@ -655,11 +655,7 @@ fn ensure_jwt_secret(document: &mut Value) -> bool {
     let Some(dashboard) = document.get_mut("dashboard").and_then(Value::as_object_mut) else {
         return false;
     };
-    let present = dashboard
-        .get("jwt_secret")
-        .and_then(Value::as_str)
-        .is_some_and(|secret| !secret.is_empty());
-    if present {
+    if !is_blank(dashboard.get("jwt_secret")) {
         return false;
     }
     let mut bytes = [0u8; 32];
@@ -667,6 +663,14 @@ fn ensure_jwt_secret(document: &mut Value) -> bool {
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     dashboard.insert("jwt_secret".into(), Value::String(secret));
     true
+}
+
+/// Whether an admin credential is missing or unusable: not a string, or
+/// only whitespace (which the login form cannot send back).
+fn is_blank(value: Option<&Value>) -> bool {
+    value
+        .and_then(Value::as_str)
+        .is_none_or(|text| text.trim().is_empty())
 }
 
 /// Fills an admin username or password the file leaves empty with AstrBot's
@@ -680,11 +684,7 @@ fn fill_blank_credentials(document: &mut Value) -> bool {
     let defaults = default_config();
     let mut filled = false;
     for key in ["username", "password"] {
-        let blank = dashboard
-            .get(key)
-            .and_then(Value::as_str)
-            .is_some_and(|value| value.trim().is_empty());
-        if blank {
+        if is_blank(dashboard.get(key)) {
             tracing::warn!(
                 setting = %format_args!("dashboard.{key}"),
                 "this admin setting is empty in the config file; AstrBot's default is used and written to the file"
@@ -719,11 +719,7 @@ fn keep_secret(incoming: &mut Map<String, Value>, current: &Value) -> Vec<&'stat
         return kept;
     };
     for key in ["username", "password", "jwt_secret"] {
-        let blank = dashboard
-            .get(key)
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty);
-        if blank {
+        if is_blank(dashboard.get(key)) {
             if let Some(value) = current_dashboard.get(key) {
                 dashboard.insert(key.to_owned(), value.clone());
                 kept.push(key);
