@@ -27,9 +27,10 @@ pub(super) async fn connect(
     inbound: mpsc::Sender<InboundMessage>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), PlatformError> {
-    // NapCat also takes the token as `?access_token=`: the URL is shown
-    // without its query in logs, errors and the bot's status.
-    let shown = without_query(&url);
+    // NapCat also takes the token as `?access_token=`, and a URL may hold
+    // a user and password: it is shown without either in logs, errors and
+    // the bot's status.
+    let shown = without_secrets(&url);
     let mut request = url
         .as_str()
         .into_client_request()
@@ -53,7 +54,7 @@ pub(super) async fn connect(
                 if ended.delivered {
                     retry = FIRST_RETRY;
                 } else if !*shutdown.borrow() {
-                    let message = closed_early(&shown, &ended, adapter.config.token.as_deref());
+                    let message = closed_early(&url, &ended, adapter.config.token.as_deref());
                     tracing::warn!(platform.id = %adapter.id, "{message}");
                     adapter.status.set_error(message);
                 }
@@ -79,18 +80,48 @@ pub(super) async fn connect(
     Ok(())
 }
 
-/// `url` as it may be shown: without its query, which may hold a token.
-fn without_query(url: &str) -> String {
-    match url.split_once('?') {
+/// `url` as it may be shown: without its query and its user and password,
+/// which may hold a token.
+fn without_secrets(url: &str) -> String {
+    let shown = match url.split_once('?') {
         Some((base, _)) => format!("{base}?…"),
         None => url.to_owned(),
+    };
+    match user_part(&shown) {
+        Some(user) => shown.replacen(&format!("{user}@"), "***@", 1),
+        None => shown,
     }
+}
+
+/// The `user:password` before the host, if the URL has one.
+fn user_part(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    authority.rsplit_once('@').map(|(user, _)| user)
+}
+
+/// What in `url` may be a secret: its query's values and its user and
+/// password (short values are left, as cutting them would mangle text).
+fn secrets_in(url: &str) -> Vec<String> {
+    let query = url
+        .split_once('?')
+        .map(|(_, query)| query)
+        .unwrap_or_default();
+    let values = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').map(|(_, value)| value));
+    let user = user_part(url).into_iter().flat_map(|user| user.split(':'));
+    values
+        .chain(user)
+        .filter(|secret| secret.len() >= 4)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The error for a connection the OneBot implementation closed before
 /// sending anything, with its close code and reason. The reason may quote
-/// the token we presented (and the URL may hold it in its query), so the
-/// token is cut out.
+/// the token we presented, from the config or from the URL, so every
+/// secret is cut out.
 fn closed_early(url: &str, ended: &Ended, token: Option<&str>) -> String {
     let how = match &ended.close {
         Some(close) => format!(
@@ -100,13 +131,18 @@ fn closed_early(url: &str, ended: &Ended, token: Option<&str>) -> String {
         ),
         None => "without a close frame".to_owned(),
     };
-    let message = format!(
-        "the OneBot implementation at {url} closed the connection before sending anything: {how}"
+    let shown = without_secrets(url);
+    let mut message = format!(
+        "the OneBot implementation at {shown} closed the connection before sending anything: {how}"
     );
-    match token.filter(|token| !token.is_empty()) {
-        Some(token) => message.replace(token, "***"),
-        None => message,
+    let token = token.filter(|token| !token.is_empty()).map(str::to_owned);
+    let mut secrets: Vec<String> = token.into_iter().chain(secrets_in(url)).collect();
+    // The longest first, so that no part of one is left behind.
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    for secret in secrets {
+        message = message.replace(&secret, "***");
     }
+    message
 }
 
 #[cfg(test)]
@@ -117,14 +153,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_url_is_shown_without_its_query() {
+    fn a_url_is_shown_without_its_query_or_password() {
         assert_eq!(
-            without_query("ws://127.0.0.1:3001/?access_token=s3cret"),
+            without_secrets("ws://127.0.0.1:3001/?access_token=s3cret"),
             "ws://127.0.0.1:3001/?…"
         );
         assert_eq!(
-            without_query("ws://127.0.0.1:3001/"),
+            without_secrets("ws://admin:PWSECRET456@127.0.0.1:3001/x"),
+            "ws://***@127.0.0.1:3001/x"
+        );
+        assert_eq!(
+            without_secrets("ws://127.0.0.1:3001/"),
             "ws://127.0.0.1:3001/"
+        );
+    }
+
+    #[test]
+    fn a_close_reason_quoting_the_urls_token_is_cut_too() {
+        let url = "ws://admin:PWSECRET456@127.0.0.1:3001/?access_token=QSECRET123";
+        let refused = Ended {
+            delivered: false,
+            close: Some(CloseFrame {
+                code: CloseCode::Policy,
+                reason: "invalid access_token QSECRET123 for admin:PWSECRET456".into(),
+            }),
+        };
+        let message = closed_early(url, &refused, None);
+        assert!(!message.contains("QSECRET123"), "{message}");
+        assert!(!message.contains("PWSECRET456"), "{message}");
+        assert!(
+            message.contains("reason \"invalid access_token *** for ***:***\""),
+            "{message}"
         );
     }
 
@@ -140,7 +199,7 @@ mod tests {
         };
         assert_eq!(
             closed_early(url, &refused, Some("s3cret")),
-            "the OneBot implementation at ws://127.0.0.1:3001/?access_token=*** closed the \
+            "the OneBot implementation at ws://127.0.0.1:3001/?… closed the \
              connection before sending anything: close code 1008, reason \"bad token ***\""
         );
         let dropped = Ended {
