@@ -376,6 +376,33 @@ async fn the_whitelist_keeps_other_chats_out() {
 }
 
 #[tokio::test]
+async fn a_private_chat_is_let_in_by_its_umo_not_by_a_number() {
+    // A group's number may be a user's too: as in AstrBot, a private chat
+    // is listed by its whole UMO.
+    for (listed, answered) in [
+        (json!([4242]), false),
+        (json!(["qq:FriendMessage:4242"]), true),
+    ] {
+        let (_app, mut onebot) = onebot_with(|config| {
+            config["platform_settings"] = json!({"id_whitelist": listed});
+        })
+        .await;
+
+        onebot
+            .send_event(message_event("private", 4242, "hello"))
+            .await;
+
+        if answered {
+            let action = onebot.next_action().await;
+            onebot.answer(&action, 0, "").await;
+            assert_eq!(action["params"]["user_id"], 4242);
+        } else {
+            assert!(stays_quiet(&mut onebot).await, "{listed}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_whitelist_turned_off_lets_every_chat_in() {
     let (_app, mut onebot) = onebot_with(|config| {
         config["platform_settings"] =

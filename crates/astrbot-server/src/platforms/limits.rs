@@ -15,8 +15,8 @@ use crate::config::LoadedConfig;
 use crate::routes::python::to_str;
 
 /// `platform_settings.id_whitelist`: when not empty (and
-/// `enable_id_white_list` is not false), only the listed UMOs, chat ids or
-/// sender ids are answered. Admins pass unless `wl_ignore_admin_on_group`
+/// `enable_id_white_list` is not false), only the listed UMOs and group
+/// ids are answered. Admins pass unless `wl_ignore_admin_on_group`
 /// / `wl_ignore_admin_on_friend` are false.
 pub struct Whitelist {
     ids: Vec<String>,
@@ -56,10 +56,14 @@ impl Whitelist {
         if is_admin && admin_passes {
             return true;
         }
-        let umo = umo.to_string();
+        // As in AstrBot: a chat's UMO, or a group's id. Not a sender's id:
+        // QQ users and groups share one space of numbers, so a group's
+        // entry would let in the user with that number everywhere.
+        let (umo, chat) = (umo.to_string(), message.umo().to_string());
+        let group = (message.message_type == MessageType::Group).then_some(&message.session_id);
         self.ids
             .iter()
-            .any(|id| *id == umo || *id == message.session_id || *id == message.sender.id)
+            .any(|id| *id == umo || *id == chat || Some(id) == group)
     }
 }
 
