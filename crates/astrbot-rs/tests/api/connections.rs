@@ -186,6 +186,36 @@ async fn an_http2_connection_without_requests_is_closed_with_goaway() {
 }
 
 #[tokio::test]
+async fn a_body_declared_over_the_limit_is_refused_before_it_is_sent() {
+    let app = spawn_app().await;
+    let (key, _) = app.create_key(&["chat", "file"]).await;
+
+    for (path, length) in [
+        ("/api/v1/chat", 16 * 1024 * 1024 + 1),
+        ("/api/v1/file", 200 * 1024 * 1024),
+    ] {
+        let mut client = app.connect().await;
+        // No body follows: the client waits to be told to send it.
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {length}\r\n\
+             Expect: 100-continue\r\n\r\n"
+        );
+        client.write_all(head.as_bytes()).await.unwrap();
+
+        let (response, took) = read_until_closed(&mut client).await;
+
+        assert!(response.starts_with("HTTP/1.1 413"), "{path}: {response}");
+        assert!(!response.contains("100 Continue"), "{path}: {response}");
+        assert!(
+            took < Duration::from_secs(5),
+            "{path}: answered after {took:?}"
+        );
+        assert_eq!(json_body(&response)["status"], "error", "{path}");
+    }
+}
+
+#[tokio::test]
 async fn a_chat_body_that_stalls_is_answered_in_the_envelope() {
     let app = spawn_limited_app(Behaviour::default()).await;
     let (key, _) = app.create_key(&["chat"]).await;

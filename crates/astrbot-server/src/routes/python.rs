@@ -47,6 +47,11 @@ impl<S: Send + Sync> FromRequest<S> for PythonBody {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        // Refused before a byte of it is read (or `100 Continue` invites
+        // it): a client that said the body is too large is told at once.
+        if declared_length(&request).is_some_and(|length| length > MAX_JSON_BODY_BYTES as u64) {
+            return Err(too_large());
+        }
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(unread_body)?;
@@ -60,14 +65,23 @@ impl<S: Send + Sync> FromRequest<S> for PythonBody {
 /// the size limit, or one the client stopped sending.
 fn unread_body(rejection: BytesRejection) -> Response {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        let message = format!(
-            "Request body is larger than {} MiB",
-            MAX_JSON_BODY_BYTES >> 20
-        );
-        return Envelope::error_with_status(StatusCode::PAYLOAD_TOO_LARGE, message)
-            .closing_connection();
+        return too_large();
     }
     Envelope::error_with_status(rejection.status(), rejection.body_text()).closing_connection()
+}
+
+fn too_large() -> Response {
+    let message = format!(
+        "Request body is larger than {} MiB",
+        MAX_JSON_BODY_BYTES >> 20
+    );
+    Envelope::error_with_status(StatusCode::PAYLOAD_TOO_LARGE, message).closing_connection()
+}
+
+/// The body's length as its `Content-Length` header gives it.
+pub fn declared_length(request: &Request) -> Option<u64> {
+    let length = request.headers().get(axum::http::header::CONTENT_LENGTH)?;
+    length.to_str().ok()?.trim().parse().ok()
 }
 
 /// The request body as a JSON object. An empty body, and JSON that Python

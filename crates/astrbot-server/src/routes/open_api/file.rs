@@ -12,7 +12,19 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use crate::json::Envelope;
+use crate::routes::python::declared_length;
 use crate::state::AppState;
+
+/// What a multipart body may hold beyond the file itself before its
+/// declared length alone refuses it.
+const FORM_MARGIN_BYTES: u64 = 1024 * 1024;
+
+fn too_large(limit: u64) -> Envelope {
+    Envelope::error_with_status(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("File too large: the limit is {} MiB", limit / (1024 * 1024)),
+    )
+}
 
 /// File names are cut to this many bytes (file systems allow 255).
 const MAX_NAME_BYTES: usize = 200;
@@ -27,6 +39,12 @@ pub async fn upload_file(State(state): State<AppState>, request: Request) -> Res
 }
 
 async fn upload(state: &AppState, request: Request) -> Envelope {
+    // A body declared far over the limit is refused before it is read; the
+    // margin is room for the form's own framing and other fields.
+    let limit = state.configs.default_config().max_upload_bytes;
+    if declared_length(&request).is_some_and(|length| length > limit + FORM_MARGIN_BYTES) {
+        return too_large(limit);
+    }
     let Ok(mut multipart) = Multipart::from_request(request, &()).await else {
         return Envelope::error("Missing key: file");
     };
@@ -112,10 +130,7 @@ async fn write_field(
             Ok(Some(chunk)) => {
                 size += chunk.len() as u64;
                 if size > limit {
-                    return Err(Envelope::error_with_status(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("File too large: the limit is {} MiB", limit / (1024 * 1024)),
-                    ));
+                    return Err(too_large(limit));
                 }
                 file.write_all(&chunk).await.map_err(io_failed)?;
             }
