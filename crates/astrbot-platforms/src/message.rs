@@ -30,10 +30,12 @@ pub enum MessagePart {
         source: Media,
     },
     /// A quote of an earlier message. Platforms that only send the id leave
-    /// `quoted_text` empty.
+    /// `quoted_text` empty. `to_bot`: the quoted message is the bot's own,
+    /// which wakes the bot in a group, as in AstrBot.
     Reply {
         message_id: String,
         quoted_text: Option<String>,
+        to_bot: bool,
     },
     /// An @-mention; `target_id` is `"all"` for @everyone.
     At {
@@ -102,6 +104,13 @@ impl InboundMessage {
         self.chain
             .iter()
             .any(|part| matches!(part, MessagePart::At { is_bot: true, .. }))
+    }
+
+    /// Whether the message quotes one of the bot's own.
+    pub fn replies_to_bot(&self) -> bool {
+        self.chain
+            .iter()
+            .any(|part| matches!(part, MessagePart::Reply { to_bot: true, .. }))
     }
 }
 

@@ -14,6 +14,12 @@ const CAPACITY: usize = 1024;
 pub(crate) struct Seen(Mutex<(VecDeque<String>, HashSet<String>)>);
 
 impl Seen {
+    /// Whether `key` was offered lately.
+    pub fn contains(&self, key: &str) -> bool {
+        let guard = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+        guard.1.contains(key)
+    }
+
     /// True the first time a key is offered.
     pub fn first_time(&self, key: String) -> bool {
         let mut guard = self.0.lock().unwrap_or_else(|poison| poison.into_inner());

@@ -44,9 +44,11 @@ pub fn parse_message_create(
                 .and_then(Value::as_str)
                 .filter(|text| !text.is_empty())
                 .map(str::to_owned);
+            let author = data.pointer("/referenced_message/author/id");
             chain.push(MessagePart::Reply {
                 message_id: message_id.to_owned(),
                 quoted_text,
+                to_bot: author.and_then(Value::as_str) == Some(self_id),
             });
         }
     }
@@ -201,7 +203,8 @@ mod tests {
             vec![
                 MessagePart::Reply {
                     message_id: "899".into(),
-                    quoted_text: Some("earlier".into())
+                    quoted_text: Some("earlier".into()),
+                    to_bot: false,
                 },
                 MessagePart::At {
                     target_id: "42".into(),

@@ -24,7 +24,7 @@ use crate::config::PlatformConfig;
 use crate::message::{InboundMessage, Media, OutboundChain, OutboundPart, SessionTarget};
 use crate::seen::Seen;
 use links::Links;
-use segments::{id_value, outbound_segment};
+use segments::{id_string, id_value, outbound_segment};
 
 /// AstrBot's `type` name for OneBot v11.
 pub const KIND: &str = "aiocqhttp";
@@ -37,6 +37,8 @@ pub struct AiocqhttpAdapter {
     status: StatusCell,
     /// Messages already handed on, by account, chat and message id.
     seen: Seen,
+    /// The ids of the messages the bot sent lately.
+    sent: Seen,
 }
 
 impl AiocqhttpAdapter {
@@ -46,6 +48,7 @@ impl AiocqhttpAdapter {
             config,
             links: Links::default(),
             seen: Seen::default(),
+            sent: Seen::default(),
             status: StatusCell::default(),
         }
     }
@@ -133,10 +136,12 @@ impl PlatformAdapter for AiocqhttpAdapter {
         };
         let account = target.account.as_deref();
         let timeout = self.config.action_timeout;
-        self.links
-            .call(account, action, params, timeout)
-            .await
-            .map(drop)
+        let sent = self.links.call(account, action, params, timeout).await?;
+        // A reply quoting this message is for the bot.
+        if let Some(id) = sent.get("message_id") {
+            self.sent.first_time(id_string(Some(id)));
+        }
+        Ok(())
     }
 
     fn status(&self) -> PlatformStatus {

@@ -91,9 +91,12 @@ fn parse_segment(segment: &Value, self_id: &str) -> Option<MessagePart> {
                 name,
             }
         }
+        // Whether the quoted message is the bot's is known to the adapter,
+        // which remembers what it sent.
         "reply" => MessagePart::Reply {
             message_id: text("id"),
             quoted_text: None,
+            to_bot: false,
         },
         "at" => {
             let target_id = text("qq");
@@ -208,7 +211,8 @@ mod tests {
             vec![
                 MessagePart::Reply {
                     message_id: "99".into(),
-                    quoted_text: None
+                    quoted_text: None,
+                    to_bot: false,
                 },
                 MessagePart::At {
                     target_id: "10".into(),

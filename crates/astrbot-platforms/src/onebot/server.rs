@@ -23,7 +23,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::segments::{id_string, parse_message_event};
 use super::AiocqhttpAdapter;
 use crate::adapter::{wait_for_shutdown, PlatformError};
-use crate::message::InboundMessage;
+use crate::message::{InboundMessage, MessagePart};
 
 /// A client that opens TCP but never finishes the handshake is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -227,9 +227,17 @@ fn handle_frame(adapter: &AiocqhttpAdapter, value: Value, inbound: &mpsc::Sender
         }
         return;
     }
-    let Some(message) = parse_message_event(&adapter.id, &value) else {
+    let Some(mut message) = parse_message_event(&adapter.id, &value) else {
         return;
     };
+    for part in &mut message.chain {
+        if let MessagePart::Reply {
+            message_id, to_bot, ..
+        } = part
+        {
+            *to_bot = adapter.sent.contains(message_id);
+        }
+    }
     let key = format!(
         "{}/{}/{}",
         message.self_id, message.session_id, message.message_id

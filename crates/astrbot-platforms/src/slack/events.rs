@@ -43,6 +43,7 @@ pub fn parse_event(platform_id: &str, self_user_id: &str, event: &Value) -> Opti
         chain.push(MessagePart::Reply {
             message_id: thread.to_owned(),
             quoted_text: None,
+            to_bot: false,
         });
     }
     chain.extend(parse_text(
@@ -178,7 +179,8 @@ mod tests {
             vec![
                 MessagePart::Reply {
                     message_id: "1700000000.000100".into(),
-                    quoted_text: None
+                    quoted_text: None,
+                    to_bot: false,
                 },
                 MessagePart::At {
                     target_id: "UBOT".into(),

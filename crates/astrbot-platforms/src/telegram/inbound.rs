@@ -64,9 +64,11 @@ pub fn parse_update(platform_id: &str, bot: &BotIdentity, update: &Value) -> Opt
                 .or_else(|| quoted.get("caption"))
                 .and_then(Value::as_str)
                 .map(str::to_owned);
+            let author = quoted.pointer("/from/id").and_then(id_string);
             chain.push(MessagePart::Reply {
                 message_id,
                 quoted_text,
+                to_bot: author.as_deref() == Some(bot.id.as_str()),
             });
         }
     }
@@ -317,6 +319,25 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_to_the_bots_own_message_is_for_the_bot() {
+        let reply_to = |author: i64| {
+            let parsed = parse_update(
+                "tg",
+                &bot(),
+                &update(json!({
+                    "message_id": 8, "chat": {"id": -100123, "type": "supergroup"},
+                    "from": {"id": 5, "first_name": "Ada"}, "text": "why?",
+                    "reply_to_message": {"message_id": 6, "from": {"id": author, "is_bot": true},
+                                         "chat": {"id": -100123, "type": "supergroup"}, "text": "earlier"},
+                })),
+            );
+            parsed.unwrap().message.replies_to_bot()
+        };
+        assert!(reply_to(99));
+        assert!(!reply_to(7));
+    }
+
+    #[test]
     fn group_text_with_mention_reply_and_sender() {
         let parsed = parse_update(
             "tg",
@@ -348,7 +369,8 @@ mod tests {
             vec![
                 MessagePart::Reply {
                     message_id: "6".into(),
-                    quoted_text: Some("earlier".into())
+                    quoted_text: Some("earlier".into()),
+                    to_bot: false,
                 },
                 MessagePart::At {
                     target_id: "99".into(),

@@ -118,7 +118,8 @@ async fn webhook_signed_events_arrive_and_bad_requests_get_401() {
         message.chain[0],
         MessagePart::Reply {
             message_id: "1700000000.000100".into(),
-            quoted_text: None
+            quoted_text: None,
+            to_bot: false,
         }
     );
 

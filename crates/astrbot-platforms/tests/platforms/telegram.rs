@@ -205,6 +205,7 @@ async fn photo_reply_and_mention_are_parsed() {
             MessagePart::Reply {
                 message_id: "8".into(),
                 quoted_text: Some("the earlier message".into()),
+                to_bot: false,
             },
             MessagePart::At {
                 target_id: "4242".into(),

@@ -437,6 +437,33 @@ async fn the_rate_limit_discards_what_exceeds_it_and_replies_carry_the_prefix() 
 }
 
 #[tokio::test]
+async fn a_reply_to_the_bots_message_wakes_it_as_in_astrbot() {
+    let (_app, mut onebot) = onebot_with(|_| {}).await;
+    // The bot answers; the fake gives its message the id 777.
+    let first = ask(&mut onebot, 4242, "/hello").await;
+    let quoting = |id: &str| {
+        let mut event = message_event("group", 555, "");
+        event["message"] = json!([
+            {"type": "reply", "data": {"id": id}},
+            {"type": "text", "data": {"text": "why?"}},
+        ]);
+        event
+    };
+
+    onebot.send_event(quoting("12345")).await;
+    assert!(
+        stays_quiet(&mut onebot).await,
+        "a reply to someone else is not"
+    );
+    onebot.send_event(quoting("777")).await;
+    let action = onebot.next_action().await;
+    onebot.answer(&action, 0, "").await;
+
+    assert_eq!(first, "Echo: hello");
+    assert_eq!(action_text(&action), "Echo: why?");
+}
+
+#[tokio::test]
 async fn a_message_delivered_twice_is_answered_once() {
     // NapCat may send an event again after reconnecting.
     let (_app, mut onebot) = onebot_with(|_| {}).await;

@@ -20,8 +20,8 @@ pub struct Woken {
 /// Private messages wake the bot unless
 /// `platform_settings.friend_message_needs_wake_prefix`; group messages
 /// when they start with a wake prefix (an empty one matches everything, as
-/// in AstrBot), mention the bot, or mention everyone (unless
-/// `ignore_at_all`). A group message that opens by mentioning someone else
+/// in AstrBot), mention the bot, quote one of its messages, or mention
+/// everyone (unless `ignore_at_all`). A group message that opens by mentioning someone else
 /// is for them, whatever prefix follows. `None` when the bot should stay
 /// quiet or nothing is left to answer.
 pub fn check(config: &LoadedConfig, message: &InboundMessage) -> Option<Woken> {
@@ -53,7 +53,8 @@ pub fn check(config: &LoadedConfig, message: &InboundMessage) -> Option<Woken> {
             .chain
             .iter()
             .any(|part| matches!(part, MessagePart::At { target_id, .. } if target_id == AT_ALL));
-    if !(private_wakes || prefix.is_some() || message.mentions_bot() || everyone_mentioned) {
+    let addressed = message.mentions_bot() || message.replies_to_bot() || everyone_mentioned;
+    if !(private_wakes || prefix.is_some() || addressed) {
         return None;
     }
 
@@ -83,6 +84,7 @@ pub fn check(config: &LoadedConfig, message: &InboundMessage) -> Option<Woken> {
             MessagePart::Reply {
                 message_id,
                 quoted_text: Some(quoted),
+                ..
             } => parts.push(UserPart::Reply {
                 message_id: Value::String(message_id.clone()),
                 selected_text: quoted.clone(),
