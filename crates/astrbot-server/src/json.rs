@@ -57,6 +57,14 @@ impl Envelope {
         response
     }
 
+    /// A successful answer with one more field in its `data` object.
+    pub fn with_data_field(mut self, key: &str, value: Value) -> Self {
+        if let Some(data) = self.body.get_mut("data").and_then(Value::as_object_mut) {
+            data.insert(key.to_owned(), value);
+        }
+        self
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }

@@ -831,6 +831,41 @@ async fn settings_of_the_wrong_kind_are_refused_instead_of_defaulted() {
 }
 
 #[tokio::test]
+async fn the_chat_page_is_told_which_config_a_new_chat_will_use() {
+    // A route for every webchat session, as AstrBot's dashboard can set.
+    let fake = FakeOpenAi::start(Behaviour::default()).await;
+    let root = temp_root();
+    let data = root.join("data");
+    std::fs::write(data.join("cmd_config.json"), config_for(&fake).to_string()).unwrap();
+    std::fs::create_dir_all(data.join("config")).unwrap();
+    std::fs::write(data.join("config").join("abconf_wide.json"), "{}").unwrap();
+    let store = SqliteStore::open(&data.join("astrbot-rs.db"))
+        .await
+        .unwrap();
+    let mapping = json!({"wide": {"path": "abconf_wide.json", "name": "Wide"}});
+    let routes = json!({"webchat:FriendMessage:*": "wide"});
+    store
+        .put_preference("global", "global", "abconf_mapping", &mapping)
+        .await
+        .unwrap();
+    store
+        .put_preference("global", "global", "umop_config_routing", &routes)
+        .await
+        .unwrap();
+    drop(store);
+    let app = start_server(root, fake).await;
+    let token = app.admin_token().await;
+
+    let (_, sessions) = app.admin_get(&token, "/api/chat/sessions").await;
+
+    assert_eq!(sessions["status"], "ok", "{sessions}");
+    assert_eq!(
+        sessions["data"]["new_session_config_id"], "wide",
+        "{sessions}"
+    );
+}
+
+#[tokio::test]
 async fn a_registered_config_whose_file_is_missing_stays_registered() {
     // AstrBot registered a config whose file is gone (a backup restored
     // without it, a file moved away for a while).

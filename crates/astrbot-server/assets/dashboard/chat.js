@@ -149,6 +149,8 @@
         });
         state.page = page;
         state.total = typeof data.total === "number" ? data.total : state.sessions.length;
+        state.newChatConfig = data.new_session_config_id || "default";
+        if (!state.sessionId && !config.changed) showConfig(state.newChatConfig);
         drawSessions();
         updateTitle();
       }).catch(h.reportError);
@@ -169,7 +171,7 @@
       messages.replaceChildren();
       drawSessions();
       updateTitle();
-      if (!id) { showConfig("default"); input.focus(); return; }
+      if (!id) { showConfig(state.newChatConfig); input.focus(); return; }
       messages.appendChild(el("p", { class: "muted", text: t("common.loading") }));
       h.api("GET", "/api/chat/history?session_id=" + encodeURIComponent(id)).then(function (json) {
         if (!state.alive || state.sessionId !== id) return;

@@ -43,7 +43,16 @@ pub async fn list_sessions(
     Extension(admin): Extension<AdminIdentity>,
     PythonQuery(query): PythonQuery,
 ) -> Envelope {
-    sessions::sessions_page(&state, &admin.username, &query).await
+    let page = sessions::sessions_page(&state, &admin.username, &query).await;
+    // The config a new chat's first turn will use (routes may name every
+    // webchat session), for the chat page's selector.
+    let new_session = Umo::webchat(&admin.username, &uuid::Uuid::new_v4().to_string());
+    let config_id = state
+        .configs
+        .resolve_for_umo(&new_session.to_string())
+        .id
+        .clone();
+    page.with_data_field("new_session_config_id", Value::String(config_id))
 }
 
 /// `GET /api/chat/history?session_id=…`: `{"history": [turns]}`, oldest
