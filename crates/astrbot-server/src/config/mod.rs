@@ -3,6 +3,8 @@
 //! JSON documents, so unknown keys survive a rewrite; typed views are read
 //! from them for what astrbot-rs uses.
 
+mod admin_credentials;
+mod checks;
 mod defaults;
 mod file;
 mod glob;

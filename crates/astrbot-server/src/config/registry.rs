@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use astrbot_core::{Store, StoreError};
-use rand::RngCore;
 use serde_json::{json, Map, Value};
 
-use super::model::whole_number;
+use super::admin_credentials::{ensure_jwt_secret, fill_blank_credentials, keep_secret};
+use super::checks::check_config;
 use super::seen_file::SeenFile;
 use super::token_cutoff::TokenCutoff;
 use super::{
@@ -528,115 +528,6 @@ impl ConfigRegistry {
     }
 }
 
-/// Sections that must be objects, and lists that must be arrays, when
-/// present. A `"dashboard": null` would otherwise silently drop the admin
-/// password and the JWT secret.
-const OBJECT_SECTIONS: [&str; 4] = [
-    "dashboard",
-    "provider_settings",
-    "platform_settings",
-    "astrbot_rs",
-];
-const ARRAY_SECTIONS: [&str; 5] = [
-    "provider_sources",
-    "provider",
-    "platform",
-    "persona",
-    "admins_id",
-];
-
-/// Settings that must be whole numbers in a range when present, with the
-/// name an admin reads in the error and whether only the default config's
-/// copy is read (the `dashboard` section, and the upload limit, are the
-/// server's; every config's providers take its own provider timeout). Any
-/// other value used to fall back to the default without a word:
-/// `"max_upload_mb": 0.5` allowed 128 MiB.
-const WHOLE_NUMBER_SETTINGS: [WholeNumberSetting; 3] = [
-    WholeNumberSetting {
-        pointer: "/astrbot_rs/max_upload_mb",
-        range: (1, 1 << 20),
-        default_only: true,
-    },
-    WholeNumberSetting {
-        pointer: "/astrbot_rs/provider_timeout_seconds",
-        range: (1, 1 << 31),
-        default_only: false,
-    },
-    // 0 asks the system for a free port, as `DASHBOARD_PORT=0` does.
-    WholeNumberSetting {
-        pointer: "/dashboard/port",
-        range: (0, 65_535),
-        default_only: true,
-    },
-];
-
-struct WholeNumberSetting {
-    pointer: &'static str,
-    range: (u64, u64),
-    default_only: bool,
-}
-
-/// Checks the settings of [`WHOLE_NUMBER_SETTINGS`] that `config_id` reads.
-fn check_whole_numbers(document: &Value, config_id: &str) -> Result<(), String> {
-    let is_default = config_id == DEFAULT_CONFIG_ID;
-    for setting in WHOLE_NUMBER_SETTINGS {
-        if setting.default_only && !is_default {
-            continue;
-        }
-        let Some(value) = document.pointer(setting.pointer) else {
-            continue;
-        };
-        let (least, most) = setting.range;
-        if !whole_number(value).is_some_and(|number| (least..=most).contains(&number)) {
-            let name = setting.pointer[1..].replace('/', ".");
-            return Err(format!(
-                "`{name}` must be a whole number from {least} to {most}, not {value}"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Everything a config document is checked for before it is used: its
-/// sections' types, the whole-number settings config `config_id` reads,
-/// and (in the default config) the admin's name.
-fn check_config(document: &Value, config_id: &str) -> Result<(), String> {
-    check_sections(document)?;
-    check_whole_numbers(document, config_id)?;
-    if config_id == DEFAULT_CONFIG_ID {
-        check_admin_name(document)?;
-    }
-    Ok(())
-}
-
-/// The admin's name is the dashboard chat's user name, which may not hold
-/// `!` (see the chat's `username` check); the account page refuses such a
-/// name, and so does the file or a save, instead of a chat refusing the
-/// admin later.
-fn check_admin_name(document: &Value) -> Result<(), String> {
-    let name = document
-        .pointer("/dashboard/username")
-        .and_then(Value::as_str);
-    if name.is_some_and(|name| name.contains('!')) {
-        return Err("`dashboard.username` must not contain '!'".to_owned());
-    }
-    Ok(())
-}
-
-fn check_sections(document: &Value) -> Result<(), String> {
-    for key in OBJECT_SECTIONS {
-        if document.get(key).is_some_and(|value| !value.is_object()) {
-            return Err(format!("`{key}` must be an object"));
-        }
-    }
-    for key in ARRAY_SECTIONS {
-        if document.get(key).is_some_and(|value| !value.is_array()) {
-            return Err(format!("`{key}` must be a list"));
-        }
-    }
-    Ok(())
-}
-
 /// A pattern is `platform_id:message_type:session_id`. AstrBot's router
 /// refuses any other count of `:` parts; here the session part may hold
 /// `:`, as webchat session ids may, and a session bound to a config is
@@ -650,52 +541,6 @@ fn check_route_pattern(pattern: &str) -> Result<(), RegistryError> {
     Ok(())
 }
 
-/// Generates the JWT secret on first start; true when it did.
-fn ensure_jwt_secret(document: &mut Value) -> bool {
-    let Some(dashboard) = document.get_mut("dashboard").and_then(Value::as_object_mut) else {
-        return false;
-    };
-    if !is_blank(dashboard.get("jwt_secret")) {
-        return false;
-    }
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    dashboard.insert("jwt_secret".into(), Value::String(secret));
-    true
-}
-
-/// Whether an admin credential is missing or unusable: not a string, or
-/// only whitespace (which the login form cannot send back).
-fn is_blank(value: Option<&Value>) -> bool {
-    value
-        .and_then(Value::as_str)
-        .is_none_or(|text| text.trim().is_empty())
-}
-
-/// Fills an admin username or password the file leaves empty with AstrBot's
-/// default, as for a new root, and says so in the log: an empty password
-/// would let anyone sign in with an empty form, where the default one is
-/// at least announced by the dashboard's banner. True when it filled any.
-fn fill_blank_credentials(document: &mut Value) -> bool {
-    let Some(dashboard) = document.get_mut("dashboard").and_then(Value::as_object_mut) else {
-        return false;
-    };
-    let defaults = default_config();
-    let mut filled = false;
-    for key in ["username", "password"] {
-        if is_blank(dashboard.get(key)) {
-            tracing::warn!(
-                setting = %format_args!("dashboard.{key}"),
-                "this admin setting is empty in the config file; AstrBot's default is used and written to the file"
-            );
-            dashboard.insert(key.to_owned(), defaults["dashboard"][key].clone());
-            filled = true;
-        }
-    }
-    filled
-}
-
 /// A config file's document (`None` when there is no file), checked as
 /// config `config_id`'s (see [`check_config`]); errors name the file.
 fn read_checked(path: &std::path::Path, config_id: &str) -> Result<Option<Value>, RegistryError> {
@@ -705,26 +550,4 @@ fn read_checked(path: &std::path::Path, config_id: &str) -> Result<Option<Value>
     check_config(&document, config_id)
         .map_err(|problem| RegistryError::Invalid(format!("{}: {problem}", path.display())))?;
     Ok(Some(document))
-}
-
-/// Keeps the admin username, password and JWT secret of `current` when
-/// the incoming document leaves them out or empty; says which it kept.
-fn keep_secret(incoming: &mut Map<String, Value>, current: &Value) -> Vec<&'static str> {
-    let mut kept = Vec::new();
-    let Some(current_dashboard) = current.get("dashboard").and_then(Value::as_object) else {
-        return kept;
-    };
-    let dashboard = incoming.entry("dashboard").or_insert_with(|| json!({}));
-    let Some(dashboard) = dashboard.as_object_mut() else {
-        return kept;
-    };
-    for key in ["username", "password", "jwt_secret"] {
-        if is_blank(dashboard.get(key)) {
-            if let Some(value) = current_dashboard.get(key) {
-                dashboard.insert(key.to_owned(), value.clone());
-                kept.push(key);
-            }
-        }
-    }
-    kept
 }
