@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 /// Every chat's line of messages not yet handed on.
 #[derive(Default)]
-pub(crate) struct InOrder {
+pub struct InOrder {
     chats: Mutex<HashMap<String, Line>>,
 }
 
@@ -23,7 +23,7 @@ struct Line {
 
 /// A message's place in its chat's line. Dropping it lets the next one
 /// go, whether or not this one was handed on.
-pub(crate) struct Place {
+pub struct Place {
     order: Arc<InOrder>,
     chat: String,
     number: u64,

@@ -26,6 +26,7 @@ pub mod telegram;
 
 pub use adapter::{wait_for_shutdown, PlatformAdapter, PlatformError, PlatformStatus, StatusCell};
 pub use config::{sanitize_platform_id, PlatformConfig};
+pub use in_order::{InOrder, Place};
 pub use manager::{Backoff, BotStatus, PlatformManager};
 pub use message::{
     InboundMessage, Media, MessagePart, OutboundChain, OutboundPart, Sender, SessionTarget,

@@ -463,6 +463,32 @@ async fn a_reply_to_the_bots_message_wakes_it_as_in_astrbot() {
     assert_eq!(action_text(&action), "Echo: why?");
 }
 
+// Two workers, as the server runs: on one thread the tasks of one chat's
+// messages happen to run in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_senders_messages_sent_together_are_answered_in_order() {
+    let (_app, mut onebot) = onebot_with(|config| {
+        config["platform_settings"] =
+            json!({"rate_limit": {"time": 1, "count": 2, "strategy": "stall"}});
+    })
+    .await;
+
+    for number in 0..5 {
+        onebot
+            .send_event(message_event("private", 4242, &format!("m{number}")))
+            .await;
+    }
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let action = onebot.next_action().await;
+        onebot.answer(&action, 0, "").await;
+        answers.push(action_text(&action));
+    }
+
+    let expected: Vec<String> = (0..5).map(|number| format!("Echo: m{number}")).collect();
+    assert_eq!(answers, expected);
+}
+
 #[tokio::test]
 async fn a_message_delivered_twice_is_answered_once() {
     // NapCat may send an event again after reconnecting.

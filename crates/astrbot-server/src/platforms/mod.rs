@@ -13,7 +13,9 @@ pub(crate) mod wake;
 use std::sync::Arc;
 
 use astrbot_core::{MessageType, Umo};
-use astrbot_platforms::{InboundMessage, OutboundChain, PlatformManager, PlatformRegistry};
+use astrbot_platforms::{
+    InOrder, InboundMessage, OutboundChain, PlatformManager, PlatformRegistry,
+};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -42,9 +44,20 @@ pub fn start(configs: Arc<ConfigRegistry>, chat: Arc<ChatService>) -> Arc<Platfo
         limiter: RateLimiter::default(),
     });
     tokio::spawn(async move {
+        // Each message is answered in a task of its own, but one sender's
+        // messages in a chat one after another, in the order they came:
+        // otherwise they race through the wake check and the rate limit,
+        // and the model sees the conversation scrambled. Different people
+        // in a group still go side by side.
+        let in_order = Arc::new(InOrder::default());
         while let Some(message) = inbound.recv().await {
+            let line = format!("{}\u{1}{}", message.umo(), message.sender.id);
+            let mut place = in_order.take(&line);
             let dispatcher = dispatcher.clone();
-            tokio::spawn(async move { dispatcher.handle(message).await });
+            tokio::spawn(async move {
+                place.wait().await;
+                dispatcher.handle(message).await;
+            });
         }
     });
     manager
