@@ -2,8 +2,9 @@
 //! per photo, sharing a `media_group_id`; the caption comes with one of
 //! them. AstrBot answers an album once, so its parts are gathered here
 //! until none has come for a short while (`telegram_media_group_timeout`,
-//! 2.5 s) or the first came a longer while ago
-//! (`telegram_media_group_max_wait`, 10 s), and handed on as one message.
+//! 2.5 s) and none is still downloading, or the first came a longer while
+//! ago (`telegram_media_group_max_wait`, 10 s), and handed on as one
+//! message. Until then the album holds its chat's later messages back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::in_order::Place;
 use crate::message::{InboundMessage, MessagePart};
 
 /// The albums being gathered, by `media_group_id`.
@@ -21,12 +23,19 @@ pub(super) struct Albums {
     longest: Duration,
 }
 
+#[derive(Default)]
 struct Album {
-    message: InboundMessage,
-    started: Instant,
+    /// The parts gathered so far, as one message.
+    message: Option<InboundMessage>,
+    started: Option<Instant>,
     /// Parts so far: a part's wait hands the album on only if no part
     /// came after it.
     parts: u64,
+    /// Parts announced (`expect`) and still being downloaded.
+    pending: u64,
+    /// The parts' places in their chat's line, let go once the album is
+    /// handed on.
+    places: Vec<Place>,
 }
 
 impl Albums {
@@ -36,6 +45,17 @@ impl Albums {
             quiet,
             longest,
         }
+    }
+
+    /// Announces a part of album `group` as it arrives, before its photo
+    /// is downloaded: the album waits for it, and holds `place` (and so
+    /// its chat's later messages) until it is handed on.
+    pub fn expect(&self, group: &str, place: Place) {
+        let mut open = self.lock();
+        let album = open.entry(group.to_owned()).or_default();
+        album.started.get_or_insert_with(Instant::now);
+        album.pending += 1;
+        album.places.push(place);
     }
 
     /// Adds one part of album `group`; the album goes to `inbound` once
@@ -48,45 +68,49 @@ impl Albums {
     ) {
         let (parts, wait) = {
             let mut open = self.lock();
-            match open.get_mut(group) {
-                Some(album) => {
-                    // The first part's reply and caption stand for the
-                    // album; the others add their pictures and text.
-                    let added = part
-                        .chain
+            let album = open.entry(group.to_owned()).or_default();
+            let started = *album.started.get_or_insert_with(Instant::now);
+            match &mut album.message {
+                // The first part's reply stands for the album; the others
+                // add their pictures and text.
+                Some(message) => message.chain.extend(
+                    part.chain
                         .into_iter()
-                        .filter(|part| !matches!(part, MessagePart::Reply { .. }));
-                    album.message.chain.extend(added);
-                    album.parts += 1;
-                    let left = self.longest.saturating_sub(album.started.elapsed());
-                    (album.parts, self.quiet.min(left))
-                }
-                None => {
-                    let album = Album {
-                        message: part,
-                        started: Instant::now(),
-                        parts: 1,
-                    };
-                    open.insert(group.to_owned(), album);
-                    (1, self.quiet)
-                }
+                        .filter(|part| !matches!(part, MessagePart::Reply { .. })),
+                ),
+                None => album.message = Some(part),
             }
+            album.parts += 1;
+            album.pending = album.pending.saturating_sub(1);
+            let left = self.longest.saturating_sub(started.elapsed());
+            (album.parts, self.quiet.min(left))
         };
+        let longest = self.longest;
         let (albums, group, inbound) = (Arc::clone(self), group.to_owned(), inbound.clone());
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             let complete = {
                 let mut open = albums.lock();
-                let last_part = open.get(&group).is_some_and(|album| album.parts == parts);
-                if last_part {
+                let done = open.get(&group).is_some_and(|album| {
+                    let waited_longest = album.started.is_some_and(|at| at.elapsed() >= longest);
+                    album.parts == parts && (album.pending == 0 || waited_longest)
+                });
+                if done {
                     open.remove(&group)
                 } else {
                     None
                 }
             };
-            if let Some(album) = complete {
+            let Some(mut album) = complete else {
+                return;
+            };
+            // In its chat's line where its first part came.
+            if let Some(first) = album.places.first_mut() {
+                first.wait().await;
+            }
+            if let Some(message) = album.message {
                 // The receiver is gone only while the server shuts down.
-                let _ = inbound.send(album.message).await;
+                let _ = inbound.send(message).await;
             }
         });
     }

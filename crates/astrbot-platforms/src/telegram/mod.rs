@@ -32,7 +32,7 @@ pub use updates::SECRET_HEADER;
 
 use crate::adapter::{PlatformAdapter, PlatformError, PlatformStatus, StatusCell};
 use crate::config::PlatformConfig;
-use crate::in_order::InOrder;
+use crate::in_order::{InOrder, Place};
 use crate::message::{InboundMessage, Media, MessagePart, OutboundChain, SessionTarget};
 use crate::seen::Seen;
 use albums::Albums;
@@ -212,8 +212,17 @@ impl TelegramAdapter {
             .into_iter()
             .filter(|(index, _)| matches!(message.chain.get(*index), Some(MessagePart::Image(_))))
             .collect();
-        let mut place = self.in_order.take(&message.session_id);
-        if photos.is_empty() && place.is_next() {
+        let place = self.in_order.take(&message.session_id);
+        let mut place = match &album {
+            // An album's parts do not wait for each other: the album holds
+            // their places and goes in its chat's line as one message.
+            Some(group) => {
+                self.albums.expect(group, place);
+                None
+            }
+            None => Some(place),
+        };
+        if photos.is_empty() && place.as_ref().is_none_or(Place::is_next) {
             return self.hand_on(message, album, inbound).await;
         }
         let (adapter, inbound) = (Arc::clone(self), inbound.clone());
@@ -229,7 +238,9 @@ impl TelegramAdapter {
                     }
                 });
             }
-            place.wait().await;
+            if let Some(place) = &mut place {
+                place.wait().await;
+            }
             adapter.hand_on(message, album, &inbound).await;
         });
     }

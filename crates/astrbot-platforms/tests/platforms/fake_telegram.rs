@@ -36,6 +36,8 @@ struct Shared {
     next_message: AtomicI64,
     /// How long a file download takes before its bytes come.
     file_delay: Mutex<Duration>,
+    /// Files whose path holds one of these names take longer.
+    slow_names: Mutex<Vec<(String, Duration)>>,
 }
 
 pub struct FakeTelegram {
@@ -72,6 +74,15 @@ impl FakeTelegram {
     /// Makes every file download take `delay`.
     pub fn slow_files(&self, delay: Duration) {
         *self.shared.file_delay.lock().unwrap() = delay;
+    }
+
+    /// Makes the download of files whose path holds `name` take `delay`.
+    pub fn slow_file(&self, name: &str, delay: Duration) {
+        self.shared
+            .slow_names
+            .lock()
+            .unwrap()
+            .push((name.to_owned(), delay));
     }
 
     /// Queues a message update; returns its `update_id`.
@@ -147,7 +158,11 @@ async fn file(
     if bot != format!("bot{}", shared.token) {
         return error(404, "Not Found");
     }
-    let delay = *shared.file_delay.lock().unwrap();
+    let slow = shared.slow_names.lock().unwrap().clone();
+    let named = slow
+        .into_iter()
+        .find(|(name, _)| path.contains(name.as_str()));
+    let delay = named.map_or_else(|| *shared.file_delay.lock().unwrap(), |(_, delay)| delay);
     tokio::time::sleep(delay).await;
     let mut response = file_bytes(&path).into_response();
     response.headers_mut().insert(

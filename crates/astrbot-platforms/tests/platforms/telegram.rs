@@ -164,6 +164,50 @@ async fn a_slow_photo_holds_up_its_own_chat_only() {
 }
 
 #[tokio::test]
+async fn an_album_waits_for_its_slow_photo_and_holds_back_what_came_after() {
+    let fake = FakeTelegram::start(TOKEN).await;
+    fake.slow_file("slow", Duration::from_millis(1500));
+    let part = |message_id: i64, file_id: &str| {
+        json!({
+            "message_id": message_id, "date": 1700000000, "media_group_id": "album-7",
+            "chat": {"id": 1, "type": "private", "first_name": "Ada"},
+            "from": {"id": 1, "is_bot": false, "first_name": "Ada"},
+            "photo": [{"file_id": file_id, "file_unique_id": "u", "width": 9, "height": 9}],
+        })
+    };
+    let mut first = part(1, "first");
+    first["caption"] = json!("what are these?");
+    let mut after = part(4, "unused");
+    after.as_object_mut().unwrap().remove("photo");
+    after.as_object_mut().unwrap().remove("media_group_id");
+    after["text"] = json!("and which is best?");
+    for message in [first, part(2, "slow"), part(3, "third"), after] {
+        fake.queue_message(message);
+    }
+    let mut bot = start(TelegramConfig {
+        media_group_timeout: Duration::from_millis(500),
+        ..config(&fake, TOKEN)
+    });
+
+    let album = bot.next_inbound().await;
+    let text = bot.next_inbound().await;
+
+    let photos = album
+        .chain
+        .iter()
+        .filter(|part| matches!(part, MessagePart::Image(Media::Bytes { .. })))
+        .count();
+    assert_eq!(
+        photos, 3,
+        "one message with every photo: {:?}",
+        album.message_id
+    );
+    assert_eq!(album.plain_text(), "what are these?");
+    assert_eq!(text.plain_text(), "and which is best?");
+    bot.stop().await;
+}
+
+#[tokio::test]
 async fn photo_reply_and_mention_are_parsed() {
     let fake = FakeTelegram::start(TOKEN).await;
     let caption = "@AstrTestBot what is this?";
