@@ -92,6 +92,12 @@ pub fn check(config: &LoadedConfig, message: &InboundMessage) -> Option<Woken> {
             MessagePart::File { name, .. } => parts.push(UserPart::Plain {
                 text: format!("\n[File: {name}]"),
             }),
+            // A picture the bot could not download: the user still gets
+            // an answer, and the model knows one was sent.
+            MessagePart::Other { kind, .. } if UNFETCHED_IMAGES.contains(&kind.as_str()) => parts
+                .push(UserPart::Plain {
+                    text: "\n[Image: it could not be downloaded]".to_owned(),
+                }),
             _ => {}
         }
     }
@@ -109,6 +115,9 @@ pub fn check(config: &LoadedConfig, message: &InboundMessage) -> Option<Woken> {
         .to_owned();
     Some(Woken { text, parts })
 }
+
+/// The parts the adapters put where a picture could not be downloaded.
+const UNFETCHED_IMAGES: [&str; 2] = ["telegram_file", "slack_file"];
 
 /// The target of an @-mention of everyone (OneBot's `[CQ:at,qq=all]`).
 const AT_ALL: &str = "all";
@@ -218,6 +227,19 @@ mod tests {
             woken_text(&everything, vec![text("hello")]),
             Some("hello".into())
         );
+    }
+
+    #[test]
+    fn a_picture_that_could_not_be_downloaded_is_still_answered() {
+        let default = LoadedConfig::new("d", "d", json!({}));
+        let mut message = group_message(vec![MessagePart::Other {
+            kind: "telegram_file".into(),
+            data: json!({"file_id": "x", "error": "HTTP 404"}),
+        }]);
+        message.message_type = MessageType::Friend;
+
+        let woken = check(&default, &message).expect("answered");
+        assert_eq!(woken.text, "[Image: it could not be downloaded]");
     }
 
     #[test]
