@@ -27,7 +27,9 @@ struct Pending {
 
 #[derive(Default)]
 pub(super) struct Links {
-    /// Keyed by `self_id`; `""` for a connection that has not told us yet.
+    /// Keyed by `self_id`; a connection that has not told us yet is
+    /// filed under a key of its own ([`unnamed`]), so that two of them do
+    /// not replace each other.
     by_account: Mutex<HashMap<String, Link>>,
     pending: Mutex<HashMap<String, Pending>>,
     next_id: AtomicU64,
@@ -42,7 +44,7 @@ impl Links {
     /// Adds a connection and returns its id.
     pub fn register(&self, self_id: Option<&str>, outgoing: mpsc::Sender<Message>) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let key = self_id.unwrap_or_default().to_owned();
+        let key = self_id.map_or_else(|| unnamed(id), str::to_owned);
         guard(&self.by_account).insert(key, Link { id, outgoing });
         id
     }
@@ -50,8 +52,7 @@ impl Links {
     /// Files a connection under the `self_id` its first event carried.
     pub fn learn_self_id(&self, link_id: u64, self_id: &str) {
         let mut links = guard(&self.by_account);
-        if links.get("").is_some_and(|link| link.id == link_id) {
-            let link = links.remove("").expect("checked above");
+        if let Some(link) = links.remove(&unnamed(link_id)) {
             // Only replace a link that is older than this one.
             if links.get(self_id).is_none_or(|old| old.id < link.id) {
                 links.insert(self_id.to_owned(), link);
@@ -77,9 +78,10 @@ impl Links {
         guard(&self.by_account).len()
     }
 
-    /// Sends an action over `account`'s connection (the newest, when it
-    /// is `None` or not connected) and waits for the answer with the same
-    /// `echo`.
+    /// Sends an action over `account`'s connection (over the newest when
+    /// it is `None`) and waits for the answer with the same `echo`. A
+    /// named account that is not connected is an error: another account
+    /// would post as someone else.
     pub async fn call(
         &self,
         account: Option<&str>,
@@ -89,12 +91,17 @@ impl Links {
     ) -> Result<Value, PlatformError> {
         let link = {
             let links = guard(&self.by_account);
-            let own = account.and_then(|account| links.get(account));
-            own.or_else(|| links.values().max_by_key(|link| link.id))
-                .cloned()
-                .ok_or_else(|| {
+            let link = match account {
+                Some(account) => links.get(account).ok_or_else(|| {
+                    PlatformError::NotConnected(format!(
+                        "the QQ account {account} is not connected"
+                    ))
+                })?,
+                None => links.values().max_by_key(|link| link.id).ok_or_else(|| {
                     PlatformError::NotConnected("no OneBot implementation is connected".into())
-                })?
+                })?,
+            };
+            link.clone()
         };
         let echo = format!("astrbot-rs-{}", next_number(&self.next_id));
         let (answer, answered) = oneshot::channel();
@@ -135,6 +142,11 @@ impl Links {
             }),
         }
     }
+}
+
+/// The key of a connection whose account is not known yet.
+fn unnamed(link_id: u64) -> String {
+    format!("#{link_id}")
 }
 
 /// Unique within the process: the same counter as link ids, so no two
@@ -215,7 +227,7 @@ mod tests {
         let timeout = Duration::from_secs(1);
 
         // Nobody answers here; where each frame went is what counts.
-        for account in [Some("10001"), None, Some("not-connected")] {
+        for account in [Some("10001"), None] {
             let _ = links
                 .call(account, "send_group_msg", json!({}), timeout)
                 .await;
@@ -225,7 +237,26 @@ mod tests {
             std::iter::from_fn(|| queue.try_recv().ok()).count()
         };
         assert_eq!(frames(&mut first), 1, "the named account's own connection");
-        assert_eq!(frames(&mut second), 2, "otherwise the newest");
+        assert_eq!(frames(&mut second), 1, "otherwise the newest");
+        let gone = links
+            .call(Some("10003"), "send_group_msg", json!({}), timeout)
+            .await;
+        assert!(
+            matches!(gone, Err(PlatformError::NotConnected(_))),
+            "{gone:?}"
+        );
+    }
+
+    #[test]
+    fn two_connections_not_yet_named_both_stay() {
+        let links = Links::default();
+        let (tx, _rx) = mpsc::channel(1);
+        let first = links.register(None, tx.clone());
+        let second = links.register(None, tx);
+        assert_eq!(links.connected(), 2);
+        links.learn_self_id(first, "10");
+        links.learn_self_id(second, "20");
+        assert_eq!(links.connected(), 2);
     }
 
     #[test]
