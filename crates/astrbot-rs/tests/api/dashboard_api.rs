@@ -76,6 +76,45 @@ async fn password_change_takes_effect_and_ends_older_tokens() {
 }
 
 /// Changes the admin's name (and password, which an edit requires).
+#[tokio::test]
+async fn a_second_change_at_once_ends_the_token_issued_after_the_first() {
+    // Logins right after a change issue their token as of the next second;
+    // a second change in the same second (a script, a quick admin) must
+    // still end it.
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    let edit = |token: String, current: String, new: String| {
+        let app = &app;
+        async move {
+            let body = json!({"password": current, "new_password": new});
+            app.admin_post(&token, "/api/auth/account/edit", body)
+                .await
+                .1
+        }
+    };
+
+    let first = edit(token, DEFAULT_MD5.to_owned(), md5("second")).await;
+    let after_first = login(&app, "astrbot", &md5("second")).await;
+    let after_first = after_first["data"]["token"].as_str().unwrap().to_owned();
+    let second = edit(after_first.clone(), md5("second"), md5("third")).await;
+    let (status, _) = app.admin_get(&after_first, "/api/apikey/list").await;
+    let after_second = login(&app, "astrbot", &md5("third")).await;
+    let after_second = after_second["data"]["token"].as_str().unwrap();
+
+    assert_eq!(
+        (first["status"].as_str(), second["status"].as_str()),
+        (Some("ok"), Some("ok"))
+    );
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the token from before the second change"
+    );
+    assert_ne!(after_second, after_first);
+    let (status, _) = app.admin_get(after_second, "/api/apikey/list").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 async fn rename_admin(app: &TestApp, token: &str, new_username: &str) -> Value {
     let body =
         json!({"password": "astrbot", "new_password": "hunter22", "new_username": new_username});

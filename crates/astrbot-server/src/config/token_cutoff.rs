@@ -57,7 +57,14 @@ impl TokenCutoff {
                 return Ok(());
             }
         }
-        let since = if stored.is_some() { now } else { 0 };
+        // Logins issue their tokens as of the second after the cutoff (see
+        // `login`), so a second change in that same second must move it
+        // past them.
+        let since = match (&stored, since) {
+            (None, _) => 0,
+            (Some(_), Some(previous)) => now.max(previous + 1),
+            (Some(_), None) => now,
+        };
         // In memory first: a store that fails must not keep old tokens valid.
         self.not_before.store(since, Ordering::Relaxed);
         let record = json!({"digest": digest, "since": since});
